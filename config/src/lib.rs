@@ -1,0 +1,16 @@
+//! The one validated configuration model of the gateway.
+//!
+//! The control plane validates every change against it before storing anything, the worker
+//! validates every push against it before compiling, and gatewayctl reads and writes its
+//! user-facing (JSON/YAML) shape. Wire messages convert into it with `TryFrom`; nothing else in the
+//! gateway consumes wire or storage types directly.
+
+mod digest;
+mod model;
+mod validate;
+mod wire;
+
+pub use digest::digest;
+pub use model::{Backend, Balance, Config, PathMatch, Route, Target, Upstream};
+pub use validate::{ErrorKind, FieldError, Kind, ValidationErrors, validate_name};
+pub use wire::{WireError, config_from_resources, resources_from_config};

@@ -1,0 +1,559 @@
+//! Validation of single entities and of a whole config (references included).
+//!
+//! Every problem is reported, not just the first, each with the entity and the field it concerns
+//! (`backends[1].upstream`), so that an API client or a worker's NACK can say exactly what is wrong.
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde::Serialize;
+
+use crate::model::{Config, PathMatch, Route, Upstream};
+
+/// Longest accepted path condition, in bytes.
+const MAX_PATH_LEN: usize = 1024;
+const MAX_WEIGHT: u32 = 10_000;
+const MAX_NAME_LEN: usize = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Upstream,
+    Route,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Upstream => "upstream",
+            Kind::Route => "route",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What sort of problem a field has; the admin API maps it to an error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The value itself is malformed or out of range.
+    Invalid,
+    /// The value names an entity that does not exist.
+    UnknownReference,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub kind: Kind,
+    pub name: String,
+    /// Path of the field inside the entity, e.g. `backends[0].upstream`.
+    pub field: String,
+    pub message: String,
+    #[serde(skip)]
+    pub error: ErrorKind,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} `{}`: {}: {}",
+            self.kind, self.name, self.field, self.message
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ValidationErrors {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn into_result(self) -> Result<(), ValidationErrors> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+/// Collects the errors of one entity.
+struct Report<'a> {
+    kind: Kind,
+    name: &'a str,
+    errors: &'a mut Vec<FieldError>,
+}
+
+impl Report<'_> {
+    fn invalid(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.push(field, message, ErrorKind::Invalid);
+    }
+
+    fn push(&mut self, field: impl Into<String>, message: impl Into<String>, error: ErrorKind) {
+        self.errors.push(FieldError {
+            kind: self.kind,
+            name: self.name.to_owned(),
+            field: field.into(),
+            message: message.into(),
+            error,
+        });
+    }
+}
+
+/// Checks an entity name: 1–128 characters of letters, digits, `.`, `_`, `-`, starting with a
+/// letter or digit. Names appear in URLs and files, so nothing else is allowed.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("must be at most {MAX_NAME_LEN} characters"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err("must start with a letter or a digit".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "contains `{c}`; only letters, digits, `.`, `_` and `-` are allowed"
+        ));
+    }
+    Ok(())
+}
+
+fn check_tags(tags: &[String], report: &mut Report<'_>) {
+    for (i, tag) in tags.iter().enumerate() {
+        if tag.is_empty() || tag.len() > 64 || tag.chars().any(|c| c.is_whitespace() || c == ',') {
+            report.invalid(
+                format!("tags[{i}]"),
+                "must be 1-64 characters without spaces or commas",
+            );
+        }
+    }
+}
+
+impl Upstream {
+    /// Errors in this upstream alone, without looking at other entities.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = Vec::new();
+        self.collect_errors(&mut errors);
+        ValidationErrors(errors).into_result()
+    }
+
+    fn collect_errors(&self, errors: &mut Vec<FieldError>) {
+        let mut report = Report {
+            kind: Kind::Upstream,
+            name: &self.name,
+            errors,
+        };
+        if let Err(message) = validate_name(&self.name) {
+            report.invalid("name", message);
+        }
+        check_tags(&self.tags, &mut report);
+        if self.targets.is_empty() {
+            report.invalid("targets", "must list at least one target");
+        }
+        let mut total_weight = 0u64;
+        for (i, target) in self.targets.iter().enumerate() {
+            if let Err(message) = parse_address(&target.address) {
+                report.invalid(format!("targets[{i}].address"), message);
+            }
+            if target.weight > MAX_WEIGHT {
+                report.invalid(
+                    format!("targets[{i}].weight"),
+                    format!("must be at most {MAX_WEIGHT}"),
+                );
+            }
+            if self.targets[..i]
+                .iter()
+                .any(|t| t.address == target.address)
+            {
+                report.invalid(
+                    format!("targets[{i}].address"),
+                    format!("`{}` is listed twice", target.address),
+                );
+            }
+            total_weight += u64::from(target.weight);
+        }
+        if !self.targets.is_empty() && total_weight == 0 {
+            report.invalid("targets", "at least one target must have a weight above 0");
+        }
+    }
+}
+
+impl Route {
+    /// Errors in this route alone; references to upstreams are checked by [`Config::validate`].
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = Vec::new();
+        self.collect_errors(&mut errors);
+        ValidationErrors(errors).into_result()
+    }
+
+    fn collect_errors(&self, errors: &mut Vec<FieldError>) {
+        let mut report = Report {
+            kind: Kind::Route,
+            name: &self.name,
+            errors,
+        };
+        if let Err(message) = validate_name(&self.name) {
+            report.invalid("name", message);
+        }
+        check_tags(&self.tags, &mut report);
+        for (i, host) in self.hosts.iter().enumerate() {
+            if let Err(message) = check_host_pattern(host) {
+                report.invalid(format!("hosts[{i}]"), message);
+            }
+        }
+        for (i, path) in self.paths.iter().enumerate() {
+            let field = match path {
+                PathMatch::Prefix(_) => format!("paths[{i}].prefix"),
+                PathMatch::Exact(_) => format!("paths[{i}].exact"),
+            };
+            if let Err(message) = check_path(path.value()) {
+                report.invalid(field, message);
+            }
+        }
+        for (i, method) in self.methods.iter().enumerate() {
+            if method.is_empty()
+                || method.len() > 32
+                || !method
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
+            {
+                report.invalid(
+                    format!("methods[{i}]"),
+                    format!("`{method}` is not an HTTP method; use upper case, e.g. GET"),
+                );
+            }
+        }
+        if self.backends.is_empty() {
+            report.invalid("backends", "must list at least one backend");
+        }
+        let mut total_weight = 0u64;
+        for (i, backend) in self.backends.iter().enumerate() {
+            if backend.upstream.is_empty() {
+                report.invalid(format!("backends[{i}].upstream"), "must not be empty");
+            }
+            if backend.weight > MAX_WEIGHT {
+                report.invalid(
+                    format!("backends[{i}].weight"),
+                    format!("must be at most {MAX_WEIGHT}"),
+                );
+            }
+            if self.backends[..i]
+                .iter()
+                .any(|b| b.upstream == backend.upstream)
+            {
+                report.invalid(
+                    format!("backends[{i}].upstream"),
+                    format!("`{}` is listed twice", backend.upstream),
+                );
+            }
+            total_weight += u64::from(backend.weight);
+        }
+        if !self.backends.is_empty() && total_weight == 0 {
+            report.invalid(
+                "backends",
+                "at least one backend must have a weight above 0",
+            );
+        }
+    }
+}
+
+impl Config {
+    /// Every error of every entity, plus every reference to an entity that does not exist.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = Vec::new();
+        for (key, upstream) in &self.upstreams {
+            upstream.collect_errors(&mut errors);
+            if *key != upstream.name {
+                errors.push(key_mismatch(Kind::Upstream, key, &upstream.name));
+            }
+        }
+        for (key, route) in &self.routes {
+            route.collect_errors(&mut errors);
+            if *key != route.name {
+                errors.push(key_mismatch(Kind::Route, key, &route.name));
+            }
+            let mut report = Report {
+                kind: Kind::Route,
+                name: &route.name,
+                errors: &mut errors,
+            };
+            for (i, backend) in route.backends.iter().enumerate() {
+                if !backend.upstream.is_empty() && !self.upstreams.contains_key(&backend.upstream) {
+                    report.push(
+                        format!("backends[{i}].upstream"),
+                        format!("upstream `{}` does not exist", backend.upstream),
+                        ErrorKind::UnknownReference,
+                    );
+                }
+            }
+        }
+        ValidationErrors(errors).into_result()
+    }
+
+    /// Names of the routes that send traffic to `upstream`.
+    pub fn routes_using(&self, upstream: &str) -> Vec<&str> {
+        self.routes
+            .values()
+            .filter(|route| route.backends.iter().any(|b| b.upstream == upstream))
+            .map(|route| route.name.as_str())
+            .collect()
+    }
+}
+
+fn key_mismatch(kind: Kind, key: &str, name: &str) -> FieldError {
+    FieldError {
+        kind,
+        name: key.to_owned(),
+        field: "name".into(),
+        message: format!("is `{name}` but the entity is stored as `{key}`"),
+        error: ErrorKind::Invalid,
+    }
+}
+
+/// Splits `host:port` (`[v6]:port` for IPv6) into its parts.
+pub(crate) fn parse_address(address: &str) -> Result<(&str, u16), String> {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err(format!("`{address}` has no port; write it as host:port"));
+    };
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("`{address}` has an invalid port; it must be 1-65535"))?;
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        inner
+            .parse::<Ipv6Addr>()
+            .map_err(|_| format!("`{inner}` is not an IPv6 address"))?;
+        return Ok((host, port));
+    }
+    if host.contains(':') {
+        return Err(format!(
+            "`{address}`: write an IPv6 address in brackets, e.g. [::1]:8080"
+        ));
+    }
+    if host.parse::<Ipv4Addr>().is_err() {
+        check_hostname(host)?;
+    }
+    Ok((host, port))
+}
+
+fn check_hostname(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("host name must not be empty".into());
+    }
+    if host.len() > 253 {
+        return Err("host name must be at most 253 characters".into());
+    }
+    for label in host.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(format!(
+                "`{host}` is not a valid host name (empty or overlong label)"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "`{host}` is not a valid host name (label starts or ends with `-`)"
+            ));
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+        {
+            return Err(format!(
+                "`{host}` is not a valid host name (contains `{c}`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_host_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.is_empty() {
+        return Err("must not be empty; leave `hosts` out to match any host".into());
+    }
+    if pattern.contains(':') {
+        return Err(format!(
+            "`{pattern}`: hosts are matched without a port; remove it"
+        ));
+    }
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => check_hostname(suffix),
+        None if pattern.contains('*') => Err(format!(
+            "`{pattern}`: a wildcard is only allowed as a leading `*.`"
+        )),
+        None => check_hostname(pattern),
+    }
+}
+
+fn check_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` must start with `/`"));
+    }
+    if path.len() > MAX_PATH_LEN {
+        return Err(format!("must be at most {MAX_PATH_LEN} bytes"));
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#'))
+    {
+        return Err(format!(
+            "`{path}` contains {c:?}, which cannot appear in a request path"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::model::{Backend, Balance, Target};
+
+    fn upstream(name: &str, addresses: &[&str]) -> Upstream {
+        Upstream {
+            name: name.into(),
+            tags: vec![],
+            targets: addresses
+                .iter()
+                .map(|a| Target {
+                    address: (*a).into(),
+                    weight: 1,
+                })
+                .collect(),
+            balance: Balance::RoundRobin,
+        }
+    }
+
+    fn route(name: &str, upstream: &str) -> Route {
+        Route {
+            name: name.into(),
+            tags: vec![],
+            hosts: vec![],
+            paths: vec![PathMatch::Prefix("/".into())],
+            methods: vec![],
+            strip_prefix: false,
+            preserve_host: false,
+            backends: vec![Backend {
+                upstream: upstream.into(),
+                weight: 1,
+            }],
+            priority: 0,
+            created_at_unix_ms: 0,
+        }
+    }
+
+    fn fields(errors: ValidationErrors) -> Vec<String> {
+        errors.0.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn addresses() {
+        assert!(parse_address("127.0.0.1:80").is_ok());
+        assert!(parse_address("backend.internal:8080").is_ok());
+        assert!(parse_address("[::1]:443").is_ok());
+        assert!(parse_address("backend").is_err());
+        assert!(parse_address("backend:0").is_err());
+        assert!(parse_address("backend:99999").is_err());
+        assert!(parse_address("::1:80").is_err());
+        assert!(parse_address(":80").is_err());
+        assert!(parse_address("bad_host:80").is_err());
+    }
+
+    #[test]
+    fn upstream_errors_name_their_fields() {
+        let mut u = upstream("api", &["10.0.0.1", "10.0.0.2:80", "10.0.0.2:80"]);
+        u.targets[1].weight = 20_000;
+        assert_eq!(
+            fields(u.validate().unwrap_err()),
+            [
+                "targets[0].address",
+                "targets[1].weight",
+                "targets[2].address"
+            ]
+        );
+        let mut zero = upstream("api", &["10.0.0.1:80"]);
+        zero.targets[0].weight = 0;
+        assert_eq!(fields(zero.validate().unwrap_err()), ["targets"]);
+        assert_eq!(
+            fields(upstream("", &[]).validate().unwrap_err()),
+            ["name", "targets"]
+        );
+    }
+
+    #[test]
+    fn route_errors_name_their_fields() {
+        let mut r = route("r", "api");
+        r.hosts = vec![
+            "".into(),
+            "*.example.com".into(),
+            "a*.example.com".into(),
+            "x.com:80".into(),
+        ];
+        r.paths = vec![
+            PathMatch::Prefix("api".into()),
+            PathMatch::Exact("/ok".into()),
+        ];
+        r.methods = vec!["get".into(), "GET".into()];
+        assert_eq!(
+            fields(r.validate().unwrap_err()),
+            [
+                "hosts[0]",
+                "hosts[2]",
+                "hosts[3]",
+                "paths[0].prefix",
+                "methods[0]"
+            ]
+        );
+        let mut zero = route("r", "api");
+        zero.backends[0].weight = 0;
+        assert_eq!(fields(zero.validate().unwrap_err()), ["backends"]);
+    }
+
+    #[test]
+    fn config_checks_references() {
+        let mut config = Config::default();
+        config
+            .upstreams
+            .insert("api".into(), upstream("api", &["127.0.0.1:1"]));
+        config.routes.insert("ok".into(), route("ok", "api"));
+        assert!(config.validate().is_ok());
+        config
+            .routes
+            .insert("dangling".into(), route("dangling", "missing"));
+        let errors = config.validate().unwrap_err();
+        assert_eq!(errors.0.len(), 1);
+        assert_eq!(errors.0[0].error, ErrorKind::UnknownReference);
+        assert_eq!(errors.0[0].name, "dangling");
+        assert_eq!(errors.0[0].field, "backends[0].upstream");
+        assert_eq!(config.routes_using("api"), ["ok"]);
+    }
+
+    #[test]
+    fn names() {
+        assert!(validate_name("api-v2.internal_1").is_ok());
+        assert!(validate_name("-api").is_err());
+        assert!(validate_name("a/b").is_err());
+        assert!(validate_name(&"a".repeat(129)).is_err());
+    }
+}
