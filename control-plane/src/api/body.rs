@@ -1,0 +1,213 @@
+//! Request bodies and response documents of the admin API.
+//!
+//! Bodies are parsed as JSON whatever their Content-Type. A syntax error is a 400 that says where;
+//! a well-formed document of the wrong shape is a 422 naming the field, e.g.
+//! `targets[0].weight`. Server-set keys (`created_at`, `updated_at`, `revision`) are dropped so
+//! that a document fetched with GET can be edited and sent back with PUT.
+
+use axum::http::StatusCode;
+use chrono::{DateTime, SecondsFormat};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::store::{Entity, Record};
+
+const READ_ONLY_KEYS: [&str; 3] = ["created_at", "updated_at", "revision"];
+
+/// Parses an entity document. With `path_name` (PUT), a `name` in the body must equal it, and a
+/// missing `name` is taken from the path.
+pub fn parse_entity<T: DeserializeOwned>(
+    bytes: &[u8],
+    path_name: Option<&str>,
+) -> Result<T, ApiError> {
+    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::malformed_json(format!(
+            "the body is not valid JSON: {} at line {} column {}",
+            syntax_reason(&e),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if let Value::Object(map) = &mut value {
+        for key in READ_ONLY_KEYS {
+            map.remove(key);
+        }
+        if let Some(path_name) = path_name {
+            match map.get("name") {
+                None => {
+                    map.insert("name".into(), Value::String(path_name.to_owned()));
+                }
+                Some(Value::String(name)) if name == path_name => {}
+                Some(other) => {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "name_mismatch",
+                        format!("the body names {other} but the path names `{path_name}`"),
+                    )
+                    .with_field("name"));
+                }
+            }
+        }
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        ApiError::invalid_field(field_of(&path, &message), message)
+    })
+}
+
+/// serde_json's syntax messages without its own position suffix (we add line and column).
+fn syntax_reason(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) => text[..cut].to_owned(),
+        None => text,
+    }
+}
+
+/// The field a deserialization error is about: for an unknown or missing key the path points at
+/// the enclosing object, so the key itself is appended.
+fn field_of(path: &str, message: &str) -> Option<String> {
+    let key = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    let base = (path != ".").then_some(path);
+    // serde_path_to_error already ends the path with an unknown key, not with a missing one.
+    let key = key.filter(|key| !base.is_some_and(|b| b == *key || b.ends_with(&format!(".{key}"))));
+    match (base, key) {
+        (Some(base), Some(key)) => Some(format!("{base}.{key}")),
+        (None, Some(key)) => Some(key.to_owned()),
+        (Some(base), None) => Some(base.to_owned()),
+        (None, None) => None,
+    }
+}
+
+/// RFC 3339 UTC with millisecond precision.
+pub fn timestamp(unix_ms: i64) -> String {
+    DateTime::from_timestamp_millis(unix_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// An entity as the API shows it: its document plus the server-set keys.
+pub fn resource_json<T: Entity>(record: &Record<T>) -> Value {
+    let mut value = serde_json::to_value(&record.entity).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.insert("created_at".into(), timestamp(record.created_at).into());
+        map.insert("updated_at".into(), timestamp(record.updated_at).into());
+        map.insert("revision".into(), record.revision.into());
+    }
+    value
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Cursors are opaque to clients; hex keeps them URL-safe without escaping.
+pub fn encode_cursor(position: &str) -> String {
+    hex::encode(position)
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    hex::decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                Some("cursor".into()),
+                "is not a cursor returned by this API",
+            )
+        })
+}
+
+/// Query parameters shared by the list endpoints.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ListQuery {
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+    pub tag: Option<String>,
+}
+
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+
+impl ListQuery {
+    /// The page size: 100 by default, larger requests are capped at 1000.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match &self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(text) => match text.parse::<usize>() {
+                Ok(0) | Err(_) => Err(ApiError::invalid_field(
+                    Some("limit".into()),
+                    format!("`{text}` is not a positive integer"),
+                )),
+                Ok(n) => Ok(n.min(MAX_LIMIT)),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use gateway_config::Upstream;
+
+    use super::*;
+
+    #[test]
+    fn syntax_errors_say_where() {
+        let err = parse_entity::<Upstream>(b"{\n  \"name\": ", None).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(err.message.contains("line 2"), "{}", err.message);
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        let err = parse_entity::<Upstream>(
+            br#"{"name": "a", "targets": [{"address": "h:1", "weight": "x"}]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("targets[0].weight"));
+        let err = parse_entity::<Upstream>(
+            br#"{"name": "a", "targets": [{"address": "h:1", "wait": 1}]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("targets[0].wait"));
+        let err = parse_entity::<Upstream>(br#"{"name": "a"}"#, None).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("targets"));
+        assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn read_only_keys_are_dropped_and_the_path_names_the_entity() {
+        let up: Upstream = parse_entity(
+            br#"{"targets": [], "revision": 3, "created_at": "x", "updated_at": "y"}"#,
+            Some("api"),
+        )
+        .unwrap();
+        assert_eq!(up.name, "api");
+        let err =
+            parse_entity::<Upstream>(br#"{"name": "b", "targets": []}"#, Some("a")).unwrap_err();
+        assert_eq!(err.code, "name_mismatch");
+    }
+
+    #[test]
+    fn timestamps_have_milliseconds() {
+        assert_eq!(timestamp(1_500), "1970-01-01T00:00:01.500Z");
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        assert_eq!(decode_cursor(&encode_cursor("api-2")).unwrap(), "api-2");
+        assert!(decode_cursor("zz").is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! The admin API's error responses: always JSON, with a stable `code` that scripts can match on.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use gateway_config::{ErrorKind, FieldError};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// One problem of a rejected request, as listed in `details`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    pub kind: String,
+    pub name: String,
+    pub field: String,
+    pub message: String,
+}
+
+impl From<&FieldError> for Detail {
+    fn from(e: &FieldError) -> Self {
+        Detail {
+            kind: e.kind.as_str().to_owned(),
+            name: e.name.clone(),
+            field: e.field.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    pub details: Vec<Detail>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            details: Vec::new(),
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn malformed_json(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+    }
+
+    pub fn invalid_field(field: Option<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            field,
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this method is not allowed on this path",
+        )
+    }
+
+    pub fn database_unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            message,
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        let message = error.to_string();
+        match error {
+            StoreError::Unavailable(_) => ApiError::database_unavailable(message),
+            StoreError::AlreadyExists { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "already_exists", message).with_field("name")
+            }
+            StoreError::NotFound { .. } => ApiError::not_found(message),
+            StoreError::InUse { name, routes } => ApiError {
+                details: routes
+                    .iter()
+                    .map(|route| Detail {
+                        kind: "route".into(),
+                        name: route.clone(),
+                        field: "backends".into(),
+                        message: format!("sends traffic to upstream `{name}`"),
+                    })
+                    .collect(),
+                ..ApiError::new(StatusCode::CONFLICT, "in_use", message)
+            },
+            StoreError::Invalid(errors) => {
+                let code = match errors.0.first().map(|e| e.error) {
+                    Some(ErrorKind::UnknownReference) => "unknown_reference",
+                    _ => "invalid_field",
+                };
+                let first = errors.0.first();
+                ApiError {
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    code,
+                    message: first.map_or(message, |e| format!("{}: {}", e.field, e.message)),
+                    field: first.map(|e| e.field.clone()),
+                    details: errors.0.iter().map(Detail::from).collect(),
+                }
+            }
+            StoreError::Corrupt { .. } | StoreError::Database(_) | StoreError::Migration(_) => {
+                tracing::error!(error = %message, "admin API request failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "field": self.field,
+                "details": self.details,
+            }
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+pub async fn not_found_fallback() -> ApiError {
+    ApiError::not_found("no such path")
+}
+
+pub async fn method_not_allowed_fallback() -> ApiError {
+    ApiError::method_not_allowed()
+}

@@ -1,0 +1,113 @@
+//! Command-line flags (each with a `GATEWAY_*` environment twin) and their checks.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The gateway control plane: admin API, config revisions and the ConfigSync server.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "control-plane", version, about)]
+pub struct Cli {
+    /// Database URL: `postgres://user@host/db` or `sqlite://path?mode=rwc`.
+    #[arg(
+        long,
+        env = "GATEWAY_DATABASE_URL",
+        default_value = "sqlite://gateway.db?mode=rwc"
+    )]
+    pub database_url: String,
+
+    /// Address of the admin API; loopback only until API tokens exist.
+    #[arg(long, env = "GATEWAY_ADMIN_LISTEN", default_value = "127.0.0.1:8001")]
+    pub admin_listen: SocketAddr,
+
+    /// Address of the ConfigSync gRPC server that workers connect to.
+    #[arg(long, env = "GATEWAY_SYNC_LISTEN", default_value = "127.0.0.1:8005")]
+    pub sync_listen: SocketAddr,
+
+    /// Log line format on stdout.
+    #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error(
+        "--admin-listen {0}: the admin API has no authentication yet, so it only listens on a loopback address (e.g. 127.0.0.1:8001)"
+    )]
+    AdminNotLoopback(SocketAddr),
+    #[error("--database-url: unsupported scheme in `{0}`; use postgres://… or sqlite://…")]
+    UnknownScheme(String),
+}
+
+impl Cli {
+    /// Checks what clap cannot: the admin address and the database URL scheme.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        if !self.admin_listen.ip().is_loopback() {
+            return Err(SettingsError::AdminNotLoopback(self.admin_listen));
+        }
+        let url = self.database_url.as_str();
+        let known = ["postgres://", "postgresql://", "sqlite:"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme));
+        if !known {
+            // Only the scheme is echoed: the rest may hold a password.
+            let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+            return Err(SettingsError::UnknownScheme(scheme.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("control-plane").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_local() {
+        let cli = parse(&[]);
+        assert_eq!(cli.admin_listen.to_string(), "127.0.0.1:8001");
+        assert_eq!(cli.sync_listen.to_string(), "127.0.0.1:8005");
+        assert!(cli.check().is_ok());
+    }
+
+    #[test]
+    fn admin_api_refuses_public_addresses() {
+        let cli = parse(&["--admin-listen", "0.0.0.0:8001"]);
+        assert!(matches!(
+            cli.check(),
+            Err(SettingsError::AdminNotLoopback(_))
+        ));
+        assert!(parse(&["--admin-listen", "[::1]:0"]).check().is_ok());
+    }
+
+    #[test]
+    fn unknown_database_schemes_are_refused() {
+        let cli = parse(&["--database-url", "mysql://root:secret@db/gw"]);
+        assert_eq!(
+            cli.check(),
+            Err(SettingsError::UnknownScheme("mysql".into()))
+        );
+        assert!(
+            parse(&["--database-url", "postgres://u@h/db"])
+                .check()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn bad_addresses_fail_to_parse() {
+        let args = ["control-plane", "--sync-listen", "nowhere"];
+        assert!(Cli::try_parse_from(args).is_err());
+    }
+}

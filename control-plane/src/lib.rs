@@ -1,0 +1,131 @@
+//! The gateway control plane: stores the desired configuration as numbered revisions, serves
+//! the admin API over it, and pushes every new revision to data-plane workers over ConfigSync.
+
+pub mod api;
+pub mod cli;
+pub mod nodes;
+pub mod snapshot;
+pub mod store;
+pub mod sync;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::api::AppState;
+use crate::cli::{Cli, SettingsError};
+use crate::snapshot::SnapshotHub;
+use crate::store::{Store, StoreError};
+use crate::sync::SyncService;
+
+/// How long open connections and streams get to finish after a shutdown signal.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr} for the {what}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{what} failed: {message}")]
+    Serve { what: &'static str, message: String },
+}
+
+async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind { what, addr, source })
+}
+
+/// Runs both servers until `signal` completes, then stops them gracefully.
+pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunError> {
+    cli.check()?;
+    let store = Store::connect(&cli.database_url).await?;
+    let latest = store.latest_config().await?;
+    tracing::info!(revision = latest.revision, "loaded the latest config");
+    let hub = SnapshotHub::new(latest.into());
+
+    let admin = bind(cli.admin_listen, "admin API").await?;
+    let admin_addr = admin.local_addr().map_err(|source| RunError::Bind {
+        what: "admin API",
+        addr: cli.admin_listen,
+        source,
+    })?;
+    let sync = bind(cli.sync_listen, "config sync").await?;
+    let sync_addr = sync.local_addr().map_err(|source| RunError::Bind {
+        what: "config sync",
+        addr: cli.sync_listen,
+        source,
+    })?;
+    tracing::info!("admin API listening on {admin_addr}");
+    tracing::info!("config sync listening on {sync_addr}");
+
+    let (stop, stopped) = watch::channel(false);
+    let replica = uuid::Uuid::new_v4().to_string();
+    tracing::info!(replica = %replica, "control plane started");
+
+    let poller = tokio::spawn(hub.clone().poll(store.clone(), stopped.clone()));
+    let router = api::router(AppState {
+        store: store.clone(),
+        hub: hub.clone(),
+    });
+    let admin_server = axum::serve(admin, router).with_graceful_shutdown(wait(stopped.clone()));
+    let sync_server = tonic::transport::Server::builder()
+        .add_service(SyncService::new(store, hub, replica, stopped.clone()).into_server())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(sync), wait(stopped.clone()));
+
+    let servers = async {
+        tokio::try_join!(
+            async {
+                admin_server.await.map_err(|e| RunError::Serve {
+                    what: "admin API",
+                    message: e.to_string(),
+                })
+            },
+            async {
+                sync_server.await.map_err(|e| RunError::Serve {
+                    what: "config sync",
+                    message: e.to_string(),
+                })
+            },
+        )
+    };
+    tokio::pin!(servers);
+    let result = tokio::select! {
+        result = &mut servers => result.map(|_| ()),
+        () = signal => {
+            tracing::info!("shutting down");
+            let _ = stop.send(true);
+            match tokio::time::timeout(SHUTDOWN_DEADLINE, &mut servers).await {
+                Ok(result) => result.map(|_| ()),
+                Err(_) => {
+                    tracing::warn!("connections still open at the shutdown deadline; closing them");
+                    Ok(())
+                }
+            }
+        }
+    };
+    let _ = stop.send(true);
+    let _ = poller.await;
+    result
+}
+
+async fn wait(mut stopped: watch::Receiver<bool>) {
+    stopping(&mut stopped).await;
+}
+
+/// Completes once the shutdown flag is set (or its sender is gone).
+pub(crate) async fn stopping(stopped: &mut watch::Receiver<bool>) {
+    // The guard returned by `wait_for` is not `Send`; drop it before the caller's next await.
+    let _ = stopped.wait_for(|stop| *stop).await;
+}

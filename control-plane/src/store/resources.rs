@@ -1,0 +1,401 @@
+//! Entities (upstreams, routes): reading the current state and changing it, one revision per
+//! committed change.
+
+use std::collections::{BTreeMap, HashMap};
+
+use gateway_config::{Config, Kind, Route, Upstream};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::revisions::LatestConfig;
+use super::{Store, StoreError, now_ms};
+
+/// An entity kind stored in the `resources` table.
+pub trait Entity: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    const KIND: Kind;
+
+    fn name(&self) -> &str;
+
+    /// Entities that carry their creation time in the model (routes, for precedence ties).
+    fn set_created_at(&mut self, _unix_ms: i64) {}
+
+    fn tags(&self) -> &[String];
+
+    fn map(config: &Config) -> &BTreeMap<String, Self>;
+
+    fn map_mut(config: &mut Config) -> &mut BTreeMap<String, Self>;
+}
+
+impl Entity for Upstream {
+    const KIND: Kind = Kind::Upstream;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    fn map(config: &Config) -> &BTreeMap<String, Self> {
+        &config.upstreams
+    }
+
+    fn map_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
+        &mut config.upstreams
+    }
+}
+
+impl Entity for Route {
+    const KIND: Kind = Kind::Route;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn set_created_at(&mut self, unix_ms: i64) {
+        self.created_at_unix_ms = unix_ms;
+    }
+
+    fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    fn map(config: &Config) -> &BTreeMap<String, Self> {
+        &config.routes
+    }
+
+    fn map_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
+        &mut config.routes
+    }
+}
+
+/// A stored entity with its server-set metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record<T> {
+    pub entity: T,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The revision that last changed the entity.
+    pub revision: i64,
+}
+
+/// One requested change to one entity.
+#[derive(Debug, Clone)]
+pub enum Change<T> {
+    /// Add a new entity; fails if the name is taken.
+    Create(T),
+    /// Replace the entity of that name, or add it.
+    Put(T),
+    /// Remove the entity of that name.
+    Delete(String),
+}
+
+/// What a committed change produced.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome<T> {
+    pub revision: i64,
+    /// True when the change added an entity that did not exist.
+    pub created: bool,
+    /// The entity as stored now; None after a delete.
+    pub record: Option<Record<T>>,
+    /// The whole config at the new revision, ready to publish to workers.
+    pub latest: LatestConfig,
+}
+
+/// Reads `resources` rows into a config; every route gets its row's creation time.
+pub(super) fn config_from_rows<'a>(
+    rows: impl IntoIterator<Item = StoredRow<'a>>,
+) -> Result<Config, StoreError> {
+    let mut config = Config::default();
+    for row in rows {
+        match row.kind {
+            "upstream" => {
+                let upstream: Upstream = parse_spec(&row)?;
+                config.upstreams.insert(row.name.to_owned(), upstream);
+            }
+            "route" => {
+                let mut route: Route = parse_spec(&row)?;
+                route.created_at_unix_ms = row.created_at;
+                config.routes.insert(row.name.to_owned(), route);
+            }
+            // Kinds written by a newer control plane are not part of this build's config.
+            _ => {}
+        }
+    }
+    Ok(config)
+}
+
+/// The parts of a `resources` row needed to rebuild an entity.
+pub(super) struct StoredRow<'a> {
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub spec: &'a str,
+    pub created_at: i64,
+}
+
+fn parse_spec<T: DeserializeOwned>(row: &StoredRow<'_>) -> Result<T, StoreError> {
+    serde_json::from_str(row.spec).map_err(|e| StoreError::Corrupt {
+        kind: row.kind.to_owned(),
+        name: row.name.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn record_from_row<T: Entity>(row: &AnyRow) -> Result<Record<T>, StoreError> {
+    let name: String = row.try_get("name")?;
+    let spec: String = row.try_get("spec")?;
+    let created_at: i64 = row.try_get("created_at")?;
+    let mut entity: T = parse_spec(&StoredRow {
+        kind: T::KIND.as_str(),
+        name: &name,
+        spec: &spec,
+        created_at,
+    })?;
+    entity.set_created_at(created_at);
+    Ok(Record {
+        entity,
+        created_at,
+        updated_at: row.try_get("updated_at")?,
+        revision: row.try_get("revision")?,
+    })
+}
+
+/// The current config and each entity's creation time, read inside a write transaction.
+async fn load_current(
+    tx: &mut Transaction<'static, Any>,
+) -> Result<(Config, HashMap<(String, String), i64>), StoreError> {
+    let rows = sqlx::query("SELECT kind, name, spec, created_at FROM resources")
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut decoded = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let kind: String = row.try_get("kind")?;
+        let name: String = row.try_get("name")?;
+        let spec: String = row.try_get("spec")?;
+        let created_at: i64 = row.try_get("created_at")?;
+        decoded.push((kind, name, spec, created_at));
+    }
+    let config =
+        config_from_rows(
+            decoded
+                .iter()
+                .map(|(kind, name, spec, created_at)| StoredRow {
+                    kind,
+                    name,
+                    spec,
+                    created_at: *created_at,
+                }),
+        )?;
+    let created = decoded
+        .into_iter()
+        .map(|(kind, name, _, created_at)| ((kind, name), created_at))
+        .collect();
+    Ok((config, created))
+}
+
+impl Store {
+    /// One entity by name.
+    pub async fn get<T: Entity>(&self, name: &str) -> Result<Option<Record<T>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, spec, created_at, updated_at, revision FROM resources \
+             WHERE kind = $1 AND name = $2",
+        )
+        .bind(T::KIND.as_str())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    /// Entities sorted by name, starting after `after`, at most `limit`, only those carrying
+    /// `tag` if given. The flag says whether more entities follow.
+    pub async fn list<T: Entity>(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        tag: Option<&str>,
+    ) -> Result<(Vec<Record<T>>, bool), StoreError> {
+        // Tags live inside the JSON spec, so a tag filter is applied here rather than in SQL,
+        // which stays portable between Postgres and SQLite.
+        let sql_limit: i64 = match tag {
+            Some(_) => i64::MAX,
+            None => i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1,
+        };
+        let rows = sqlx::query(
+            "SELECT name, spec, created_at, updated_at, revision FROM resources \
+             WHERE kind = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(T::KIND.as_str())
+        .bind(after.unwrap_or(""))
+        .bind(sql_limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut items = Vec::new();
+        for row in &rows {
+            let record: Record<T> = record_from_row(row)?;
+            if let Some(tag) = tag
+                && !record.entity.tags().iter().any(|t| t == tag)
+            {
+                continue;
+            }
+            if items.len() == limit {
+                return Ok((items, true));
+            }
+            items.push(record);
+        }
+        Ok((items, false))
+    }
+
+    /// Applies one change as one revision: validates the whole resulting config and stores
+    /// nothing (and uses up no revision number) when it is invalid.
+    pub async fn write<T: Entity>(
+        &self,
+        change: Change<T>,
+        actor: &str,
+    ) -> Result<WriteOutcome<T>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let revision: i64 = sqlx::query_scalar(
+            "UPDATE revision_head SET revision = revision + 1 WHERE id = 1 RETURNING revision",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let (mut config, created_times) = load_current(&mut tx).await?;
+        let now = now_ms();
+        let kind = T::KIND.as_str();
+
+        let (verb, name, stored, created) = match change {
+            Change::Create(mut entity) => {
+                let name = entity.name().to_owned();
+                if T::map(&config).contains_key(&name) {
+                    return Err(StoreError::AlreadyExists { kind, name });
+                }
+                entity.set_created_at(now);
+                T::map_mut(&mut config).insert(name.clone(), entity.clone());
+                ("create", name, Some((entity, now)), true)
+            }
+            Change::Put(mut entity) => {
+                let name = entity.name().to_owned();
+                let existing = created_times.get(&(kind.to_owned(), name.clone())).copied();
+                let created_at = existing.unwrap_or(now);
+                entity.set_created_at(created_at);
+                T::map_mut(&mut config).insert(name.clone(), entity.clone());
+                let verb = if existing.is_some() {
+                    "update"
+                } else {
+                    "create"
+                };
+                (verb, name, Some((entity, created_at)), existing.is_none())
+            }
+            Change::Delete(name) => {
+                if T::map_mut(&mut config).remove(&name).is_none() {
+                    return Err(StoreError::NotFound { kind, name });
+                }
+                if T::KIND == Kind::Upstream {
+                    let routes: Vec<String> = config
+                        .routes_using(&name)
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect();
+                    if !routes.is_empty() {
+                        return Err(StoreError::InUse { name, routes });
+                    }
+                }
+                ("delete", name, None, false)
+            }
+        };
+
+        if let Err(mut errors) = config.validate() {
+            // The entity being written comes first, so its problem is the one named in `field`.
+            errors
+                .0
+                .sort_by_key(|e| !(e.kind == T::KIND && e.name == name));
+            return Err(StoreError::Invalid(errors));
+        }
+
+        let spec = match &stored {
+            Some((entity, _)) => Some(
+                serde_json::to_string(entity).map_err(|e| StoreError::Database(e.to_string()))?,
+            ),
+            None => None,
+        };
+        match (&spec, &stored, created) {
+            (Some(spec), Some((_, created_at)), true) => {
+                sqlx::query(
+                    "INSERT INTO resources (kind, name, spec, created_at, updated_at, revision) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(kind)
+                .bind(&name)
+                .bind(spec)
+                .bind(*created_at)
+                .bind(now)
+                .bind(revision)
+                .execute(&mut *tx)
+                .await?;
+            }
+            (Some(spec), _, _) => {
+                sqlx::query(
+                    "UPDATE resources SET spec = $1, updated_at = $2, revision = $3 \
+                     WHERE kind = $4 AND name = $5",
+                )
+                .bind(spec)
+                .bind(now)
+                .bind(revision)
+                .bind(kind)
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
+            }
+            (None, _, _) => {
+                sqlx::query("DELETE FROM resources WHERE kind = $1 AND name = $2")
+                    .bind(kind)
+                    .bind(&name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO resource_history (revision, kind, name, spec) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(revision)
+        .bind(kind)
+        .bind(&name)
+        .bind(spec.clone())
+        .execute(&mut *tx)
+        .await?;
+        let digest = gateway_config::digest(&config);
+        sqlx::query(
+            "INSERT INTO revisions (revision, actor, message, digest, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(revision)
+        .bind(actor)
+        .bind(format!("{verb} {kind} {name}"))
+        .bind(&digest)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+
+        let record = stored.map(|(entity, created_at)| Record {
+            entity,
+            created_at,
+            updated_at: now,
+            revision,
+        });
+        Ok(WriteOutcome {
+            revision,
+            created,
+            record,
+            latest: LatestConfig {
+                revision,
+                committed_at: now,
+                digest,
+                config,
+            },
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! Store behaviour on SQLite, and on Postgres when `GATEWAY_TEST_POSTGRES_URL` is set.
+
+#![allow(clippy::unwrap_used)]
+
+use gateway_config::{Backend, Balance, ErrorKind, PathMatch, Route, Target, Upstream};
+
+use super::test_support::{postgres, sqlite};
+use super::*;
+
+fn upstream(name: &str) -> Upstream {
+    Upstream {
+        name: name.into(),
+        tags: vec!["team-a".into()],
+        targets: vec![Target {
+            address: "127.0.0.1:9000".into(),
+            weight: 1,
+        }],
+        balance: Balance::RoundRobin,
+    }
+}
+
+fn route(name: &str, upstream: &str) -> Route {
+    Route {
+        name: name.into(),
+        tags: vec![],
+        hosts: vec![],
+        paths: vec![PathMatch::Prefix("/".into())],
+        methods: vec![],
+        strip_prefix: false,
+        preserve_host: false,
+        backends: vec![Backend {
+            upstream: upstream.into(),
+            weight: 1,
+        }],
+        priority: 0,
+        created_at_unix_ms: 0,
+    }
+}
+
+async fn history_rows(store: &Store) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM resource_history")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+async fn exercise_resources(store: &Store) {
+    assert_eq!(store.head_revision().await.unwrap(), 0);
+    let empty = store.latest_config().await.unwrap();
+    assert_eq!(empty.revision, 0);
+    assert_eq!(empty.committed_at, 0);
+
+    let created = store
+        .write(Change::Create(upstream("api")), "tester")
+        .await
+        .unwrap();
+    assert_eq!(created.revision, 1);
+    assert!(created.created);
+    let record = created.record.unwrap();
+    assert_eq!(record.revision, 1);
+    assert_eq!(store.get::<Upstream>("api").await.unwrap(), Some(record));
+
+    let duplicate = store.write(Change::Create(upstream("api")), "t").await;
+    assert!(matches!(duplicate, Err(StoreError::AlreadyExists { .. })));
+    let dangling = store.write(Change::Create(route("r", "nope")), "t").await;
+    match dangling {
+        Err(StoreError::Invalid(errors)) => {
+            assert_eq!(errors.0[0].error, ErrorKind::UnknownReference);
+            assert_eq!(errors.0[0].field, "backends[0].upstream");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(store.head_revision().await.unwrap(), 1);
+
+    let r = store
+        .write(Change::Create(route("r", "api")), "t")
+        .await
+        .unwrap();
+    assert_eq!(r.revision, 2);
+    let route_created = r.record.unwrap().created_at;
+    assert_eq!(
+        store
+            .get::<Route>("r")
+            .await
+            .unwrap()
+            .unwrap()
+            .entity
+            .created_at_unix_ms,
+        route_created
+    );
+
+    let in_use = store
+        .write(Change::<Upstream>::Delete("api".into()), "t")
+        .await;
+    match in_use {
+        Err(StoreError::InUse { routes, .. }) => assert_eq!(routes, ["r"]),
+        other => panic!("unexpected {other:?}"),
+    }
+    let missing = store.write(Change::<Route>::Delete("zz".into()), "t").await;
+    assert!(matches!(missing, Err(StoreError::NotFound { .. })));
+
+    let mut changed = route("r", "api");
+    changed.priority = 9;
+    let replaced = store.write(Change::Put(changed), "t").await.unwrap();
+    assert!(!replaced.created);
+    let record = replaced.record.unwrap();
+    assert_eq!(record.created_at, route_created);
+    assert_eq!(record.entity.priority, 9);
+    assert_eq!(record.revision, 3);
+
+    let put_new = store
+        .write(Change::Put(upstream("web")), "t")
+        .await
+        .unwrap();
+    assert!(put_new.created);
+
+    let (page, more) = store.list::<Upstream>(None, 1, None).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert!(more);
+    let (page, more) = store.list::<Upstream>(Some("api"), 1, None).await.unwrap();
+    assert_eq!(page[0].entity.name, "web");
+    assert!(!more);
+    let (tagged, _) = store
+        .list::<Upstream>(None, 10, Some("team-a"))
+        .await
+        .unwrap();
+    assert_eq!(tagged.len(), 2);
+    let (none, _) = store.list::<Route>(None, 10, Some("team-a")).await.unwrap();
+    assert!(none.is_empty());
+
+    let deleted = store
+        .write(Change::<Route>::Delete("r".into()), "t")
+        .await
+        .unwrap();
+    assert_eq!(deleted.revision, 5);
+    assert!(deleted.record.is_none());
+    assert_eq!(history_rows(store).await, 5);
+
+    let latest = store.latest_config().await.unwrap();
+    assert_eq!(latest, deleted.latest);
+    assert_eq!(latest.config.upstreams.len(), 2);
+    assert!(latest.config.routes.is_empty());
+
+    let (revisions, more) = store.list_revisions(None, 2).await.unwrap();
+    assert!(more);
+    assert_eq!(revisions[0].revision, 5);
+    assert_eq!(revisions[0].message, "delete route r");
+    assert_eq!(revisions[1].message, "create upstream web");
+    let (older, _) = store.list_revisions(Some(4), 10).await.unwrap();
+    assert_eq!(older.len(), 3);
+    assert_eq!(older[2].actor, "tester");
+    assert_eq!(older[0].message, "update route r");
+    assert_eq!(older[0].digest.len(), 64);
+}
+
+async fn exercise_nodes(store: &Store) {
+    let hello = HelloRecord {
+        id: "w1".into(),
+        group: "g".into(),
+        build: "b".into(),
+        applied_revision: 0,
+        applied_digest: String::new(),
+    };
+    store
+        .node_connected(&hello, "rep", "s1", 1_000)
+        .await
+        .unwrap();
+    store.node_acked("w1", "s1", 3, "d3", 2_000).await.unwrap();
+    let nodes = store.list_nodes().await.unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].applied_revision, 3);
+    assert!(nodes[0].connected);
+    assert_eq!(nodes[0].last_seen, 2_000);
+
+    store
+        .node_nacked("w1", "s1", "broken", 3_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_nodes().await.unwrap()[0].last_error.as_deref(),
+        Some("broken")
+    );
+
+    // The worker reconnects on a new stream before the old one is noticed closing.
+    store
+        .node_connected(&hello, "rep", "s2", 4_000)
+        .await
+        .unwrap();
+    store.node_disconnected("w1", "s1", 5_000).await.unwrap();
+    let node = &store.list_nodes().await.unwrap()[0];
+    assert!(node.connected);
+    assert_eq!(node.first_seen, 1_000);
+    assert_eq!(node.last_error, None);
+    store.node_seen("w1", "s2", 6_000).await.unwrap();
+    store.node_disconnected("w1", "s2", 7_000).await.unwrap();
+    let node = &store.list_nodes().await.unwrap()[0];
+    assert!(!node.connected);
+    assert_eq!(node.last_seen, 7_000);
+}
+
+#[tokio::test]
+async fn sqlite_store() {
+    let db = sqlite().await;
+    exercise_resources(&db.store).await;
+    exercise_nodes(&db.store).await;
+    // Migrations run again on restart without harm.
+    let again = Store::connect(&db.url).await.unwrap();
+    assert_eq!(again.head_revision().await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn postgres_store() {
+    let Some(db) = postgres().await else {
+        return;
+    };
+    exercise_resources(&db.store).await;
+    exercise_nodes(&db.store).await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn concurrent_writers_get_distinct_revisions() {
+    let db = sqlite().await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .write(Change::Create(upstream(&format!("u{i}"))), "t")
+                .await
+                .unwrap()
+                .revision
+        }));
+    }
+    let mut revisions = Vec::new();
+    for task in tasks {
+        revisions.push(task.await.unwrap());
+    }
+    revisions.sort_unstable();
+    assert_eq!(revisions, (1..=8).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn unreachable_database_is_unavailable() {
+    let result = Store::connect("postgres://postgres@127.0.0.1:1/none").await;
+    assert!(matches!(result, Err(StoreError::Unavailable(_))));
+}

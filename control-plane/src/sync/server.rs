@@ -1,0 +1,67 @@
+//! The tonic service: accepts a worker's stream and hands it to its own session task.
+
+use std::sync::Arc;
+
+use gateway_proto::v1::config_sync_server::{ConfigSync, ConfigSyncServer};
+use gateway_proto::v1::{ConfigPush, WorkerMessage};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::session::Session;
+use crate::snapshot::SnapshotHub;
+use crate::store::Store;
+
+/// Pushes waiting to be written to one worker; a small buffer is enough because at most one push
+/// is unacknowledged at a time.
+const OUTBOUND_BUFFER: usize = 4;
+
+#[derive(Clone, Debug)]
+pub struct SyncService {
+    store: Store,
+    hub: SnapshotHub,
+    /// Random id of this control-plane process, recorded with each worker it serves.
+    replica: Arc<str>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl SyncService {
+    pub fn new(
+        store: Store,
+        hub: SnapshotHub,
+        replica: impl Into<Arc<str>>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        SyncService {
+            store,
+            hub,
+            replica: replica.into(),
+            shutdown,
+        }
+    }
+
+    pub fn into_server(self) -> ConfigSyncServer<SyncService> {
+        ConfigSyncServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl ConfigSync for SyncService {
+    type StreamStream = ReceiverStream<Result<ConfigPush, Status>>;
+
+    async fn stream(
+        &self,
+        request: Request<Streaming<WorkerMessage>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let (outbound, receiver) = mpsc::channel(OUTBOUND_BUFFER);
+        let session = Session {
+            store: self.store.clone(),
+            snapshots: self.hub.subscribe(),
+            replica: self.replica.clone(),
+            stream_id: uuid::Uuid::new_v4().to_string(),
+            shutdown: self.shutdown.clone(),
+        };
+        tokio::spawn(session.run(request.into_inner(), outbound));
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}

@@ -1,0 +1,313 @@
+//! One worker's stream: waits for its Hello, pushes the latest snapshot whenever the worker does
+//! not serve it, tracks ACK/NACK, and records the worker's status in the database.
+//!
+//! Database errors while recording status are logged and never end the stream: serving config
+//! matters more than reporting on it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_proto::v1::{self, ConfigPush, WorkerMessage, worker_message::Message};
+use tokio::sync::{mpsc, watch};
+use tonic::{Status, Streaming};
+
+use crate::snapshot::Snapshot;
+use crate::store::{HelloRecord, Store, StoreError, now_ms};
+
+/// How often an open stream refreshes the worker's `last_seen`.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A worker that opens a stream but says nothing is dropped after this long.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(super) struct Session {
+    pub store: Store,
+    pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    pub replica: Arc<str>,
+    pub stream_id: String,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// What the stream knows about the worker's config.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct PushState {
+    pub applied_revision: u64,
+    pub applied_digest: String,
+    /// The push awaiting an answer: revision and digest.
+    pub in_flight: Option<(u64, String)>,
+    /// A revision the worker refused; it is never sent again.
+    pub nacked: Option<u64>,
+}
+
+impl PushState {
+    /// Whether `snapshot` should be pushed now.
+    pub fn wants(&self, snapshot: &Snapshot) -> bool {
+        self.in_flight.is_none()
+            && self.nacked != Some(snapshot.revision)
+            && (snapshot.revision != self.applied_revision
+                || snapshot.digest != self.applied_digest)
+    }
+}
+
+type Outbound = mpsc::Sender<Result<ConfigPush, Status>>;
+
+impl Session {
+    pub async fn run(mut self, mut inbound: Streaming<WorkerMessage>, outbound: Outbound) {
+        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await;
+        let hello = match first {
+            Ok(Ok(Some(WorkerMessage {
+                message: Some(Message::Hello(hello)),
+            }))) => hello,
+            Ok(Ok(None)) => return,
+            Ok(Err(status)) => {
+                tracing::debug!(%status, "config sync stream failed before its Hello");
+                return;
+            }
+            Ok(Ok(Some(_))) => {
+                let status = Status::invalid_argument("the first message must be a Hello");
+                let _ = outbound.send(Err(status)).await;
+                return;
+            }
+            Err(_) => {
+                let status = Status::deadline_exceeded("no Hello received");
+                let _ = outbound.send(Err(status)).await;
+                return;
+            }
+        };
+        let node = hello.node.unwrap_or_default();
+        if node.id.is_empty() {
+            let status = Status::invalid_argument("the Hello must carry a node id");
+            let _ = outbound.send(Err(status)).await;
+            return;
+        }
+        let record = HelloRecord {
+            id: node.id.clone(),
+            group: node.group.clone(),
+            build: node.build.clone(),
+            applied_revision: i64::try_from(hello.applied_revision).unwrap_or(i64::MAX),
+            applied_digest: hello.applied_digest.clone(),
+        };
+        self.log_failure(
+            self.store
+                .node_connected(&record, &self.replica, &self.stream_id, now_ms())
+                .await,
+        );
+        tracing::info!(
+            node = %node.id,
+            group = %node.group,
+            build = %node.build,
+            applied_revision = hello.applied_revision,
+            "worker connected"
+        );
+        let mut state = PushState {
+            applied_revision: hello.applied_revision,
+            applied_digest: hello.applied_digest,
+            ..PushState::default()
+        };
+        let reason = self
+            .serve(&node.id, &mut inbound, &outbound, &mut state)
+            .await;
+        self.log_failure(
+            self.store
+                .node_disconnected(&node.id, &self.stream_id, now_ms())
+                .await,
+        );
+        tracing::info!(node = %node.id, reason, "worker disconnected");
+    }
+
+    /// The stream's main loop; returns why it ended.
+    async fn serve(
+        &mut self,
+        node: &str,
+        inbound: &mut Streaming<WorkerMessage>,
+        outbound: &Outbound,
+        state: &mut PushState,
+    ) -> &'static str {
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let snapshot = self.snapshots.borrow_and_update().clone();
+            if state.wants(&snapshot) {
+                if outbound.send(Ok(snapshot.push.clone())).await.is_err() {
+                    return "the worker went away";
+                }
+                tracing::debug!(node, revision = snapshot.revision, "pushed config");
+                state.in_flight = Some((snapshot.revision, snapshot.digest.clone()));
+            }
+            let idle = state.in_flight.is_none();
+            tokio::select! {
+                message = inbound.message() => match message {
+                    Ok(Some(message)) => {
+                        if let Err(status) = self.handle(node, message, state).await {
+                            let _ = outbound.send(Err(status)).await;
+                            return "protocol error";
+                        }
+                    }
+                    Ok(None) => return "the worker closed the stream",
+                    Err(status) => {
+                        tracing::debug!(node, %status, "config sync stream failed");
+                        return "the stream failed";
+                    }
+                },
+                changed = self.snapshots.changed(), if idle => {
+                    if changed.is_err() {
+                        return "the control plane is stopping";
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    self.log_failure(self.store.node_seen(node, &self.stream_id, now_ms()).await);
+                }
+                _ = outbound.closed() => return "the worker went away",
+                () = crate::stopping(&mut shutdown) => return "the control plane is stopping",
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        node: &str,
+        message: WorkerMessage,
+        state: &mut PushState,
+    ) -> Result<(), Status> {
+        match message.message {
+            Some(Message::Ack(ack)) => match state.in_flight.take() {
+                Some((revision, digest)) if revision == ack.revision => {
+                    tracing::debug!(node, revision, "worker applied config");
+                    state.applied_revision = revision;
+                    state.applied_digest = digest;
+                    let revision = i64::try_from(revision).unwrap_or(i64::MAX);
+                    self.log_failure(
+                        self.store
+                            .node_acked(
+                                node,
+                                &self.stream_id,
+                                revision,
+                                &state.applied_digest,
+                                now_ms(),
+                            )
+                            .await,
+                    );
+                    Ok(())
+                }
+                other => {
+                    // A stray answer is logged, not fatal: ending the stream would only make the
+                    // worker reconnect and start over.
+                    state.in_flight = other;
+                    tracing::warn!(node, revision = ack.revision, "unexpected ACK ignored");
+                    Ok(())
+                }
+            },
+            Some(Message::Nack(nack)) => match state.in_flight.take() {
+                Some((revision, _)) if revision == nack.revision => {
+                    let error = nack_text(&nack);
+                    tracing::warn!(node, revision, error = %error, "worker refused config");
+                    state.nacked = Some(revision);
+                    self.log_failure(
+                        self.store
+                            .node_nacked(node, &self.stream_id, &error, now_ms())
+                            .await,
+                    );
+                    Ok(())
+                }
+                other => {
+                    state.in_flight = other;
+                    tracing::warn!(node, revision = nack.revision, "unexpected NACK ignored");
+                    Ok(())
+                }
+            },
+            Some(Message::Hello(_)) => Err(Status::invalid_argument(
+                "Hello may only be the first message of a stream",
+            )),
+            None => Err(Status::invalid_argument("empty worker message")),
+        }
+    }
+
+    fn log_failure(&self, result: Result<(), StoreError>) {
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not record worker status");
+        }
+    }
+}
+
+/// The NACK's message followed by each detail, as stored in `last_error`.
+pub(super) fn nack_text(nack: &v1::Nack) -> String {
+    let mut text = nack.message.clone();
+    for detail in &nack.details {
+        let kind = match v1::Kind::try_from(detail.kind) {
+            Ok(v1::Kind::Route) => "route",
+            Ok(v1::Kind::Upstream) => "upstream",
+            _ => "resource",
+        };
+        text.push_str(&format!(
+            "; {kind} `{}`: {}: {}",
+            detail.name, detail.field, detail.message
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use gateway_config::Config;
+
+    use super::*;
+    use crate::store::LatestConfig;
+
+    fn snapshot(revision: i64) -> Snapshot {
+        let config = Config::default();
+        Snapshot::from(LatestConfig {
+            revision,
+            committed_at: 1,
+            digest: gateway_config::digest(&config),
+            config,
+        })
+    }
+
+    #[test]
+    fn a_fresh_worker_gets_revision_zero() {
+        let state = PushState::default();
+        assert!(state.wants(&snapshot(0)));
+    }
+
+    #[test]
+    fn nothing_is_pushed_to_a_synced_worker_or_while_a_push_is_open() {
+        let s = snapshot(3);
+        let synced = PushState {
+            applied_revision: 3,
+            applied_digest: s.digest.clone(),
+            ..PushState::default()
+        };
+        assert!(!synced.wants(&s));
+        let busy = PushState {
+            in_flight: Some((2, String::new())),
+            ..PushState::default()
+        };
+        assert!(!busy.wants(&s));
+    }
+
+    #[test]
+    fn a_nacked_revision_is_not_resent_but_a_newer_one_is() {
+        let state = PushState {
+            applied_revision: 1,
+            nacked: Some(3),
+            ..PushState::default()
+        };
+        assert!(!state.wants(&snapshot(3)));
+        assert!(state.wants(&snapshot(4)));
+    }
+
+    #[test]
+    fn nack_text_lists_details() {
+        let nack = v1::Nack {
+            revision: 2,
+            message: "invalid".into(),
+            details: vec![v1::ResourceError {
+                kind: v1::Kind::Route.into(),
+                name: "r".into(),
+                field: "paths[0]".into(),
+                message: "bad".into(),
+            }],
+        };
+        assert_eq!(nack_text(&nack), "invalid; route `r`: paths[0]: bad");
+    }
+}

@@ -1,0 +1,108 @@
+//! The proxy's accept loop: one port serving HTTP/1.1 and HTTP/2 with prior knowledge (h2c),
+//! with header limits and a header-read timeout, and a graceful stop that lets in-flight requests
+//! finish up to a deadline.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::proxy::Proxy;
+
+/// Limits of the client side of the proxy.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    /// Time a client has to send a complete HTTP/1 request head.
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted (bytes).
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// How long in-flight requests may run after a stop was requested.
+    pub drain_deadline: Duration,
+}
+
+impl Default for ListenerSettings {
+    fn default() -> Self {
+        ListenerSettings {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            drain_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` completes, then waits for open connections to finish
+/// their requests (at most `drain_deadline`).
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    settings: ListenerSettings,
+    shutdown: impl Future<Output = ()>,
+) {
+    let builder = server_builder(&settings);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Usually file-descriptor exhaustion: back off briefly instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let peer = Arc::new(proxy.peer(remote));
+        let proxy = proxy.clone();
+        let service = service_fn(move |request| {
+            let proxy = proxy.clone();
+            let peer = peer.clone();
+            async move { Ok::<_, Infallible>(proxy.handle(request, &peer).await) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %remote, "client connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("proxy stopped accepting; draining open connections");
+    if tokio::time::timeout(settings.drain_deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain deadline passed with requests still in flight");
+    }
+}
+
+fn server_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(settings.max_header_bytes.max(8192))
+        .max_headers(settings.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}

@@ -1,0 +1,104 @@
+//! Errors the proxy answers itself, each with a fixed status, a code for logs and metrics, and a
+//! static JSON body so that answering costs no allocation.
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{Either, Full};
+
+use crate::proxy::handler::ProxyBody;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    #[error("the worker has not received a configuration yet")]
+    NoConfig,
+    #[error("no route matches the request")]
+    NoRoute,
+    #[error("conflicting Content-Length or Transfer-Encoding headers")]
+    BadFraming,
+    #[error("the request cannot be forwarded")]
+    InvalidRequest,
+    #[error("the upstream could not be reached")]
+    UpstreamUnavailable,
+    #[error("the upstream did not answer in time")]
+    UpstreamTimeout,
+}
+
+impl ProxyError {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ProxyError::NoConfig => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::NoRoute => StatusCode::NOT_FOUND,
+            ProxyError::BadFraming | ProxyError::InvalidRequest => StatusCode::BAD_REQUEST,
+            ProxyError::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            ProxyError::NoConfig => "no_config",
+            ProxyError::NoRoute => "no_route",
+            ProxyError::BadFraming | ProxyError::InvalidRequest => "bad_request",
+            ProxyError::UpstreamUnavailable => "upstream_unavailable",
+            ProxyError::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+
+    fn body(self) -> &'static str {
+        match self {
+            ProxyError::NoConfig => {
+                r#"{"error":{"code":"no_config","message":"the worker has not received a configuration yet"}}"#
+            }
+            ProxyError::NoRoute => {
+                r#"{"error":{"code":"no_route","message":"no route matches the request"}}"#
+            }
+            ProxyError::BadFraming => {
+                r#"{"error":{"code":"bad_request","message":"conflicting Content-Length or Transfer-Encoding headers"}}"#
+            }
+            ProxyError::InvalidRequest => {
+                r#"{"error":{"code":"bad_request","message":"the request cannot be forwarded"}}"#
+            }
+            ProxyError::UpstreamUnavailable => {
+                r#"{"error":{"code":"upstream_unavailable","message":"the upstream could not be reached"}}"#
+            }
+            ProxyError::UpstreamTimeout => {
+                r#"{"error":{"code":"upstream_timeout","message":"the upstream did not answer in time"}}"#
+            }
+        }
+    }
+
+    pub fn response(self) -> Response<ProxyBody> {
+        let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
+            self.body().as_bytes(),
+        ))));
+        *response.status_mut() = self.status();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_json_with_their_code() {
+        for error in [
+            ProxyError::NoConfig,
+            ProxyError::NoRoute,
+            ProxyError::BadFraming,
+            ProxyError::InvalidRequest,
+            ProxyError::UpstreamUnavailable,
+            ProxyError::UpstreamTimeout,
+        ] {
+            let json: serde_json::Value = serde_json::from_str(error.body()).unwrap();
+            assert_eq!(json["error"]["code"], error.code());
+            assert_eq!(json["error"]["message"], error.to_string());
+            assert_eq!(error.response().status(), error.status());
+        }
+    }
+}

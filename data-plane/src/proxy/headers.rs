@@ -1,0 +1,276 @@
+//! Header rules of a forwarding proxy (RFC 9110 §7.6): hop-by-hop headers removed in both
+//! directions, `Via` appended, `X-Forwarded-*` set with the client's values kept only from trusted
+//! peers, and message framing that could smuggle a second request refused.
+
+use http::Version;
+use http::header::{CONNECTION, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, TE, TRAILER};
+use http::header::{TRANSFER_ENCODING, UPGRADE, VIA};
+
+use crate::proxy::error::ProxyError;
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+const VIA_10: HeaderValue = HeaderValue::from_static("1.0 gateway");
+const VIA_11: HeaderValue = HeaderValue::from_static("1.1 gateway");
+const VIA_2: HeaderValue = HeaderValue::from_static("2 gateway");
+const PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
+const TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
+
+/// Refuses a request whose body length is ambiguous: both Content-Length and Transfer-Encoding,
+/// or Content-Length values that disagree or are not numbers.
+pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
+    let mut lengths = headers.get_all(CONTENT_LENGTH).iter().peekable();
+    if lengths.peek().is_none() {
+        return Ok(());
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        return Err(ProxyError::BadFraming);
+    }
+    let mut seen: Option<u64> = None;
+    for value in lengths {
+        let value = value.to_str().map_err(|_| ProxyError::BadFraming)?;
+        for part in value.split(',') {
+            let part = part.trim();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ProxyError::BadFraming);
+            }
+            let length: u64 = part.parse().map_err(|_| ProxyError::BadFraming)?;
+            if seen.is_some_and(|s| s != length) {
+                return Err(ProxyError::BadFraming);
+            }
+            seen = Some(length);
+        }
+    }
+    Ok(())
+}
+
+/// Removes the headers that describe one connection rather than the message. Returns whether the
+/// message had a Transfer-Encoding (its Content-Length, if any, must then go as well).
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) -> bool {
+    if headers.contains_key(CONNECTION) {
+        // Only when a Connection header exists, so the common case allocates nothing.
+        let named: Vec<HeaderName> = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+        headers.remove(CONNECTION);
+    }
+    let had_transfer_encoding = headers.remove(TRANSFER_ENCODING).is_some();
+    if had_transfer_encoding {
+        headers.remove(CONTENT_LENGTH);
+    }
+    headers.remove(KEEP_ALIVE);
+    headers.remove(PROXY_CONNECTION);
+    headers.remove(TE);
+    headers.remove(TRAILER);
+    headers.remove(UPGRADE);
+    had_transfer_encoding
+}
+
+/// Request side of [`remove_hop_by_hop`]: `TE: trailers` survives, since gRPC needs it end to end.
+pub fn remove_hop_by_hop_request(headers: &mut HeaderMap) {
+    let wants_trailers = headers
+        .get_all(TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| {
+            let token = token.split(';').next().unwrap_or("").trim();
+            token.eq_ignore_ascii_case("trailers")
+        });
+    remove_hop_by_hop(headers);
+    if wants_trailers {
+        headers.insert(TE, TRAILERS);
+    }
+}
+
+/// Appends this proxy to `Via` for a message received with `version`.
+pub fn append_via(headers: &mut HeaderMap, version: Version) {
+    let value = match version {
+        Version::HTTP_2 => VIA_2,
+        Version::HTTP_10 | Version::HTTP_09 => VIA_10,
+        _ => VIA_11,
+    };
+    headers.append(VIA, value);
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host`. A trusted peer's values are extended or kept; anyone
+/// else's are replaced, since a client can write anything there.
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer_ip: &HeaderValue,
+    trusted: bool,
+    original_host: Option<&HeaderValue>,
+) {
+    let appended = if trusted && headers.contains_key(&X_FORWARDED_FOR) {
+        let mut joined = Vec::with_capacity(64);
+        for value in headers.get_all(&X_FORWARDED_FOR) {
+            joined.extend_from_slice(value.as_bytes());
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(peer_ip.as_bytes());
+        HeaderValue::from_bytes(&joined).ok()
+    } else {
+        None
+    };
+    headers.insert(X_FORWARDED_FOR, appended.unwrap_or_else(|| peer_ip.clone()));
+    if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO, PROTO_HTTP);
+    }
+    if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match original_host {
+            Some(host) => headers.insert(X_FORWARDED_HOST, host.clone()),
+            None => headers.remove(X_FORWARDED_HOST),
+        };
+    }
+}
+
+/// `path_and_query` without its first `len` path bytes; the path never becomes empty and the
+/// query is kept (`/api/x?q` with 4 → `/x?q`, `/api` → `/`).
+pub fn strip_path_prefix(path_and_query: &str, len: usize) -> String {
+    let (path, query) = path_and_query
+        .find('?')
+        .map_or((path_and_query, ""), |at| path_and_query.split_at(at));
+    let rest = path.get(len..).unwrap_or("");
+    let mut out = String::with_capacity(1 + rest.len() + query.len());
+    if !rest.starts_with('/') {
+        out.push('/');
+    }
+    out.push_str(rest);
+    out.push_str(query);
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_connection_tokens_go() {
+        let mut headers = map(&[
+            ("connection", "keep-alive, X-Secret"),
+            ("connection", "close"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("trailer", "x-checksum"),
+            ("transfer-encoding", "chunked"),
+            ("content-length", "10"),
+            ("upgrade", "websocket"),
+            ("te", "gzip"),
+            ("x-kept", "yes"),
+        ]);
+        assert!(remove_hop_by_hop(&mut headers));
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert_eq!(headers["x-kept"], "yes");
+        let mut plain = map(&[("content-length", "3")]);
+        assert!(!remove_hop_by_hop(&mut plain));
+        assert_eq!(plain["content-length"], "3");
+    }
+
+    #[test]
+    fn te_trailers_survives_on_requests() {
+        let mut headers = map(&[("te", "trailers, deflate;q=0.5"), ("connection", "TE")]);
+        remove_hop_by_hop_request(&mut headers);
+        assert_eq!(headers["te"], "trailers");
+        let mut headers = map(&[("te", "gzip")]);
+        remove_hop_by_hop_request(&mut headers);
+        assert!(headers.get("te").is_none());
+    }
+
+    #[test]
+    fn via_is_appended_with_the_received_version() {
+        let mut headers = map(&[("via", "1.1 edge")]);
+        append_via(&mut headers, Version::HTTP_11);
+        let all: Vec<_> = headers.get_all(VIA).iter().collect();
+        assert_eq!(all, ["1.1 edge", "1.1 gateway"]);
+        let mut headers = HeaderMap::new();
+        append_via(&mut headers, Version::HTTP_2);
+        assert_eq!(headers[VIA], "2 gateway");
+    }
+
+    #[test]
+    fn forwarded_headers_from_untrusted_peers_are_replaced() {
+        let peer = HeaderValue::from_static("10.1.1.1");
+        let host = HeaderValue::from_static("shop.example.com");
+        let mut headers = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil"),
+        ]);
+        set_forwarded(&mut headers, &peer, false, Some(&host));
+        assert_eq!(headers[X_FORWARDED_FOR], "10.1.1.1");
+        assert_eq!(headers[X_FORWARDED_PROTO], "http");
+        assert_eq!(headers[X_FORWARDED_HOST], "shop.example.com");
+    }
+
+    #[test]
+    fn forwarded_headers_from_trusted_peers_are_extended() {
+        let peer = HeaderValue::from_static("10.1.1.1");
+        let mut headers = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-for", "5.6.7.8"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        set_forwarded(&mut headers, &peer, true, None);
+        assert_eq!(headers[X_FORWARDED_FOR], "1.2.3.4, 5.6.7.8, 10.1.1.1");
+        assert_eq!(headers.get_all(X_FORWARDED_FOR).iter().count(), 1);
+        assert_eq!(headers[X_FORWARDED_PROTO], "https");
+        let mut fresh = HeaderMap::new();
+        set_forwarded(&mut fresh, &peer, true, None);
+        assert_eq!(fresh[X_FORWARDED_FOR], "10.1.1.1");
+        assert_eq!(fresh[X_FORWARDED_PROTO], "http");
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        assert!(check_framing(&map(&[("content-length", "5")])).is_ok());
+        assert!(check_framing(&map(&[("content-length", "5, 5")])).is_ok());
+        assert!(check_framing(&map(&[("transfer-encoding", "chunked")])).is_ok());
+        for bad in [
+            &[("content-length", "5"), ("transfer-encoding", "chunked")][..],
+            &[("content-length", "5"), ("content-length", "6")],
+            &[("content-length", "5, 6")],
+            &[("content-length", "-1")],
+            &[("content-length", "+5")],
+        ] {
+            assert_eq!(
+                check_framing(&map(bad)),
+                Err(ProxyError::BadFraming),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn strip_prefix_keeps_a_path_and_the_query() {
+        assert_eq!(strip_path_prefix("/api/x", 4), "/x");
+        assert_eq!(strip_path_prefix("/api", 4), "/");
+        assert_eq!(strip_path_prefix("/api/", 4), "/");
+        assert_eq!(strip_path_prefix("/api?a=1&b", 4), "/?a=1&b");
+        assert_eq!(strip_path_prefix("/api/x/y?q", 4), "/x/y?q");
+        assert_eq!(strip_path_prefix("/any", 0), "/any");
+    }
+}

@@ -1,0 +1,113 @@
+//! The worker's status port: liveness, readiness (ready only while a config is served) and a
+//! JSON summary of what the worker serves and how its link to the control plane is doing.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::State as AxumState;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::state::State;
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct StatusReport {
+    pub node_id: String,
+    pub group: String,
+    pub applied_revision: u64,
+    pub applied_digest: String,
+    pub serving: bool,
+    pub control_plane_connected: bool,
+    pub last_error: Option<String>,
+    pub routes: usize,
+    pub upstreams: usize,
+}
+
+impl StatusReport {
+    pub fn of(state: &State) -> Self {
+        let current = state.current();
+        StatusReport {
+            node_id: state.node().id.clone(),
+            group: state.node().group.clone(),
+            applied_revision: current.as_ref().map_or(0, |c| c.revision),
+            applied_digest: current
+                .as_ref()
+                .map_or_else(String::new, |c| c.digest.clone()),
+            serving: current.is_some(),
+            control_plane_connected: state.is_connected(),
+            last_error: state.last_error(),
+            routes: current.as_ref().map_or(0, |c| c.config.routes.len()),
+            upstreams: current.as_ref().map_or(0, |c| c.config.upstreams.len()),
+        }
+    }
+}
+
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .with_state(state)
+}
+
+async fn readyz(AxumState(state): AxumState<Arc<State>>) -> (StatusCode, &'static str) {
+    if state.load().is_some() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no configuration received yet\n",
+        )
+    }
+}
+
+async fn status(AxumState(state): AxumState<Arc<State>>) -> Json<StatusReport> {
+    Json(StatusReport::of(&state))
+}
+
+/// Serves the status port until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use gateway_config::Config;
+
+    use super::*;
+    use crate::compile::Compiled;
+    use crate::state::NodeIdentity;
+
+    #[test]
+    fn report_follows_the_state() {
+        let state = State::new(NodeIdentity {
+            id: "node-1".into(),
+            group: "edge".into(),
+        });
+        let empty = StatusReport::of(&state);
+        assert!(!empty.serving);
+        assert_eq!(empty.applied_revision, 0);
+        assert_eq!(empty.applied_digest, "");
+        let config = Config::default();
+        let digest = gateway_config::digest(&config);
+        state.store(Compiled::compile(3, digest.clone(), config).unwrap());
+        state.set_connected(true);
+        let report = StatusReport::of(&state);
+        assert!(report.serving && report.control_plane_connected);
+        assert_eq!(report.applied_revision, 3);
+        assert_eq!(report.applied_digest, digest);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["last_error"], serde_json::Value::Null);
+        assert_eq!(json["node_id"], "node-1");
+    }
+}

@@ -1,0 +1,366 @@
+//! Applying one ConfigPush: rebuild the config (full or delta), validate it, check its digest,
+//! compile it and swap it in. Any failure leaves the served config untouched and becomes a NACK
+//! with per-resource details.
+
+use gateway_config::{Config, Kind, ValidationErrors, WireError, config_from_resources, digest};
+use gateway_proto::v1;
+use gateway_proto::v1::worker_message::Message;
+
+use crate::compile::{CompileError, Compiled};
+use crate::routing::RouteError;
+use crate::state::State;
+use crate::upstream::UpstreamError;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ApplyError {
+    #[error("delta base mismatch: the push builds on revision {base}, this worker serves {served}")]
+    DeltaBaseMismatch { base: u64, served: u64 },
+    #[error("revision {revision} is older than the served revision {served}")]
+    Regression { revision: u64, served: u64 },
+    #[error("malformed push: {0}")]
+    Wire(#[from] WireError),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] ValidationErrors),
+    #[error("digest mismatch: the push says {expected}, the applied config has {actual}")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("cannot compile the configuration: {0}")]
+    Compile(#[from] CompileError),
+}
+
+/// What a successful push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Swapped,
+    /// The push described exactly the config already served.
+    AlreadyServed,
+}
+
+impl ApplyError {
+    /// The resources the error concerns, for the NACK.
+    pub fn details(&self) -> Vec<v1::ResourceError> {
+        match self {
+            ApplyError::Invalid(errors) => errors
+                .0
+                .iter()
+                .map(|e| detail(e.kind, &e.name, &e.field, &e.message))
+                .collect(),
+            ApplyError::Wire(error) => wire_detail(error).into_iter().collect(),
+            ApplyError::Compile(error) => vec![compile_detail(error)],
+            ApplyError::DeltaBaseMismatch { .. }
+            | ApplyError::Regression { .. }
+            | ApplyError::DigestMismatch { .. } => Vec::new(),
+        }
+    }
+}
+
+fn detail(kind: Kind, name: &str, field: &str, message: &str) -> v1::ResourceError {
+    v1::ResourceError {
+        kind: v1::Kind::from(kind).into(),
+        name: name.to_owned(),
+        field: field.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+fn wire_detail(error: &WireError) -> Option<v1::ResourceError> {
+    let message = error.to_string();
+    match error {
+        WireError::Duplicate { kind, name } | WireError::MissingRemoval { kind, name } => {
+            Some(detail(*kind, name, "name", &message))
+        }
+        WireError::UnknownBalance { name, .. } => {
+            Some(detail(Kind::Upstream, name, "balance", &message))
+        }
+        WireError::EmptyPathMatch { name, index } => Some(detail(
+            Kind::Route,
+            name,
+            &format!("paths[{index}]"),
+            &message,
+        )),
+        WireError::EmptyResource | WireError::UnknownKind(_) => None,
+    }
+}
+
+fn compile_detail(error: &CompileError) -> v1::ResourceError {
+    let message = error.to_string();
+    match error {
+        CompileError::Upstream(UpstreamError::BadAddress {
+            upstream, index, ..
+        }) => detail(
+            Kind::Upstream,
+            upstream,
+            &format!("targets[{index}].address"),
+            &message,
+        ),
+        CompileError::Upstream(UpstreamError::NoWeight { upstream }) => {
+            detail(Kind::Upstream, upstream, "targets", &message)
+        }
+        CompileError::Route(RouteError::UnknownUpstream { route, index, .. }) => detail(
+            Kind::Route,
+            route,
+            &format!("backends[{index}].upstream"),
+            &message,
+        ),
+        CompileError::Route(RouteError::BadMethod { route, index, .. }) => {
+            detail(Kind::Route, route, &format!("methods[{index}]"), &message)
+        }
+        CompileError::Route(RouteError::NoWeight { route }) => {
+            detail(Kind::Route, route, "backends", &message)
+        }
+    }
+}
+
+/// Applies `push` to `state`: on success the new config is served, on failure nothing changes.
+pub fn apply_push(state: &State, push: v1::ConfigPush) -> Result<Applied, ApplyError> {
+    let current = state.current();
+    let served = current.as_ref().map(|c| c.revision);
+    let full = push.base_revision == 0;
+    if !full && served != Some(push.base_revision) {
+        return Err(ApplyError::DeltaBaseMismatch {
+            base: push.base_revision,
+            served: served.unwrap_or(0),
+        });
+    }
+    if let Some(served) = served
+        && push.revision < served
+    {
+        if !full {
+            return Err(ApplyError::Regression {
+                revision: push.revision,
+                served,
+            });
+        }
+        tracing::warn!(
+            revision = push.revision,
+            served,
+            "the control plane pushed an older revision in full; applying it"
+        );
+    }
+    let config = if full {
+        config_from_resources(push.upserts)?
+    } else {
+        let mut config: Config = current
+            .as_ref()
+            .map(|c| c.config.clone())
+            .unwrap_or_default();
+        config.apply_changes(push.upserts, push.removals, false)?;
+        config
+    };
+    config.validate()?;
+    let actual = digest(&config);
+    if actual != push.digest {
+        return Err(ApplyError::DigestMismatch {
+            expected: push.digest,
+            actual,
+        });
+    }
+    if let Some(current) = &current
+        && current.revision == push.revision
+        && current.digest == actual
+    {
+        return Ok(Applied::AlreadyServed);
+    }
+    let compiled = Compiled::compile(push.revision, actual, config)?;
+    state.store(compiled);
+    Ok(Applied::Swapped)
+}
+
+/// Applies `push` and returns the ACK or NACK to send, logging and recording the outcome.
+pub fn handle_push(state: &State, push: v1::ConfigPush) -> v1::WorkerMessage {
+    let revision = push.revision;
+    let message = match apply_push(state, push) {
+        Ok(applied) => {
+            if applied == Applied::Swapped {
+                tracing::info!(revision, "applied configuration");
+            } else {
+                tracing::debug!(revision, "configuration already served");
+            }
+            state.set_last_error(None);
+            Message::Ack(v1::Ack { revision })
+        }
+        Err(error) => {
+            tracing::warn!(
+                revision,
+                %error,
+                "rejected configuration push; keeping the previous configuration"
+            );
+            state.set_last_error(Some(format!("revision {revision}: {error}")));
+            Message::Nack(v1::Nack {
+                revision,
+                message: error.to_string(),
+                details: error.details(),
+            })
+        }
+    };
+    v1::WorkerMessage {
+        message: Some(message),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use gateway_config::resources_from_config;
+
+    use super::*;
+    use crate::state::NodeIdentity;
+
+    fn state() -> State {
+        State::new(NodeIdentity {
+            id: "n".into(),
+            group: "g".into(),
+        })
+    }
+
+    fn config(targets: &[&str]) -> Config {
+        let targets: Vec<String> = targets
+            .iter()
+            .map(|t| format!(r#"{{"address": "{t}"}}"#))
+            .collect();
+        let json = format!(
+            r#"{{"upstreams": [{{"name": "api", "targets": [{}]}}],
+                "routes": [{{"name": "r", "paths": [{{"prefix": "/"}}],
+                             "backends": [{{"upstream": "api"}}]}}]}}"#,
+            targets.join(",")
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    fn full_push(revision: u64, config: &Config) -> v1::ConfigPush {
+        v1::ConfigPush {
+            revision,
+            digest: digest(config),
+            base_revision: 0,
+            upserts: resources_from_config(config),
+            removals: vec![],
+            committed_at_unix_ms: 0,
+        }
+    }
+
+    fn served(state: &State) -> (u64, usize) {
+        let current = state.current().unwrap();
+        (current.revision, current.upstreams[0].targets().len())
+    }
+
+    fn nack(message: v1::WorkerMessage) -> v1::Nack {
+        match message.message {
+            Some(Message::Nack(nack)) => nack,
+            other => panic!("expected a NACK, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_push_builds_and_swaps() {
+        let state = state();
+        let reply = handle_push(&state, full_push(1, &config(&["127.0.0.1:1"])));
+        assert_eq!(reply.message, Some(Message::Ack(v1::Ack { revision: 1 })));
+        assert_eq!(served(&state), (1, 1));
+        apply_push(
+            &state,
+            full_push(2, &config(&["127.0.0.1:1", "127.0.0.1:2"])),
+        )
+        .unwrap();
+        assert_eq!(served(&state), (2, 2));
+        assert_eq!(state.current().unwrap().routes.len(), 1);
+    }
+
+    #[test]
+    fn empty_revision_zero_makes_a_fresh_worker_ready() {
+        let state = state();
+        let push = full_push(0, &Config::default());
+        assert_eq!(apply_push(&state, push), Ok(Applied::Swapped));
+        assert_eq!(state.current().unwrap().revision, 0);
+    }
+
+    #[test]
+    fn invalid_push_nacks_with_details_and_keeps_the_old_config() {
+        let state = state();
+        apply_push(&state, full_push(1, &config(&["127.0.0.1:1"]))).unwrap();
+        let bad = config(&["no-port"]);
+        let reply = nack(handle_push(&state, full_push(2, &bad)));
+        assert_eq!(reply.revision, 2);
+        assert!(
+            reply.message.contains("invalid configuration"),
+            "{}",
+            reply.message
+        );
+        assert_eq!(reply.details.len(), 1);
+        assert_eq!(reply.details[0].kind, i32::from(v1::Kind::Upstream));
+        assert_eq!(reply.details[0].name, "api");
+        assert_eq!(reply.details[0].field, "targets[0].address");
+        assert_eq!(served(&state), (1, 1));
+        assert!(state.last_error().unwrap().contains("revision 2"));
+    }
+
+    #[test]
+    fn digest_mismatch_nacks() {
+        let state = state();
+        apply_push(&state, full_push(1, &config(&["127.0.0.1:1"]))).unwrap();
+        let mut push = full_push(2, &config(&["127.0.0.1:2"]));
+        push.digest = "0".repeat(64);
+        let reply = nack(handle_push(&state, push));
+        assert!(
+            reply.message.starts_with("digest mismatch"),
+            "{}",
+            reply.message
+        );
+        assert_eq!(served(&state), (1, 1));
+    }
+
+    #[test]
+    fn deltas_apply_on_their_base_only() {
+        let state = state();
+        let base = config(&["127.0.0.1:1"]);
+        apply_push(&state, full_push(1, &base)).unwrap();
+        let next = config(&["127.0.0.1:1", "127.0.0.1:2"]);
+        let delta = |base_revision, revision| v1::ConfigPush {
+            revision,
+            digest: digest(&next),
+            base_revision,
+            upserts: vec![resources_from_config(&next).remove(0)],
+            removals: vec![],
+            committed_at_unix_ms: 0,
+        };
+        assert_eq!(
+            apply_push(&state, delta(7, 8)),
+            Err(ApplyError::DeltaBaseMismatch { base: 7, served: 1 })
+        );
+        assert_eq!(apply_push(&state, delta(1, 2)), Ok(Applied::Swapped));
+        assert_eq!(served(&state), (2, 2));
+        let reply = nack(handle_push(&state, delta(1, 2)));
+        assert!(reply.message.contains("delta base mismatch"));
+    }
+
+    #[test]
+    fn older_revisions_only_in_full() {
+        let state = state();
+        apply_push(&state, full_push(5, &config(&["127.0.0.1:1"]))).unwrap();
+        let old = config(&["127.0.0.1:9"]);
+        let delta = v1::ConfigPush {
+            base_revision: 5,
+            ..full_push(3, &old)
+        };
+        assert_eq!(
+            apply_push(&state, delta),
+            Err(ApplyError::Regression {
+                revision: 3,
+                served: 5
+            })
+        );
+        assert_eq!(apply_push(&state, full_push(3, &old)), Ok(Applied::Swapped));
+        assert_eq!(state.current().unwrap().revision, 3);
+    }
+
+    #[test]
+    fn repeated_push_is_acked_without_rebuilding() {
+        let state = state();
+        let c = config(&["127.0.0.1:1"]);
+        apply_push(&state, full_push(1, &c)).unwrap();
+        let before = state.current().unwrap();
+        assert_eq!(
+            apply_push(&state, full_push(1, &c)),
+            Ok(Applied::AlreadyServed)
+        );
+        assert!(std::sync::Arc::ptr_eq(&before, &state.current().unwrap()));
+    }
+}

@@ -1,0 +1,413 @@
+//! The command line of gatewayctl: global flags, subcommands, and the parsers that turn
+//! `HOST:PORT=WEIGHT`-style flag values into the shared model types.
+//!
+//! Flag syntax errors are caught here so that clap reports them as usage errors (exit 2) before
+//! anything is sent to the admin API.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use gateway_config::{Backend, Target};
+
+use crate::output::Format;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  the admin API refused the request (4xx/5xx); the error and its details go to stderr
+  2  usage error: bad flags or arguments, or a -f file that cannot be read or parsed
+  3  the admin API could not be reached";
+
+/// Drive the gateway control plane through its admin API.
+#[derive(Debug, Parser)]
+#[command(name = "gatewayctl", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Base URL of the control plane's admin API.
+    #[arg(
+        long,
+        global = true,
+        env = "GATEWAYCTL_ADMIN_URL",
+        default_value = "http://127.0.0.1:8001",
+        value_name = "URL"
+    )]
+    pub admin_url: String,
+
+    /// Bearer token sent with every request.
+    #[arg(
+        long,
+        global = true,
+        env = "GATEWAYCTL_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+
+    /// Output format.
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        env = "GATEWAYCTL_OUTPUT",
+        value_enum,
+        default_value_t = Format::Table
+    )]
+    pub output: Format,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage upstreams (groups of backend targets).
+    #[command(subcommand, after_help = AFTER_HELP)]
+    Upstream(UpstreamCommand),
+    /// Manage routes (which requests go to which upstreams).
+    #[command(subcommand, after_help = AFTER_HELP)]
+    Route(RouteCommand),
+    /// Show the data-plane nodes and whether they serve the latest revision.
+    #[command(after_help = AFTER_HELP)]
+    Status,
+    /// Show the configuration history, newest first.
+    #[command(after_help = AFTER_HELP)]
+    Revisions(RevisionsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpstreamCommand {
+    /// List upstreams, sorted by name.
+    List(ListArgs),
+    /// Show one upstream.
+    Get(NameArg),
+    /// Create an upstream from flags or from a YAML/JSON file.
+    Create(UpstreamCreateArgs),
+    /// Create or replace an upstream from a YAML/JSON file.
+    Replace(FileArg),
+    /// Delete an upstream; refused while routes still use it.
+    Delete(NameArg),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// List routes, sorted by name.
+    List(ListArgs),
+    /// Show one route.
+    Get(NameArg),
+    /// Create a route from flags or from a YAML/JSON file.
+    Create(RouteCreateArgs),
+    /// Create or replace a route from a YAML/JSON file.
+    Replace(FileArg),
+    /// Delete a route.
+    Delete(NameArg),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only entities carrying this tag.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArg {
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct FileArg {
+    /// YAML or JSON document; `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct UpstreamCreateArgs {
+    /// Name of the new upstream (not with -f).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub name: Option<String>,
+
+    /// A target; repeat for several. The weight defaults to 1.
+    #[arg(
+        long = "target",
+        value_name = "HOST:PORT[=WEIGHT]",
+        value_parser = parse_target,
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub targets: Vec<Target>,
+
+    /// A tag; repeat for several.
+    #[arg(long = "tag", value_name = "TAG", conflicts_with = "file")]
+    pub tags: Vec<String>,
+
+    /// Read the whole upstream from a YAML or JSON document; `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RouteCreateArgs {
+    /// Name of the new route (not with -f).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub name: Option<String>,
+
+    /// Host to match (exact or `*.suffix`); repeat for several. None matches any host.
+    #[arg(long = "host", value_name = "HOST", conflicts_with = "file")]
+    pub hosts: Vec<String>,
+
+    /// Path prefix to match (segment-aware); repeat for several.
+    #[arg(long = "path", value_name = "PREFIX", conflicts_with = "file")]
+    pub paths: Vec<String>,
+
+    /// Exact path to match; repeat for several.
+    #[arg(long = "exact-path", value_name = "PATH", conflicts_with = "file")]
+    pub exact_paths: Vec<String>,
+
+    /// HTTP method to match (case-insensitive); repeat for several. None matches any method.
+    #[arg(long = "method", value_name = "METHOD", conflicts_with = "file")]
+    pub methods: Vec<String>,
+
+    /// Upstream to send traffic to, with its share; repeat to split traffic.
+    #[arg(
+        long = "backend",
+        value_name = "UPSTREAM[=WEIGHT]",
+        value_parser = parse_backend,
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub backends: Vec<Backend>,
+
+    /// Remove the matched path prefix before forwarding.
+    #[arg(long, conflicts_with = "file")]
+    pub strip_prefix: bool,
+
+    /// Forward the client's Host header instead of the target's address.
+    #[arg(long, conflicts_with = "file")]
+    pub preserve_host: bool,
+
+    /// Precedence over other matching routes; higher wins.
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        conflicts_with = "file"
+    )]
+    pub priority: Option<i32>,
+
+    /// A tag; repeat for several.
+    #[arg(long = "tag", value_name = "TAG", conflicts_with = "file")]
+    pub tags: Vec<String>,
+
+    /// Read the whole route from a YAML or JSON document; `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevisionsArgs {
+    /// Show at most this many revisions (all when omitted).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+}
+
+/// Parses `HOST:PORT[=WEIGHT]`. Only the shape is checked here; the server validates the rest.
+pub fn parse_target(value: &str) -> Result<Target, String> {
+    let (address, weight) = split_weight(value)?;
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err(format!("`{address}` has no port; write it as HOST:PORT"));
+    };
+    if host.is_empty() {
+        return Err(format!("`{address}` has no host; write it as HOST:PORT"));
+    }
+    if port.parse::<u16>().is_err() {
+        return Err(format!("`{port}` is not a port number (0-65535)"));
+    }
+    Ok(Target {
+        address: address.to_owned(),
+        weight,
+    })
+}
+
+/// Parses `UPSTREAM[=WEIGHT]`.
+pub fn parse_backend(value: &str) -> Result<Backend, String> {
+    let (upstream, weight) = split_weight(value)?;
+    if upstream.is_empty() {
+        return Err("the upstream name is empty".into());
+    }
+    Ok(Backend {
+        upstream: upstream.to_owned(),
+        weight,
+    })
+}
+
+/// Splits an optional `=WEIGHT` suffix off a flag value; the weight defaults to 1 as in the model.
+fn split_weight(value: &str) -> Result<(&str, u32), String> {
+    match value.split_once('=') {
+        None => Ok((value, 1)),
+        Some((head, weight)) => weight
+            .parse::<u32>()
+            .map(|weight| (head, weight))
+            .map_err(|_| format!("`{weight}` is not a weight (a whole number, 0 or more)")),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("gatewayctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn targets_with_and_without_weights() {
+        assert_eq!(
+            parse_target("10.0.0.1:8080").unwrap(),
+            Target {
+                address: "10.0.0.1:8080".into(),
+                weight: 1
+            }
+        );
+        assert_eq!(
+            parse_target("api.internal:443=25").unwrap(),
+            Target {
+                address: "api.internal:443".into(),
+                weight: 25
+            }
+        );
+        assert_eq!(parse_target("[::1]:9000=0").unwrap().address, "[::1]:9000");
+        assert!(parse_target("no-port").is_err());
+        assert!(parse_target(":80").is_err());
+        assert!(parse_target("host:http").is_err());
+        assert!(parse_target("host:80=-1").is_err());
+        assert!(parse_target("host:80=heavy").is_err());
+    }
+
+    #[test]
+    fn backends_with_and_without_weights() {
+        assert_eq!(
+            parse_backend("api").unwrap(),
+            Backend {
+                upstream: "api".into(),
+                weight: 1
+            }
+        );
+        assert_eq!(parse_backend("canary=5").unwrap().weight, 5);
+        assert!(parse_backend("=5").is_err());
+        assert!(parse_backend("api=x").is_err());
+    }
+
+    #[test]
+    fn defaults_and_global_flags() {
+        let cli = parse(&["status"]).unwrap();
+        assert_eq!(cli.admin_url, "http://127.0.0.1:8001");
+        assert_eq!(cli.output, Format::Table);
+        assert!(cli.token.is_none());
+
+        let cli = parse(&[
+            "upstream",
+            "list",
+            "-o",
+            "json",
+            "--admin-url",
+            "http://cp:9000",
+            "--token",
+            "s3cret",
+            "--tag",
+            "blue",
+        ])
+        .unwrap();
+        assert_eq!(cli.output, Format::Json);
+        assert_eq!(cli.admin_url, "http://cp:9000");
+        assert_eq!(cli.token.as_deref(), Some("s3cret"));
+        let Command::Upstream(UpstreamCommand::List(list)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(list.tag.as_deref(), Some("blue"));
+    }
+
+    #[test]
+    fn upstream_create_from_flags() {
+        let cli = parse(&[
+            "upstream", "create", "api", "--target", "a:80", "--target", "b:80=3", "--tag", "t1",
+        ])
+        .unwrap();
+        let Command::Upstream(UpstreamCommand::Create(args)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(args.name.as_deref(), Some("api"));
+        assert_eq!(args.targets.len(), 2);
+        assert_eq!(args.targets[1].weight, 3);
+        assert_eq!(args.tags, vec!["t1".to_owned()]);
+    }
+
+    #[test]
+    fn file_and_name_together_is_a_usage_error() {
+        let err = parse(&["upstream", "create", "api", "-f", "up.yaml"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let err = parse(&["route", "create", "web", "-f", "-"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(parse(&["upstream", "create", "-f", "up.yaml"]).is_ok());
+    }
+
+    #[test]
+    fn create_needs_a_name_and_targets_without_a_file() {
+        assert!(parse(&["upstream", "create", "api"]).is_err());
+        assert!(parse(&["upstream", "create", "--target", "a:80"]).is_err());
+        assert!(parse(&["route", "create", "web"]).is_err());
+        assert!(parse(&["upstream", "create", "api", "--target", "nope"]).is_err());
+    }
+
+    #[test]
+    fn route_create_flags() {
+        let cli = parse(&[
+            "route",
+            "create",
+            "web",
+            "--host",
+            "example.com",
+            "--path",
+            "/api",
+            "--exact-path",
+            "/health",
+            "--method",
+            "get",
+            "--backend",
+            "api=9",
+            "--backend",
+            "canary=1",
+            "--strip-prefix",
+            "--priority",
+            "-5",
+        ])
+        .unwrap();
+        let Command::Route(RouteCommand::Create(args)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(args.hosts, vec!["example.com".to_owned()]);
+        assert_eq!(args.paths, vec!["/api".to_owned()]);
+        assert_eq!(args.exact_paths, vec!["/health".to_owned()]);
+        assert_eq!(args.backends.len(), 2);
+        assert!(args.strip_prefix);
+        assert!(!args.preserve_host);
+        assert_eq!(args.priority, Some(-5));
+    }
+
+    #[test]
+    fn revisions_limit_must_be_positive() {
+        assert!(parse(&["revisions", "--limit", "0"]).is_err());
+        let cli = parse(&["revisions", "--limit", "3"]).unwrap();
+        let Command::Revisions(args) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(args.limit, Some(3));
+    }
+}

@@ -1,0 +1,207 @@
+//! Reading `-f` documents: one upstream or route as YAML or JSON, from a file or (`-`) stdin.
+//!
+//! The document is checked against the shared model before anything is sent, so a typo in a
+//! field name is reported with its path without a round trip. The read-only keys the API adds to
+//! its responses are dropped first, so the output of `get -o yaml` can be edited and fed back.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Keys the API returns but ignores on input.
+const READ_ONLY_KEYS: [&str; 3] = ["created_at", "updated_at", "revision"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is neither valid YAML nor JSON: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{path} must hold a single mapping (an object), not {found}")]
+    NotAMapping { path: String, found: &'static str },
+    #[error("{path}: field `{field}`: {message}")]
+    Field {
+        path: String,
+        field: String,
+        message: String,
+    },
+}
+
+/// Reads and parses one entity document from `path` (`-` = stdin).
+pub fn read_document<T: DeserializeOwned>(path: &Path) -> Result<T, InputError> {
+    let display = display_name(path);
+    let text = read_text(path, &display)?;
+    parse_document(&text, &display)
+}
+
+fn display_name(path: &Path) -> String {
+    if path == Path::new("-") {
+        "standard input".to_owned()
+    } else {
+        path.display().to_string()
+    }
+}
+
+fn read_text(path: &Path, display: &str) -> Result<String, InputError> {
+    let read_error = |source| InputError::Read {
+        path: display.to_owned(),
+        source,
+    };
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(read_error)?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(PathBuf::from(path)).map_err(read_error)
+    }
+}
+
+/// Parses YAML or JSON text into an entity. JSON-looking text goes through the JSON parser so
+/// that its error messages (line and column) are the familiar ones.
+pub fn parse_document<T: DeserializeOwned>(text: &str, display: &str) -> Result<T, InputError> {
+    let syntax = |message: String| InputError::Syntax {
+        path: display.to_owned(),
+        message,
+    };
+    let value: Value = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| syntax(e.to_string()))?
+    };
+    let Value::Object(mut map) = value else {
+        return Err(InputError::NotAMapping {
+            path: display.to_owned(),
+            found: type_name(&value),
+        });
+    };
+    for key in READ_ONLY_KEYS {
+        map.remove(key);
+    }
+    serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+        let field = e.path().to_string();
+        InputError::Field {
+            path: display.to_owned(),
+            field: if field == "." {
+                "(document)".into()
+            } else {
+                field
+            },
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "an empty document",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io::Write;
+
+    use gateway_config::{Backend, PathMatch, Route, Target, Upstream};
+
+    use super::*;
+
+    #[test]
+    fn yaml_upstream_with_read_only_keys() {
+        let text = "
+name: api
+created_at: 2025-01-01T00:00:00.000Z
+updated_at: 2025-01-01T00:00:00.000Z
+revision: 4
+targets:
+  - address: 10.0.0.1:80
+  - address: 10.0.0.2:80
+    weight: 3
+";
+        let upstream: Upstream = parse_document(text, "api.yaml").unwrap();
+        assert_eq!(upstream.name, "api");
+        assert_eq!(
+            upstream.targets,
+            vec![
+                Target {
+                    address: "10.0.0.1:80".into(),
+                    weight: 1
+                },
+                Target {
+                    address: "10.0.0.2:80".into(),
+                    weight: 3
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn json_route() {
+        let text = r#"{"name": "web", "paths": [{"prefix": "/api"}, {"exact": "/health"}],
+                       "backends": [{"upstream": "api", "weight": 2}]}"#;
+        let route: Route = parse_document(text, "web.json").unwrap();
+        assert_eq!(
+            route.paths,
+            vec![
+                PathMatch::Prefix("/api".into()),
+                PathMatch::Exact("/health".into())
+            ]
+        );
+        assert_eq!(
+            route.backends,
+            vec![Backend {
+                upstream: "api".into(),
+                weight: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_field_names_its_path() {
+        let text = "name: api\ntargets:\n  - address: a:80\n    wieght: 2\n";
+        let err = parse_document::<Upstream>(text, "api.yaml").unwrap_err();
+        let InputError::Field { field, message, .. } = &err else {
+            panic!("unexpected error {err}");
+        };
+        assert_eq!(field, "targets[0].wieght");
+        assert!(message.contains("wieght"), "{message}");
+    }
+
+    #[test]
+    fn syntax_errors_and_wrong_shapes() {
+        assert!(matches!(
+            parse_document::<Upstream>("{\"name\": ", "x.json"),
+            Err(InputError::Syntax { .. })
+        ));
+        assert!(matches!(
+            parse_document::<Upstream>("- a\n- b\n", "x.yaml"),
+            Err(InputError::NotAMapping { .. })
+        ));
+        assert!(matches!(
+            parse_document::<Upstream>("", "x.yaml"),
+            Err(InputError::NotAMapping { .. })
+        ));
+    }
+
+    #[test]
+    fn reads_a_file() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "name: api\ntargets: [{{address: 'a:80'}}]").unwrap();
+        let upstream: Upstream = read_document(file.path()).unwrap();
+        assert_eq!(upstream.targets.len(), 1);
+        let missing = read_document::<Upstream>(Path::new("/nonexistent/up.yaml"));
+        assert!(matches!(missing, Err(InputError::Read { .. })));
+    }
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Everything CI checks, in the order it fails fastest: formatting, lints, unit tests and the
+# end-to-end suite against a real PostgreSQL server (set up by scripts/postgres.sh if needed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+source scripts/postgres.sh
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo build --workspace --bins --locked
+cargo test --workspace --locked

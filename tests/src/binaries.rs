@@ -1,0 +1,44 @@
+//! Locates the gateway binaries, building them first so that a plain `cargo test` never runs stale
+//! executables of the other workspace packages.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Path of a workspace binary, e.g. `binary("data-plane")`.
+pub fn binary(name: &str) -> PathBuf {
+    let dir = binaries_dir();
+    let path = dir.join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+fn binaries_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // Test executables live in target/<profile>/deps; the binaries one level up.
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target directory")
+            .to_path_buf();
+        build_binaries();
+        dir
+    })
+}
+
+fn build_binaries() {
+    if std::env::var_os("GATEWAY_TEST_SKIP_BUILD").is_some() {
+        return;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    // The same selection as `scripts/test.sh` builds, so features unify the same way and this is
+    // a no-op there instead of a rebuild.
+    command
+        .args(["build", "--workspace", "--bins"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    let status = command.status().expect("run cargo build");
+    assert!(status.success(), "building the gateway binaries failed");
+}

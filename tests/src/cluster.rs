@@ -1,0 +1,88 @@
+//! A whole gateway for one test: a fresh Postgres database, a control plane on it and N workers
+//! connected to it, all ready to serve.
+
+use std::time::Duration;
+
+use crate::database::TestDatabase;
+use crate::eventually;
+use crate::http::{Admin, client, send};
+use crate::topology::{ControlPlane, Worker};
+
+/// Long enough for a loaded CI machine, short enough to fail fast when something is broken.
+pub const CONVERGE: Duration = Duration::from_secs(10);
+
+pub struct Cluster {
+    // Field order is drop order: processes go before the database they use.
+    pub workers: Vec<Worker>,
+    pub control_plane: ControlPlane,
+    pub admin: Admin,
+    pub client: reqwest::Client,
+    pub database: TestDatabase,
+}
+
+impl Cluster {
+    pub async fn start(workers: usize) -> Cluster {
+        let database = TestDatabase::create().await;
+        let control_plane = ControlPlane::start(Some(&database.url), None);
+        let admin = Admin::new(&control_plane.admin_url());
+        let sync_url = control_plane.sync_url();
+        let workers = (0..workers)
+            .map(|i| {
+                Worker::start(
+                    &sync_url,
+                    &format!("worker-{i}-{}", uuid::Uuid::new_v4().simple()),
+                )
+            })
+            .collect();
+        let cluster = Cluster {
+            workers,
+            control_plane,
+            admin,
+            client: client(),
+            database,
+        };
+        cluster.wait_ready().await;
+        cluster
+    }
+
+    /// Waits until every worker reports ready (it serves a config).
+    pub async fn wait_ready(&self) {
+        for worker in &self.workers {
+            eventually(&format!("{} ready", worker.node_id), CONVERGE, || async {
+                let reply = send(self.client.get(worker.status_url("/readyz"))).await?;
+                if reply.status == 200 {
+                    Ok(())
+                } else {
+                    Err(format!("readyz {}", reply.status))
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Waits until every worker answers `path` with `status` (and, when given, from `server`).
+    pub async fn wait_served(
+        &self,
+        path: &str,
+        status: u16,
+        server: Option<&str>,
+        within: Duration,
+    ) {
+        for worker in &self.workers {
+            let what = format!(
+                "{} serves {path} with {status} from {server:?}",
+                worker.node_id
+            );
+            eventually(&what, within, || async {
+                let reply = send(self.client.get(worker.url(path))).await?;
+                let server_ok = server.is_none_or(|s| reply.server() == s);
+                if reply.status == status && server_ok {
+                    Ok(())
+                } else {
+                    Err(format!("{} {}", reply.status, reply.text))
+                }
+            })
+            .await;
+        }
+    }
+}

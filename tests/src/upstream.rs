@@ -1,0 +1,99 @@
+//! Fake upstream servers: each answers every request with a JSON echo of what it received and
+//! its own name, so tests can see which target served a request and what the proxy forwarded.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub struct EchoServer {
+    pub name: String,
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl EchoServer {
+    pub async fn start(name: &str) -> EchoServer {
+        Self::start_on("127.0.0.1:0".parse().expect("loopback address"), name).await
+    }
+
+    /// Starts on a given address, e.g. to bring a target back where it was.
+    pub async fn start_on(addr: SocketAddr, name: &str) -> EchoServer {
+        let listener = TcpListener::bind(addr).await.expect("bind echo server");
+        let addr = listener.local_addr().expect("echo server address");
+        let server_name = name.to_owned();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, peer)) = listener.accept().await else {
+                    continue;
+                };
+                let name = server_name.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| echo(name.clone(), peer, req));
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        EchoServer {
+            name: name.to_owned(),
+            addr,
+            task,
+        }
+    }
+
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn echo(
+    name: String,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, value) in &parts.headers {
+        headers
+            .entry(key.as_str().to_owned())
+            .or_default()
+            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+    }
+    let document = serde_json::json!({
+        "server": name,
+        "method": parts.method.as_str(),
+        "path": parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        "version": format!("{:?}", parts.version),
+        "headers": headers,
+        "peer": peer.to_string(),
+        "body_len": body.len(),
+    });
+    let response = Response::builder()
+        .header("content-type", "application/json")
+        .header("x-served-by", name.as_str())
+        .body(Full::new(Bytes::from(document.to_string())))
+        .unwrap_or_default();
+    Ok(response)
+}
