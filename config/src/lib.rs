@@ -5,11 +5,13 @@
 //! user-facing (JSON/YAML) shape. Wire messages convert into it with `TryFrom`; nothing else in the
 //! gateway consumes wire or storage types directly.
 
+mod diff;
 mod digest;
 mod model;
 mod validate;
 mod wire;
 
+pub use diff::{Change, Op};
 pub use digest::digest;
 pub use model::{Backend, Balance, Config, PathMatch, Route, Target, Upstream};
 pub use validate::{ErrorKind, FieldError, Kind, ValidationErrors, validate_name};

@@ -1,6 +1,7 @@
 //! Command-line flags (each with a `GATEWAY_*` environment twin) and their checks.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
@@ -30,6 +31,26 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_SYNC_LISTEN", default_value = "127.0.0.1:8005")]
     pub sync_listen: SocketAddr,
 
+    /// How many of the newest revisions are kept; older ones are pruned.
+    #[arg(long, env = "GATEWAY_REVISION_RETENTION", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..))]
+    pub revision_retention: i64,
+
+    /// PEM certificate chain served on the ConfigSync listener (TLS).
+    #[arg(long, env = "GATEWAY_SYNC_TLS_CERT", requires = "sync_tls_key")]
+    pub sync_tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--sync-tls-cert`.
+    #[arg(long, env = "GATEWAY_SYNC_TLS_KEY", requires = "sync_tls_cert")]
+    pub sync_tls_key: Option<PathBuf>,
+
+    /// PEM CA that worker client certificates must be signed by (mutual TLS).
+    #[arg(long, env = "GATEWAY_SYNC_CLIENT_CA", requires = "sync_tls_cert")]
+    pub sync_client_ca: Option<PathBuf>,
+
+    /// Shared secret workers must send as `authorization: Bearer <token>`.
+    #[arg(long, env = "GATEWAY_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
+
     /// Log line format on stdout.
     #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -43,6 +64,12 @@ pub enum SettingsError {
     AdminNotLoopback(SocketAddr),
     #[error("--database-url: unsupported scheme in `{0}`; use postgres://… or sqlite://…")]
     UnknownScheme(String),
+    #[error(
+        "--sync-listen {0}: workers' config would travel in plaintext; set --sync-tls-cert and --sync-tls-key, or listen on a loopback address"
+    )]
+    SyncNeedsTls(SocketAddr),
+    #[error("--cluster-token must not be empty")]
+    EmptyToken,
 }
 
 impl Cli {
@@ -59,6 +86,16 @@ impl Cli {
             // Only the scheme is echoed: the rest may hold a password.
             let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
             return Err(SettingsError::UnknownScheme(scheme.to_owned()));
+        }
+        if !self.sync_listen.ip().is_loopback() && self.sync_tls_cert.is_none() {
+            return Err(SettingsError::SyncNeedsTls(self.sync_listen));
+        }
+        if self
+            .cluster_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(SettingsError::EmptyToken);
         }
         Ok(())
     }
@@ -103,6 +140,26 @@ mod tests {
                 .check()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn public_sync_listener_needs_tls() {
+        let cli = parse(&["--sync-listen", "0.0.0.0:8005"]);
+        assert!(matches!(cli.check(), Err(SettingsError::SyncNeedsTls(_))));
+        let tls = parse(&[
+            "--sync-listen",
+            "0.0.0.0:8005",
+            "--sync-tls-cert",
+            "c.pem",
+            "--sync-tls-key",
+            "k.pem",
+        ]);
+        assert!(tls.check().is_ok());
+        let args = ["control-plane", "--sync-tls-cert", "c.pem"];
+        assert!(Cli::try_parse_from(args).is_err());
+        assert_eq!(parse(&[]).revision_retention, 1000);
+        let args = ["control-plane", "--revision-retention", "0"];
+        assert!(Cli::try_parse_from(args).is_err());
     }
 
     #[test]

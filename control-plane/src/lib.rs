@@ -3,6 +3,8 @@
 
 pub mod api;
 pub mod cli;
+pub mod delta;
+pub mod metrics;
 pub mod nodes;
 pub mod snapshot;
 pub mod store;
@@ -18,9 +20,11 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::AppState;
 use crate::cli::{Cli, SettingsError};
+use crate::metrics::Metrics;
 use crate::snapshot::SnapshotHub;
 use crate::store::{Store, StoreError};
-use crate::sync::SyncService;
+use crate::sync::tls::TlsError;
+use crate::sync::{SyncAuth, SyncService};
 
 /// How long open connections and streams get to finish after a shutdown signal.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
@@ -31,6 +35,8 @@ pub enum RunError {
     Settings(#[from] SettingsError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("config sync TLS: {0}")]
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr} for the {what}: {source}")]
     Bind {
         what: &'static str,
@@ -50,7 +56,17 @@ async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, RunEr
 /// Runs both servers until `signal` completes, then stops them gracefully.
 pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunError> {
     cli.check()?;
-    let store = Store::connect(&cli.database_url).await?;
+    let tls = match (&cli.sync_tls_cert, &cli.sync_tls_key) {
+        (Some(cert), Some(key)) => Some(sync::tls::server_config(
+            cert,
+            key,
+            cli.sync_client_ca.as_deref(),
+        )?),
+        _ => None,
+    };
+    let store = Store::connect(&cli.database_url)
+        .await?
+        .with_retention(cli.revision_retention);
     let latest = store.latest_config().await?;
     tracing::info!(revision = latest.revision, "loaded the latest config");
     let hub = SnapshotHub::new(latest.into());
@@ -75,14 +91,48 @@ pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunEr
     tracing::info!(replica = %replica, "control plane started");
 
     let poller = tokio::spawn(hub.clone().poll(store.clone(), stopped.clone()));
+    let listener = store
+        .postgres_url()
+        .map(|url| tokio::spawn(hub.clone().listen(url.to_owned(), stopped.clone())));
+    let metrics = Metrics::new();
     let router = api::router(AppState {
         store: store.clone(),
         hub: hub.clone(),
+        metrics: metrics.clone(),
     });
     let admin_server = axum::serve(admin, router).with_graceful_shutdown(wait(stopped.clone()));
-    let sync_server = tonic::transport::Server::builder()
-        .add_service(SyncService::new(store, hub, replica, stopped.clone()).into_server())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(sync), wait(stopped.clone()));
+    let auth = SyncAuth {
+        token: cli.cluster_token.clone(),
+        require_client_cert: cli.sync_client_ca.is_some(),
+    };
+    if tls.is_none() && auth.token.is_some() {
+        tracing::warn!("the cluster token travels in plaintext: config sync has no TLS");
+    }
+    let service = SyncService::new(store, hub, replica, stopped.clone())
+        .with_metrics(metrics)
+        .with_auth(auth)
+        .into_server();
+    let sync_server = async {
+        let builder = tonic::transport::Server::builder().add_service(service);
+        match tls {
+            Some(config) => {
+                builder
+                    .serve_with_incoming_shutdown(
+                        sync::tls::incoming(sync, config, stopped.clone()),
+                        wait(stopped.clone()),
+                    )
+                    .await
+            }
+            None => {
+                builder
+                    .serve_with_incoming_shutdown(
+                        TcpListenerStream::new(sync),
+                        wait(stopped.clone()),
+                    )
+                    .await
+            }
+        }
+    };
 
     let servers = async {
         tokio::try_join!(
@@ -117,6 +167,9 @@ pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunEr
     };
     let _ = stop.send(true);
     let _ = poller.await;
+    if let Some(listener) = listener {
+        let _ = listener.await;
+    }
     result
 }
 

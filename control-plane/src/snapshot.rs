@@ -1,20 +1,29 @@
 //! The latest committed config inside this process, shared with every ConfigSync stream.
 //!
-//! Local writes publish their result at once; a poller also watches `revision_head` so that
-//! changes committed by another replica (or any other process) on the same database reach this
-//! replica's workers within about a second.
+//! Local writes publish their result at once. Changes committed by another replica reach this
+//! one through Postgres NOTIFY (a LISTEN task wakes the loader at once) and, as a fallback and on
+//! SQLite, a poll of `revision_head` every second.
+//!
+//! The hub also keeps the last few snapshots, so that deltas to recent revisions need no
+//! database read, and the deltas built from them.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gateway_config::Config;
+use gateway_config::{Config, Kind};
 use gateway_proto::v1;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
-use crate::store::{LatestConfig, Store};
+use crate::delta::DeltaCache;
+use crate::store::{EntityMeta, LatestConfig, Store};
 
 /// How often the database is asked whether the revision moved.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How many recent snapshots are kept in memory as delta bases.
+pub const RECENT: usize = 16;
+/// Pause before listening again after the LISTEN connection failed.
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
 
 /// One revision of the config, with its push message prebuilt once for all streams.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +32,9 @@ pub struct Snapshot {
     pub digest: String,
     pub committed_at_unix_ms: i64,
     pub config: Config,
+    /// Each entity's server-set metadata, for reads answered from memory.
+    pub meta: BTreeMap<(Kind, String), EntityMeta>,
+    /// The full push of this revision.
     pub push: v1::ConfigPush,
 }
 
@@ -42,6 +54,7 @@ impl From<LatestConfig> for Snapshot {
             digest: latest.digest,
             committed_at_unix_ms: latest.committed_at,
             config: latest.config,
+            meta: latest.meta,
             push,
         }
     }
@@ -51,14 +64,36 @@ impl From<LatestConfig> for Snapshot {
 #[derive(Debug, Clone)]
 pub struct SnapshotHub {
     sender: Arc<watch::Sender<Arc<Snapshot>>>,
+    recent: Arc<Mutex<VecDeque<Arc<Snapshot>>>>,
+    deltas: Arc<DeltaCache>,
+    /// Woken by NOTIFY to reload without waiting for the next poll.
+    wake: Arc<Notify>,
 }
 
 impl SnapshotHub {
     pub fn new(initial: Snapshot) -> Self {
-        let (sender, _) = watch::channel(Arc::new(initial));
+        let initial = Arc::new(initial);
+        let (sender, _) = watch::channel(initial.clone());
         SnapshotHub {
             sender: Arc::new(sender),
+            recent: Arc::new(Mutex::new(VecDeque::from([initial]))),
+            deltas: Arc::new(DeltaCache::default()),
+            wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// A recent snapshot of `revision`, if it is still in memory.
+    pub fn recent(&self, revision: u64) -> Option<Arc<Snapshot>> {
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|s| s.revision == revision)
+            .cloned()
+    }
+
+    pub fn deltas(&self) -> &DeltaCache {
+        &self.deltas
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
@@ -72,14 +107,71 @@ impl SnapshotHub {
     /// Replaces the snapshot if `snapshot` is newer; returns whether it did.
     pub fn publish(&self, snapshot: Snapshot) -> bool {
         let snapshot = Arc::new(snapshot);
-        self.sender.send_if_modified(|current| {
+        let published = self.sender.send_if_modified(|current| {
             if snapshot.revision > current.revision {
-                *current = snapshot;
+                *current = snapshot.clone();
                 true
             } else {
                 false
             }
-        })
+        });
+        if published {
+            let mut recent = self
+                .recent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            recent.push_back(snapshot.clone());
+            while recent.len() > RECENT {
+                recent.pop_front();
+            }
+            drop(recent);
+            self.deltas.retain_target(snapshot.revision);
+        }
+        published
+    }
+
+    /// Follows Postgres NOTIFY on `url` and wakes the loader for each new revision, until
+    /// `shutdown`. A lost connection also wakes it, since notifications may have been missed.
+    pub async fn listen(self, url: String, mut shutdown: watch::Receiver<bool>) {
+        use sqlx::postgres::PgListener;
+        loop {
+            let connected = async {
+                let mut listener = PgListener::connect(&url).await?;
+                listener.listen(crate::store::NOTIFY_CHANNEL).await?;
+                Ok::<_, sqlx::Error>(listener)
+            };
+            let mut listener = tokio::select! {
+                result = connected => match result {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot LISTEN for new revisions; polling meanwhile");
+                        tokio::select! {
+                            () = tokio::time::sleep(LISTEN_RETRY) => continue,
+                            () = crate::stopping(&mut shutdown) => return,
+                        }
+                    }
+                },
+                () = crate::stopping(&mut shutdown) => return,
+            };
+            tracing::debug!("listening for new revisions");
+            loop {
+                tokio::select! {
+                    received = listener.try_recv() => match received {
+                        Ok(Some(notification)) => {
+                            tracing::debug!(revision = notification.payload(), "revision notified");
+                            self.wake.notify_one();
+                        }
+                        Ok(None) => self.wake.notify_one(),
+                        Err(error) => {
+                            tracing::warn!(%error, "lost the LISTEN connection");
+                            self.wake.notify_one();
+                            break;
+                        }
+                    },
+                    () = crate::stopping(&mut shutdown) => return,
+                }
+            }
+        }
     }
 
     /// Reloads from the database whenever `revision_head` moved past the published revision,
@@ -90,6 +182,7 @@ impl SnapshotHub {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
+                () = self.wake.notified() => {}
                 () = crate::stopping(&mut shutdown) => return,
             }
             let head = match store.head_revision().await {
@@ -127,7 +220,19 @@ mod tests {
             committed_at: 7,
             digest: gateway_config::digest(&config),
             config,
+            meta: Default::default(),
         })
+    }
+
+    #[test]
+    fn recent_snapshots_are_kept() {
+        let hub = SnapshotHub::new(snapshot(0));
+        for revision in 1..=20 {
+            hub.publish(snapshot(revision));
+        }
+        assert!(hub.recent(20).is_some());
+        assert!(hub.recent(5).is_some());
+        assert!(hub.recent(4).is_none());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use ipnet::IpNet;
@@ -18,13 +20,49 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_STATUS_LISTEN", default_value = "127.0.0.1:8100")]
     pub status_listen: SocketAddr,
 
-    /// ConfigSync endpoint of the control plane.
+    /// ConfigSync endpoints of the control planes (comma-separated http:// or https:// URLs),
+    /// tried in turn starting from a random one.
     #[arg(
         long,
         env = "GATEWAY_CONTROL_PLANE",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:8005"
     )]
-    pub control_plane: String,
+    pub control_plane: Vec<String>,
+
+    /// PEM CA bundle that signs the control planes' certificates; required for https:// URLs.
+    #[arg(long, env = "GATEWAY_CONTROL_PLANE_CA")]
+    pub control_plane_ca: Option<PathBuf>,
+
+    /// PEM client certificate chain presented to the control plane (mTLS).
+    #[arg(long, env = "GATEWAY_SYNC_CLIENT_CERT", requires = "sync_client_key")]
+    pub sync_client_cert: Option<PathBuf>,
+
+    /// PEM private key of --sync-client-cert.
+    #[arg(long, env = "GATEWAY_SYNC_CLIENT_KEY", requires = "sync_client_cert")]
+    pub sync_client_key: Option<PathBuf>,
+
+    /// Token sent to the control plane as `authorization: Bearer <token>`.
+    #[arg(long, env = "GATEWAY_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
+
+    /// File that keeps the last applied config for the next start
+    /// (default: gateway-cache/<group>.pb under the working directory).
+    #[arg(long, env = "GATEWAY_CACHE_FILE")]
+    pub cache_file: Option<PathBuf>,
+
+    /// Neither read nor write the config cache.
+    #[arg(long, env = "GATEWAY_NO_CACHE", conflicts_with = "cache_file")]
+    pub no_cache: bool,
+
+    /// After SIGTERM, how long to keep accepting connections while reporting not ready, so that
+    /// load balancers stop sending new ones (e.g. `5s`, `500ms`; a bare number is seconds).
+    #[arg(long, env = "GATEWAY_DRAIN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub drain_delay: Duration,
+
+    /// After accepting stopped, how long in-flight requests may still run.
+    #[arg(long, env = "GATEWAY_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
 
     /// Node id reported to the control plane; unique per process (default: <hostname>-<8 hex>).
     #[arg(long, env = "GATEWAY_NODE_ID")]
@@ -67,6 +105,26 @@ impl Cli {
     }
 }
 
+/// `1.5`, `30s`, `500ms`, `2m`: a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 500ms, 2m)"))?;
+    Duration::try_from_secs_f64(value * scale)
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 500ms, 2m)"))
+}
+
 fn generated_node_id() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
@@ -98,5 +156,48 @@ mod tests {
         assert_ne!(a, cli.node_id(), "generated ids are unique");
         assert!(Cli::try_parse_from(["data-plane", "--trusted-proxies", "nope"]).is_err());
         assert!(Cli::try_parse_from(["data-plane", "--listen", "nope"]).is_err());
+        assert_eq!(cli.control_plane, ["http://127.0.0.1:8005"]);
+        assert_eq!(cli.drain_delay, Duration::ZERO);
+        assert_eq!(cli.drain_timeout, Duration::from_secs(30));
+        assert!(!cli.no_cache && cli.cache_file.is_none());
+    }
+
+    #[test]
+    fn sync_and_drain_flags() {
+        let cli = Cli::try_parse_from([
+            "data-plane",
+            "--control-plane",
+            "https://a:8005,https://b:8005",
+            "--control-plane-ca",
+            "ca.pem",
+            "--sync-client-cert",
+            "c.pem",
+            "--sync-client-key",
+            "k.pem",
+            "--drain-delay",
+            "500ms",
+            "--drain-timeout",
+            "2",
+            "--no-cache",
+        ])
+        .unwrap();
+        assert_eq!(cli.control_plane, ["https://a:8005", "https://b:8005"]);
+        assert_eq!(cli.drain_delay, Duration::from_millis(500));
+        assert_eq!(cli.drain_timeout, Duration::from_secs(2));
+        assert!(cli.no_cache);
+        assert!(
+            Cli::try_parse_from(["data-plane", "--sync-client-cert", "c.pem"]).is_err(),
+            "a certificate needs its key"
+        );
+        assert!(Cli::try_parse_from(["data-plane", "--no-cache", "--cache-file", "x"]).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("soon").is_err());
     }
 }

@@ -3,12 +3,16 @@
 //!
 //! Requests are matched against a compiled route table that lives behind one atomic pointer
 //! ([`state::State`]); the sync client compiles every new revision off the hot path and swaps it in
-//! with one store, so a new revision never disturbs a client connection.
+//! with one store, so a new revision never disturbs a client connection. Every applied revision is
+//! also written to a local cache file, so that a restarted worker serves at once, before any
+//! control plane answers; on SIGTERM the worker drains ([`drain`]) instead of dropping requests.
 
 pub mod balance;
 pub mod cli;
 pub mod compile;
+pub mod drain;
 pub mod listener;
+pub mod metrics;
 pub mod proxy;
 pub mod routing;
 pub mod run;
@@ -18,4 +22,4 @@ pub mod sync;
 pub mod upstream;
 
 pub use cli::Cli;
-pub use run::{RunError, run};
+pub use run::{Exit, RunError, run};

@@ -1,6 +1,7 @@
 //! The proxy's accept loop: one port serving HTTP/1.1 and HTTP/2 with prior knowledge (h2c),
-//! with header limits and a header-read timeout, and a graceful stop that lets in-flight requests
-//! finish up to a deadline.
+//! with header limits and a header-read timeout, and a graceful stop: stop accepting, close idle
+//! keep-alive connections politely (HTTP/1 `Connection: close` on the next response, HTTP/2
+//! GOAWAY), and let in-flight requests and streaming bodies finish up to a deadline.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,7 +24,7 @@ pub struct ListenerSettings {
     /// Largest request head accepted (bytes).
     pub max_header_bytes: usize,
     pub max_headers: usize,
-    /// How long in-flight requests may run after a stop was requested.
+    /// How long in-flight requests may run after accepting stopped.
     pub drain_deadline: Duration,
 }
 
@@ -33,9 +34,16 @@ impl Default for ListenerSettings {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
             max_headers: 100,
-            drain_deadline: Duration::from_secs(10),
+            drain_deadline: Duration::from_secs(30),
         }
     }
+}
+
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Connections still busy when the deadline passed; they are abandoned.
+    pub cut_off: usize,
 }
 
 /// Accepts connections until `shutdown` completes, then waits for open connections to finish
@@ -45,9 +53,10 @@ pub async fn serve(
     proxy: Arc<Proxy>,
     settings: ListenerSettings,
     shutdown: impl Future<Output = ()>,
-) {
+) -> DrainReport {
     let builder = server_builder(&settings);
     let graceful = GracefulShutdown::new();
+    let open_connections = Arc::new(());
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
@@ -76,20 +85,37 @@ pub async fn serve(
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
+        let open = open_connections.clone();
         tokio::spawn(async move {
+            let _open = open;
             if let Err(error) = connection.await {
                 tracing::debug!(%error, %remote, "client connection ended with an error");
             }
         });
     }
     drop(listener);
-    tracing::info!("proxy stopped accepting; draining open connections");
-    if tokio::time::timeout(settings.drain_deadline, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("drain deadline passed with requests still in flight");
+    let open = graceful.count();
+    tracing::info!(
+        open_connections = open,
+        deadline_ms = settings.drain_deadline.as_millis() as u64,
+        "proxy stopped accepting; draining open connections"
+    );
+    let drained = tokio::time::timeout(settings.drain_deadline, graceful.shutdown()).await;
+    let cut_off = if drained.is_ok() {
+        0
+    } else {
+        // Every connection task holds one clone until it ends.
+        Arc::strong_count(&open_connections) - 1
+    };
+    if cut_off > 0 {
+        tracing::warn!(
+            connections = cut_off,
+            "drain deadline passed; cutting off connections still in flight"
+        );
+    } else {
+        tracing::info!("all connections drained");
     }
+    DrainReport { cut_off }
 }
 
 fn server_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {

@@ -7,12 +7,13 @@ use anyhow::Context;
 use clap::Parser;
 use data_plane::Cli;
 use data_plane::cli::LogFormat;
+use data_plane::run::Exit;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
@@ -20,7 +21,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<Exit> {
     init_logging(cli.log_format);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
@@ -28,8 +29,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         runtime.worker_threads(threads.get());
     }
     let runtime = runtime.build().context("cannot start the runtime")?;
-    runtime.block_on(data_plane::run(cli))?;
-    Ok(())
+    let exit = runtime.block_on(data_plane::run(cli))?;
+    // A forced stop must not wait for connections or blocking tasks still running.
+    runtime.shutdown_background();
+    Ok(exit)
 }
 
 fn init_logging(format: LogFormat) {

@@ -1,5 +1,5 @@
-//! Wiring of a worker process: bind the proxy and status listeners, start the sync client, and
-//! stop gracefully on SIGTERM or SIGINT.
+//! Wiring of a worker process: restore the cached config, bind the proxy and status listeners,
+//! start the sync client, and drain on SIGTERM or SIGINT (a second signal stops at once).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,80 +9,145 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::cli::Cli;
+use crate::drain::{self, Signal, Signals};
 use crate::listener::{self, ListenerSettings};
 use crate::proxy::{Proxy, ProxySettings};
 use crate::state::{NodeIdentity, State};
 use crate::status;
-use crate::sync::{self, SyncSettings, client::SyncError};
+use crate::sync::{self, Cache, ClientSecurity, SyncSettings, client::SyncError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
     ControlPlane(#[from] SyncError),
-    #[error("cannot listen for {what} on {addr}: {source}")]
+    #[error("cannot listen for {what} on {addr}: {error}")]
     Bind {
         what: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot install the signal handler: {0}")]
     Signal(std::io::Error),
 }
 
+/// How the worker stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Drained after a signal (possibly with some connections cut off at the deadline).
+    Drained,
+    /// A second signal arrived while draining.
+    Forced(Signal),
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Drained => 0,
+            Exit::Forced(signal) => signal.exit_code(),
+        }
+    }
+}
+
 /// Runs the worker until SIGTERM or SIGINT, then drains and returns.
-pub async fn run(cli: Cli) -> Result<(), RunError> {
-    let sync_settings = SyncSettings::new(&cli.control_plane, env!("CARGO_PKG_VERSION"))?;
-    let state = Arc::new(State::new(NodeIdentity {
-        id: cli.node_id(),
-        group: cli.group.clone(),
-    }));
-    let proxy_listener = bind("the proxy", cli.listen).await?;
-    let status_listener = bind("the status port", cli.status_listen).await?;
-    let stop = shutdown_signal()?;
+pub async fn run(cli: Cli) -> Result<Exit, RunError> {
+    let security = ClientSecurity::load(
+        cli.control_plane_ca.as_deref(),
+        cli.sync_client_cert.as_deref(),
+        cli.sync_client_key.as_deref(),
+        cli.cluster_token.clone(),
+    )?;
+    let cache = if cli.no_cache {
+        None
+    } else {
+        Some(match &cli.cache_file {
+            Some(path) => Cache::new(path),
+            None => Cache::default_for_group(&cli.group),
+        })
+    };
+    let sync_settings =
+        SyncSettings::new(&cli.control_plane, env!("CARGO_PKG_VERSION"), &security)?
+            .with_cache(cache.clone());
+    let state = Arc::new(State::with_control_planes(
+        NodeIdentity {
+            id: cli.node_id(),
+            group: cli.group.clone(),
+        },
+        sync_settings.urls(),
+    ));
+    let Signals { first, second } = Signals::install().map_err(RunError::Signal)?;
 
     tracing::info!(
         node_id = %state.node().id,
         group = %state.node().group,
-        control_plane = %cli.control_plane,
+        control_planes = %sync_settings.urls().join(","),
+        cache = %cache.as_ref().map_or_else(|| "disabled".to_owned(), |c| c.path().display().to_string()),
         "starting data-plane worker"
     );
+    // Before listening, so that a restarted worker is ready from its first request.
+    if let Some(cache) = &cache {
+        cache.restore(&state);
+    }
+    let proxy_listener = bind("the proxy", cli.listen).await?;
+    let status_listener = bind("the status port", cli.status_listen).await?;
     log_listening("proxy", &proxy_listener);
     log_listening("status", &status_listener);
 
-    let (stopping_tx, stopping_rx) = watch::channel(false);
+    let (stopped_tx, stopped_rx) = watch::channel(false);
     let status_task = tokio::spawn(status::serve(
         status_listener,
         state.clone(),
-        stopped(stopping_rx.clone()),
+        stopped(stopped_rx),
     ));
     let sync_task = tokio::spawn(sync::run(state.clone(), sync_settings));
 
     let proxy = Arc::new(Proxy::new(
-        state,
+        state.clone(),
         ProxySettings {
             trusted_proxies: cli.trusted_proxies.clone(),
             upstream_timeout: Duration::from_secs(cli.upstream_timeout),
             ..ProxySettings::default()
         },
     ));
-    let shutdown = async move {
-        stop.await;
-        tracing::info!("shutdown requested");
-        let _ = stopping_tx.send(true);
+    let requested = async move {
+        if let Ok(signal) = first.await {
+            tracing::info!(signal = signal.name(), "shutdown requested");
+        }
     };
-    listener::serve(proxy_listener, proxy, ListenerSettings::default(), shutdown).await;
+    let settings = ListenerSettings {
+        drain_deadline: cli.drain_timeout,
+        ..ListenerSettings::default()
+    };
+    let drain_state = state.clone();
+    let serve = listener::serve(proxy_listener, proxy, settings, async move {
+        drain::stop_accepting(&drain_state, requested, cli.drain_delay).await
+    });
+    let exit = tokio::select! {
+        report = serve => {
+            if report.cut_off > 0 {
+                tracing::warn!(cut_off = report.cut_off, "drain deadline cut off connections");
+            }
+            Exit::Drained
+        }
+        Ok(signal) = second => {
+            tracing::warn!(signal = signal.name(), "second signal: stopping at once");
+            Exit::Forced(signal)
+        }
+    };
     sync_task.abort();
-    if let Ok(Err(error)) = status_task.await {
+    let _ = stopped_tx.send(true);
+    if exit == Exit::Drained
+        && let Ok(Err(error)) = status_task.await
+    {
         tracing::warn!(%error, "status port failed");
     }
     tracing::info!("worker stopped");
-    Ok(())
+    Ok(exit)
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, RunError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| RunError::Bind { what, addr, source })
+        .map_err(|error| RunError::Bind { what, addr, error })
 }
 
 fn log_listening(what: &str, listener: &TcpListener) {
@@ -92,20 +157,6 @@ fn log_listening(what: &str, listener: &TcpListener) {
     }
 }
 
-async fn stopped(mut stopping: watch::Receiver<bool>) {
-    let _ = stopping.wait_for(|stopping| *stopping).await;
-}
-
-/// Completes on the first SIGTERM or SIGINT. Handlers are installed before returning so that a
-/// signal arriving during start-up is not lost.
-fn shutdown_signal() -> Result<impl Future<Output = ()>, RunError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    })
+async fn stopped(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stopped| *stopped).await;
 }

@@ -1,17 +1,19 @@
-//! The worker's status port: liveness, readiness (ready only while a config is served) and a
-//! JSON summary of what the worker serves and how its link to the control plane is doing.
+//! The worker's status port: liveness, readiness (ready only while a config is served and the
+//! worker is not draining), Prometheus metrics, and a JSON summary of what the worker serves,
+//! where that config came from and how its link to the control plane is doing.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::State as AxumState;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
-use crate::state::State;
+use crate::state::{Source, State};
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct StatusReport {
@@ -21,6 +23,10 @@ pub struct StatusReport {
     pub applied_digest: String,
     pub serving: bool,
     pub control_plane_connected: bool,
+    pub source: Option<Source>,
+    pub control_planes: Vec<String>,
+    pub connected_to: Option<String>,
+    pub draining: bool,
     pub last_error: Option<String>,
     pub routes: usize,
     pub upstreams: usize,
@@ -38,6 +44,10 @@ impl StatusReport {
                 .map_or_else(String::new, |c| c.digest.clone()),
             serving: current.is_some(),
             control_plane_connected: state.is_connected(),
+            source: current.as_ref().and(state.source()),
+            control_planes: state.control_planes().to_vec(),
+            connected_to: state.connected_to(),
+            draining: state.is_draining(),
             last_error: state.last_error(),
             routes: current.as_ref().map_or(0, |c| c.config.routes.len()),
             upstreams: current.as_ref().map_or(0, |c| c.config.upstreams.len()),
@@ -50,11 +60,17 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
 async fn readyz(AxumState(state): AxumState<Arc<State>>) -> (StatusCode, &'static str) {
-    if state.load().is_some() {
+    if state.is_draining() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n",
+        )
+    } else if state.load().is_some() {
         (StatusCode::OK, "ready\n")
     } else {
         (
@@ -66,6 +82,16 @@ async fn readyz(AxumState(state): AxumState<Arc<State>>) -> (StatusCode, &'stati
 
 async fn status(AxumState(state): AxumState<Arc<State>>) -> Json<StatusReport> {
     Json(StatusReport::of(&state))
+}
+
+async fn metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics().render(),
+    )
 }
 
 /// Serves the status port until `shutdown` completes.
@@ -101,13 +127,18 @@ mod tests {
         let config = Config::default();
         let digest = gateway_config::digest(&config);
         state.store(Compiled::compile(3, digest.clone(), config).unwrap());
-        state.set_connected(true);
+        state.set_connected_to(Some("http://cp:8005".into()));
         let report = StatusReport::of(&state);
         assert!(report.serving && report.control_plane_connected);
+        assert_eq!(report.source, Some(Source::ControlPlane));
+        assert_eq!(report.connected_to.as_deref(), Some("http://cp:8005"));
         assert_eq!(report.applied_revision, 3);
         assert_eq!(report.applied_digest, digest);
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["last_error"], serde_json::Value::Null);
         assert_eq!(json["node_id"], "node-1");
+        assert_eq!(json["source"], "control_plane");
+        assert_eq!(json["control_planes"], serde_json::json!([]));
+        assert_eq!(empty.source, None);
     }
 }

@@ -14,9 +14,19 @@ use crate::output::Format;
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success
-  1  the admin API refused the request (4xx/5xx); the error and its details go to stderr
+  1  the admin API refused the request (4xx/5xx, including 412 precondition_failed after
+     --if-match); the error and its details go to stderr
   2  usage error: bad flags or arguments, or a -f file that cannot be read or parsed
-  3  the admin API could not be reached";
+  3  the admin API could not be reached
+`gatewayctl diff` differs: 0 no changes, 1 changes, 2 any error.";
+
+/// `diff` follows diff(1), so that `gatewayctl diff -f gateway.yaml || ...` works in pipelines.
+const DIFF_AFTER_HELP: &str = "\
+Exit codes:
+  0  the file matches the running configuration
+  1  applying the file would change something; the changes are printed
+  2  any error: bad flags, an unreadable file, a refusal (the error goes to stderr) or an
+     unreachable admin API";
 
 /// Drive the gateway control plane through its admin API.
 #[derive(Debug, Parser)]
@@ -68,9 +78,28 @@ pub enum Command {
     /// Show the data-plane nodes and whether they serve the latest revision.
     #[command(after_help = AFTER_HELP)]
     Status,
-    /// Show the configuration history, newest first.
+    /// Show the configuration history: the list, the config at one revision, or a diff.
     #[command(after_help = AFTER_HELP)]
     Revisions(RevisionsArgs),
+    /// Make the whole configuration equal to a YAML/JSON file, as one revision.
+    ///
+    /// The file holds `upstreams:` and `routes:` lists (either may be left out, meaning none);
+    /// whatever is running but not in the file is deleted. The file is applied whole or not at
+    /// all: a refusal lists every problem. Prints one line per change (`+` created, `~` updated,
+    /// `-` deleted) and the new revision.
+    #[command(after_help = AFTER_HELP)]
+    Apply(ApplyArgs),
+    /// Show what `apply` would change, without changing anything.
+    ///
+    /// One line per change; updates list every changed field with its old and new value.
+    #[command(after_help = DIFF_AFTER_HELP)]
+    Diff(DiffArgs),
+    /// Print the whole running configuration as a file for `apply` (YAML; `-o json` for JSON).
+    #[command(after_help = AFTER_HELP)]
+    Export,
+    /// Make the configuration equal to the one at an earlier revision, as one new revision.
+    #[command(after_help = AFTER_HELP)]
+    Rollback(RollbackArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,9 +111,9 @@ pub enum UpstreamCommand {
     /// Create an upstream from flags or from a YAML/JSON file.
     Create(UpstreamCreateArgs),
     /// Create or replace an upstream from a YAML/JSON file.
-    Replace(FileArg),
+    Replace(ReplaceArgs),
     /// Delete an upstream; refused while routes still use it.
-    Delete(NameArg),
+    Delete(DeleteArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,9 +125,9 @@ pub enum RouteCommand {
     /// Create a route from flags or from a YAML/JSON file.
     Create(RouteCreateArgs),
     /// Create or replace a route from a YAML/JSON file.
-    Replace(FileArg),
+    Replace(ReplaceArgs),
     /// Delete a route.
-    Delete(NameArg),
+    Delete(DeleteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,11 +142,70 @@ pub struct NameArg {
     pub name: String,
 }
 
+/// Flags every write takes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct WriteArgs {
+    /// Refuse the write (412 precondition_failed, nothing stored) unless the latest revision is
+    /// N; guards a read-modify-write against someone else's change in between.
+    #[arg(long, value_name = "N")]
+    pub if_match: Option<u64>,
+
+    /// Message recorded with the new revision instead of the default one (printable ASCII).
+    #[arg(short = 'm', long, value_name = "TEXT", value_parser = parse_message)]
+    pub message: Option<String>,
+}
+
 #[derive(Debug, Args)]
-pub struct FileArg {
+pub struct ReplaceArgs {
     /// YAML or JSON document; `-` reads standard input.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: PathBuf,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    pub name: String,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The whole desired configuration, YAML or JSON; `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Validate and show the changes, but store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The whole desired configuration, YAML or JSON; `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The revision whose configuration becomes current again.
+    #[arg(value_name = "REVISION")]
+    pub revision: u64,
+
+    /// Show the changes, but store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +231,9 @@ pub struct UpstreamCreateArgs {
     /// Read the whole upstream from a YAML or JSON document; `-` reads standard input.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
 }
 
 #[derive(Debug, Args)]
@@ -201,13 +292,62 @@ pub struct RouteCreateArgs {
     /// Read the whole route from a YAML or JSON document; `-` reads standard input.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
 }
 
+/// Without a subcommand: the list of revisions, newest first.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct RevisionsArgs {
+    #[command(subcommand)]
+    pub command: Option<RevisionsCommand>,
+
     /// Show at most this many revisions (all when omitted).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RevisionsCommand {
+    /// Print the configuration at a revision.
+    ///
+    /// By default as a YAML file for `apply`, headed by a comment naming the revision; `-o json`
+    /// or `-o yaml` print the whole record (revision, actor, message, digest, time, config).
+    #[command(after_help = AFTER_HELP)]
+    Show(RevisionArg),
+    /// Show the changes that turn the configuration at revision A into the one at B.
+    #[command(after_help = AFTER_HELP)]
+    Diff(RevisionDiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RevisionArg {
+    #[arg(value_name = "REVISION")]
+    pub revision: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RevisionDiffArgs {
+    #[arg(value_name = "A")]
+    pub from: u64,
+    #[arg(value_name = "B")]
+    pub to: u64,
+}
+
+/// A revision message travels in an HTTP header (`x-gateway-message`), which portably carries
+/// one line of printable ASCII and nothing else.
+pub fn parse_message(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err("the message is empty".into());
+    }
+    if let Some(c) = value.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
+        return Err(format!(
+            "the message contains {c:?}; it must be one line of printable ASCII"
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 /// Parses `HOST:PORT[=WEIGHT]`. Only the shape is checked here; the server validates the rest.
@@ -409,5 +549,111 @@ mod tests {
             panic!("wrong command");
         };
         assert_eq!(args.limit, Some(3));
+        assert!(args.command.is_none());
+    }
+
+    #[test]
+    fn revisions_show_and_diff() {
+        let cli = parse(&["revisions", "show", "3"]).unwrap();
+        let Command::Revisions(RevisionsArgs {
+            command: Some(RevisionsCommand::Show(show)),
+            ..
+        }) = cli.command
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!(show.revision, 3);
+        let cli = parse(&["revisions", "diff", "1", "2", "-o", "json"]).unwrap();
+        let Command::Revisions(RevisionsArgs {
+            command: Some(RevisionsCommand::Diff(diff)),
+            ..
+        }) = cli.command
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!((diff.from, diff.to), (1, 2));
+        assert!(parse(&["revisions", "diff", "1"]).is_err());
+        assert!(parse(&["revisions", "show", "-1"]).is_err());
+        assert!(parse(&["revisions", "--limit", "3", "show", "2"]).is_err());
+    }
+
+    #[test]
+    fn apply_diff_export_rollback() {
+        let cli = parse(&[
+            "apply",
+            "-f",
+            "-",
+            "--dry-run",
+            "--if-match",
+            "4",
+            "-m",
+            "deploy 42",
+        ])
+        .unwrap();
+        let Command::Apply(apply) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(apply.file, PathBuf::from("-"));
+        assert!(apply.dry_run);
+        assert_eq!(apply.write.if_match, Some(4));
+        assert_eq!(apply.write.message.as_deref(), Some("deploy 42"));
+        assert!(parse(&["apply"]).is_err());
+        assert!(parse(&["apply", "-f", "gw.yaml", "--if-match", "x"]).is_err());
+
+        let Command::Diff(diff) = parse(&["diff", "-f", "gw.yaml"]).unwrap().command else {
+            panic!("wrong command");
+        };
+        assert_eq!(diff.file, PathBuf::from("gw.yaml"));
+        assert!(parse(&["diff", "-f", "gw.yaml", "--dry-run"]).is_err());
+
+        assert!(matches!(
+            parse(&["export", "-o", "json"]).unwrap().command,
+            Command::Export
+        ));
+
+        let Command::Rollback(rollback) = parse(&["rollback", "7"]).unwrap().command else {
+            panic!("wrong command");
+        };
+        assert_eq!(rollback.revision, 7);
+        assert!(!rollback.dry_run);
+        assert_eq!(rollback.write.if_match, None);
+        assert!(parse(&["rollback"]).is_err());
+    }
+
+    #[test]
+    fn entity_writes_take_if_match() {
+        let cli = parse(&["upstream", "delete", "api", "--if-match", "3"]).unwrap();
+        let Command::Upstream(UpstreamCommand::Delete(delete)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(delete.write.if_match, Some(3));
+        let cli = parse(&["route", "replace", "-f", "-", "--if-match", "5"]).unwrap();
+        let Command::Route(RouteCommand::Replace(replace)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(replace.write.if_match, Some(5));
+        let cli = parse(&[
+            "upstream",
+            "create",
+            "api",
+            "--target",
+            "a:80",
+            "--if-match",
+            "0",
+        ])
+        .unwrap();
+        let Command::Upstream(UpstreamCommand::Create(create)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(create.write.if_match, Some(0));
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        assert_eq!(parse_message("deploy 42").unwrap(), "deploy 42");
+        assert!(parse_message("déploiement").is_err());
+        assert!(parse_message("two\nlines").is_err());
+        assert!(parse_message("  ").is_err());
+        assert!(parse(&["route", "delete", "web", "-m", "a\rb"]).is_err());
     }
 }

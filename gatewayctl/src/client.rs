@@ -1,7 +1,7 @@
 //! A small typed client of the admin API.
 //!
-//! It knows the URL layout, pagination (`next_cursor`), the `x-gateway-revision` header and the
-//! error document, and sorts every failure into "the API refused" or "the API could not be
+//! It knows the URL layout, pagination (`next_cursor`), the `x-gateway-revision` header, the
+//! write preconditions (`If-Match`, `?dry_run=true`, `x-gateway-message`) and the error document, and sorts every failure into "the API refused" or "the API could not be
 //! reached", the distinction the exit codes are built on. Bodies stay `serde_json::Value` so that
 //! `-o json` shows exactly what the server sent.
 
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 const REVISION_HEADER: &str = "x-gateway-revision";
+const MESSAGE_HEADER: &str = "x-gateway-message";
 /// Largest page the API hands out.
 const MAX_PAGE: u32 = 1000;
 
@@ -136,8 +137,31 @@ pub struct Written {
     pub created: bool,
     /// From the `x-gateway-revision` header.
     pub revision: Option<u64>,
-    /// The resource as stored; `None` for a delete.
+    /// The resource as stored (for a dry run, the change report); `None` for a delete.
     pub body: Option<Value>,
+    /// Where the request went, for error messages.
+    pub url: String,
+}
+
+/// How a write is to be made; the default is a plain write with the server's message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Sent as `If-Match`: the write only happens while this is the latest revision.
+    pub if_match: Option<u64>,
+    /// Sent as `x-gateway-message`, the message of the revision the write makes.
+    pub message: Option<String>,
+    /// Sent as `?dry_run=true`: validate and report the changes, store nothing.
+    pub dry_run: bool,
+}
+
+impl WriteOptions {
+    fn query(&self) -> &'static [(&'static str, &'static str)] {
+        if self.dry_run {
+            &[("dry_run", "true")]
+        } else {
+            &[]
+        }
+    }
 }
 
 struct Reply {
@@ -201,10 +225,19 @@ impl Client {
         method: Method,
         url: Url,
         body: Option<Vec<u8>>,
+        options: Option<&WriteOptions>,
     ) -> Result<Reply, ClientError> {
         let mut request = self.http.request(method, url.clone());
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(options) = options {
+            if let Some(revision) = options.if_match {
+                request = request.header(reqwest::header::IF_MATCH, revision.to_string());
+            }
+            if let Some(message) = &options.message {
+                request = request.header(MESSAGE_HEADER, message.as_str());
+            }
         }
         if let Some(body) = body {
             request = request
@@ -238,7 +271,7 @@ impl Client {
     }
 
     async fn get_json(&self, url: Url) -> Result<Value, ClientError> {
-        let reply = self.send(Method::GET, url, None).await?;
+        let reply = self.send(Method::GET, url, None, None).await?;
         reply.json()
     }
 
@@ -299,7 +332,7 @@ impl Client {
                 query.push(("cursor", cursor.as_str()));
             }
             let url = self.url(segments, &query);
-            let reply = self.send(Method::GET, url, None).await?;
+            let reply = self.send(Method::GET, url, None, None).await?;
             let page: Page = reply.parse()?;
             items.extend(page.items);
             match page.next_cursor {
@@ -325,10 +358,38 @@ impl Client {
         })
     }
 
+    /// `GET /v1/config`: the whole running configuration, `{"upstreams": [...], "routes": [...]}`,
+    /// and the revision it is (from `x-gateway-revision`).
+    pub async fn config(&self) -> Result<(Value, Option<u64>), ClientError> {
+        let url = self.url(&["config"], &[]);
+        let reply = self.send(Method::GET, url, None, None).await?;
+        Ok((reply.json()?, reply.revision))
+    }
+
+    /// `GET /v1/revisions/<n>`: one revision's record and its whole configuration.
+    pub async fn revision(&self, revision: u64) -> Result<Value, ClientError> {
+        let url = self.url(&["revisions", &revision.to_string()], &[]);
+        self.get_json(url).await
+    }
+
+    /// `GET /v1/revisions/<a>/diff/<b>`: the changes that turn config `a` into config `b`.
+    pub async fn revision_diff(&self, from: u64, to: u64) -> Result<Value, ClientError> {
+        let url = self.url(
+            &["revisions", &from.to_string(), "diff", &to.to_string()],
+            &[],
+        );
+        self.get_json(url).await
+    }
+
     /// `POST /v1/<kind>s`.
-    pub async fn create<T: Serialize>(&self, kind: Kind, body: &T) -> Result<Written, ClientError> {
-        let url = self.url(&[collection(kind)], &[]);
-        self.write(Method::POST, url, body).await
+    pub async fn create<T: Serialize>(
+        &self,
+        kind: Kind,
+        body: &T,
+        options: &WriteOptions,
+    ) -> Result<Written, ClientError> {
+        let url = self.url(&[collection(kind)], options.query());
+        self.write(Method::POST, url, Some(body), options).await
     }
 
     /// `PUT /v1/<kind>s/<name>`: replaces, or creates when absent.
@@ -337,33 +398,71 @@ impl Client {
         kind: Kind,
         name: &str,
         body: &T,
+        options: &WriteOptions,
     ) -> Result<Written, ClientError> {
-        let url = self.url(&[collection(kind), name], &[]);
-        self.write(Method::PUT, url, body).await
+        let url = self.url(&[collection(kind), name], options.query());
+        self.write(Method::PUT, url, Some(body), options).await
     }
 
     /// `DELETE /v1/<kind>s/<name>`.
-    pub async fn delete(&self, kind: Kind, name: &str) -> Result<Written, ClientError> {
-        let url = self.url(&[collection(kind), name], &[]);
-        let reply = self.send(Method::DELETE, url, None).await?;
-        Ok(Written {
-            created: false,
-            revision: reply.revision,
-            body: None,
-        })
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        name: &str,
+        options: &WriteOptions,
+    ) -> Result<Written, ClientError> {
+        let url = self.url(&[collection(kind), name], options.query());
+        self.write::<()>(Method::DELETE, url, None, options).await
+    }
+
+    /// `PUT /v1/config`: makes the whole configuration equal to `config`, as one revision.
+    /// Answers `{"revision", "changed", "changes"}` (plus `"dry_run": true` for a dry run).
+    pub async fn apply_config(
+        &self,
+        config: &Value,
+        options: &WriteOptions,
+    ) -> Result<Value, ClientError> {
+        let url = self.url(&["config"], options.query());
+        self.write(Method::PUT, url, Some(config), options)
+            .await?
+            .into_document()
+    }
+
+    /// `POST /v1/revisions/<n>/rollback`: makes the configuration equal to the one at `n`, as
+    /// one new revision. Answers like [`Client::apply_config`].
+    pub async fn rollback(
+        &self,
+        revision: u64,
+        options: &WriteOptions,
+    ) -> Result<Value, ClientError> {
+        let url = self.url(
+            &["revisions", &revision.to_string(), "rollback"],
+            options.query(),
+        );
+        self.write::<()>(Method::POST, url, None, options)
+            .await?
+            .into_document()
     }
 
     async fn write<T: Serialize>(
         &self,
         method: Method,
         url: Url,
-        body: &T,
+        body: Option<&T>,
+        options: &WriteOptions,
     ) -> Result<Written, ClientError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::InvalidResponse {
-            url: url.to_string(),
-            reason: format!("cannot encode the request body: {e}"),
-        })?;
-        let reply = self.send(method, url, Some(bytes)).await?;
+        let bytes = match body {
+            Some(body) => {
+                Some(
+                    serde_json::to_vec(body).map_err(|e| ClientError::InvalidResponse {
+                        url: url.to_string(),
+                        reason: format!("cannot encode the request body: {e}"),
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let reply = self.send(method, url, bytes, Some(options)).await?;
         let created = reply.status == StatusCode::CREATED;
         let revision = reply.revision;
         let body = if reply.body.is_empty() {
@@ -375,6 +474,17 @@ impl Client {
             created,
             revision,
             body,
+            url: reply.url.to_string(),
+        })
+    }
+}
+
+impl Written {
+    /// The response document of a write that must answer with one.
+    fn into_document(self) -> Result<Value, ClientError> {
+        self.body.ok_or_else(|| ClientError::InvalidResponse {
+            url: self.url,
+            reason: "the response has no body".into(),
         })
     }
 }
@@ -492,6 +602,28 @@ mod tests {
         assert_eq!(
             client.url(&["nodes"], &[]).as_str(),
             "http://cp:8001/v1/nodes"
+        );
+    }
+
+    #[test]
+    fn dry_runs_add_the_query() {
+        let client = Client::new("http://cp:8001", None).unwrap();
+        let dry = WriteOptions {
+            dry_run: true,
+            ..WriteOptions::default()
+        };
+        assert_eq!(
+            client.url(&["config"], dry.query()).as_str(),
+            "http://cp:8001/v1/config?dry_run=true"
+        );
+        assert_eq!(
+            client
+                .url(
+                    &["revisions", "4", "rollback"],
+                    WriteOptions::default().query()
+                )
+                .as_str(),
+            "http://cp:8001/v1/revisions/4/rollback"
         );
     }
 

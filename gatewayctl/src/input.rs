@@ -1,14 +1,17 @@
-//! Reading `-f` documents: one upstream or route as YAML or JSON, from a file or (`-`) stdin.
+//! Reading `-f` documents as YAML or JSON, from a file or (`-`) stdin: one upstream or route, or
+//! a whole configuration for `apply` and `diff`.
 //!
-//! The document is checked against the shared model before anything is sent, so a typo in a
-//! field name is reported with its path without a round trip. The read-only keys the API adds to
-//! its responses are dropped first, so the output of `get -o yaml` can be edited and fed back.
+//! An entity document is checked against the shared model before anything is sent, so a typo in
+//! a field name is reported with its path without a round trip. The read-only keys the API adds
+//! to its responses are dropped first, so the output of `get -o yaml` can be edited and fed back.
+//! A whole configuration is only checked for syntax here: the admin API validates it as a whole
+//! and reports every problem at once, which a local first-error check would hide.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Keys the API returns but ignores on input.
 const READ_ONLY_KEYS: [&str; 3] = ["created_at", "updated_at", "revision"];
@@ -39,6 +42,20 @@ pub fn read_document<T: DeserializeOwned>(path: &Path) -> Result<T, InputError> 
     parse_document(&text, &display)
 }
 
+/// Reads a whole-configuration document from `path` (`-` = stdin) as a JSON mapping, ready to
+/// send as `PUT /v1/config`.
+pub fn read_config(path: &Path) -> Result<Value, InputError> {
+    let display = display_name(path);
+    let text = read_text(path, &display)?;
+    parse_config(&text, &display)
+}
+
+/// Parses a whole-configuration document. An empty file is refused rather than read as "no
+/// entities", which would delete everything.
+pub fn parse_config(text: &str, display: &str) -> Result<Value, InputError> {
+    parse_mapping(text, display).map(Value::Object)
+}
+
 fn display_name(path: &Path) -> String {
     if path == Path::new("-") {
         "standard input".to_owned()
@@ -63,24 +80,9 @@ fn read_text(path: &Path, display: &str) -> Result<String, InputError> {
     }
 }
 
-/// Parses YAML or JSON text into an entity. JSON-looking text goes through the JSON parser so
-/// that its error messages (line and column) are the familiar ones.
+/// Parses YAML or JSON text into an entity.
 pub fn parse_document<T: DeserializeOwned>(text: &str, display: &str) -> Result<T, InputError> {
-    let syntax = |message: String| InputError::Syntax {
-        path: display.to_owned(),
-        message,
-    };
-    let value: Value = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?
-    } else {
-        serde_yaml_ng::from_str(text).map_err(|e| syntax(e.to_string()))?
-    };
-    let Value::Object(mut map) = value else {
-        return Err(InputError::NotAMapping {
-            path: display.to_owned(),
-            found: type_name(&value),
-        });
-    };
+    let mut map = parse_mapping(text, display)?;
     for key in READ_ONLY_KEYS {
         map.remove(key);
     }
@@ -96,6 +98,27 @@ pub fn parse_document<T: DeserializeOwned>(text: &str, display: &str) -> Result<
             message: e.into_inner().to_string(),
         }
     })
+}
+
+/// YAML or JSON text that must be a mapping. JSON-looking text goes through the JSON parser so
+/// that its error messages (line and column) are the familiar ones.
+fn parse_mapping(text: &str, display: &str) -> Result<Map<String, Value>, InputError> {
+    let syntax = |message: String| InputError::Syntax {
+        path: display.to_owned(),
+        message,
+    };
+    let value: Value = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| syntax(e.to_string()))?
+    };
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(InputError::NotAMapping {
+            path: display.to_owned(),
+            found: type_name(&other),
+        }),
+    }
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -192,6 +215,40 @@ targets:
         assert!(matches!(
             parse_document::<Upstream>("", "x.yaml"),
             Err(InputError::NotAMapping { .. })
+        ));
+    }
+
+    #[test]
+    fn whole_config_in_yaml_and_json() {
+        let yaml = "upstreams:\n  - name: api\n    targets: [{address: 'a:80'}]\nroutes: []\n";
+        let value = parse_config(yaml, "gw.yaml").unwrap();
+        assert_eq!(value["upstreams"][0]["targets"][0]["address"], "a:80");
+        assert_eq!(value["routes"], serde_json::json!([]));
+        let json = r#"{"routes": [{"name": "r", "backends": [{"upstream": "api"}]}]}"#;
+        assert_eq!(
+            parse_config(json, "gw.json").unwrap()["routes"][0]["name"],
+            "r"
+        );
+        // Not checked locally: the server reports every problem at once.
+        assert!(parse_config("upstream: []\n", "gw.yaml").is_ok());
+    }
+
+    #[test]
+    fn whole_config_must_be_a_mapping() {
+        assert!(matches!(
+            parse_config("", "gw.yaml"),
+            Err(InputError::NotAMapping {
+                found: "an empty document",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_config("- a\n", "gw.yaml"),
+            Err(InputError::NotAMapping { .. })
+        ));
+        assert!(matches!(
+            parse_config("upstreams: [\n", "gw.yaml"),
+            Err(InputError::Syntax { .. })
         ));
     }
 

@@ -35,10 +35,8 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let result = runtime.block_on(commands::run(cli, &mut stdout));
     match result {
-        Ok(()) => ExitCode::from(exit::SUCCESS),
-        Err(commands::CommandError::Write(error))
-            if error.kind() == std::io::ErrorKind::BrokenPipe =>
-        {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(error) if error.is_broken_pipe() => {
             // The reader went away (`gatewayctl ... | head`); nothing left to tell anyone.
             ExitCode::from(exit::SUCCESS)
         }

@@ -2,12 +2,21 @@
 //! YAML).
 //!
 //! Tables read only the fields they show and tolerate missing ones, so a newer server with more
-//! fields still renders; JSON and YAML print the server's document unchanged.
+//! fields still renders; JSON and YAML print the server's document unchanged. The one exception
+//! is a whole configuration (`export`, `revisions show`), which is written as a file for `apply`:
+//! it goes through the shared model so that every entity starts with its name.
+
+mod changes;
 
 use comfy_table::{Table, TableStyle};
-use gateway_config::{Backend, Kind, PathMatch, Target};
+use gateway_config::{Backend, Config, Kind, PathMatch, Target};
 use serde::Deserialize;
 use serde_json::Value;
+
+pub use changes::{ChangeReport, apply_summary, diff_lines, parse_changes, rollback_summary};
+
+/// Keys the API adds to entities in its responses; not part of a file for `apply`.
+const READ_ONLY_KEYS: [&str; 3] = ["created_at", "updated_at", "revision"];
 
 /// Number of digest characters worth showing; enough to tell revisions apart.
 const DIGEST_CHARS: usize = 12;
@@ -38,6 +47,85 @@ pub fn document(format: Format, value: &Value) -> Result<String, OutputError> {
             Ok(text)
         }
     }
+}
+
+/// A whole configuration (`{"upstreams": [...], "routes": [...]}`) as a file for `apply`: YAML
+/// unless JSON is asked for. Keys come in the model's order (name first) rather than the
+/// alphabetical order of a parsed JSON document; a document the model does not describe (a newer
+/// server) is printed as it came.
+pub fn config_document(format: Format, config: &Value) -> Result<String, OutputError> {
+    let format = match format {
+        Format::Json => Format::Json,
+        Format::Table | Format::Yaml => Format::Yaml,
+    };
+    match normalized_config(config) {
+        Some(model) => {
+            let text = match format {
+                Format::Json => {
+                    // Serializing the model cannot fail: plain structs and string-keyed maps.
+                    let mut text = serde_json::to_string_pretty(&model).unwrap_or_default();
+                    text.push('\n');
+                    text
+                }
+                // Through JSON text into an insertion-ordered YAML value: serializing the model
+                // straight to YAML would write enums as tags (`!prefix /v1`), which the JSON
+                // model of the API does not read back.
+                Format::Table | Format::Yaml => {
+                    let json = serde_json::to_string(&model).unwrap_or_default();
+                    let ordered: serde_yaml_ng::Value =
+                        serde_json::from_str(&json).map_err(|e| shape("configuration", e))?;
+                    serde_yaml_ng::to_string(&ordered)?
+                }
+            };
+            Ok(text)
+        }
+        None => document(format, config),
+    }
+}
+
+fn normalized_config(config: &Value) -> Option<Config> {
+    let mut config = config.clone();
+    for list in ["upstreams", "routes"] {
+        if let Some(Value::Array(items)) = config.get_mut(list) {
+            for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                for key in READ_ONLY_KEYS {
+                    item.remove(key);
+                }
+            }
+        }
+    }
+    serde_json::from_value(config).ok()
+}
+
+/// `revisions show N` for people: a comment naming the revision, then its configuration as a
+/// file for `apply`.
+pub fn revision_config(document: &Value) -> Result<String, OutputError> {
+    let record = RevisionRow::deserialize(document).map_err(|e| shape("revision", e))?;
+    let Some(config) = document.get("config") else {
+        return Err(OutputError::Shape {
+            what: "revision",
+            message: "it has no `config`".into(),
+        });
+    };
+    let mut header = format!("# revision {}", record.revision);
+    let about: Vec<String> = [record.created_at, record.actor]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !about.is_empty() {
+        header.push_str(&format!(" ({})", about.join(", ")));
+    }
+    if let Some(message) = record.message.filter(|m| !m.is_empty()) {
+        // A comment ends at a line break; keep the whole message inside it.
+        let message: String = message
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        header.push_str(&format!(": {message}"));
+    }
+    header.push('\n');
+    Ok(header + &config_document(Format::Yaml, config)?)
 }
 
 /// What a write did, for the one-line summary.
@@ -466,6 +554,63 @@ mod tests {
             document(Format::Yaml, &value).unwrap(),
             "name: api\nrevision: 3\n"
         );
+    }
+
+    #[test]
+    fn config_documents_put_names_first_and_drop_metadata() {
+        let config = json!({"routes": [{"backends": [{"upstream": "api", "weight": 1}],
+                "hosts": [], "methods": [], "name": "web", "paths": [{"prefix": "/"}],
+                "preserve_host": false, "priority": 0, "strip_prefix": false, "revision": 3}],
+            "upstreams": [{"balance": "round_robin", "name": "api",
+                "targets": [{"address": "a:80", "weight": 1}], "updated_at": "x"}]});
+        let yaml = config_document(Format::Table, &config).unwrap();
+        assert!(
+            yaml.starts_with("upstreams:\n- name: api\n  targets:\n  - address: a:80\n"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("routes:\n- name: web\n"), "{yaml}");
+        assert!(!yaml.contains("revision") && !yaml.contains("updated_at"));
+        // Read back the way `apply` reads files: serde_yaml_ng alone wants enums as tags.
+        let back: Value = serde_yaml_ng::from_str(&yaml).unwrap();
+        let back: Config = serde_json::from_value(back).unwrap();
+        assert_eq!(back.routes["web"].backends[0].upstream, "api");
+
+        let json = config_document(Format::Json, &config).unwrap();
+        assert!(
+            json.starts_with("{\n  \"upstreams\": [\n    {\n      \"name\": \"api\""),
+            "{json}"
+        );
+        assert_eq!(
+            config_document(Format::Yaml, &json!({})).unwrap(),
+            "upstreams: []\nroutes: []\n"
+        );
+    }
+
+    #[test]
+    fn config_the_model_does_not_know_is_printed_as_is() {
+        let config = json!({"upstreams": [], "consumers": [{"name": "c"}]});
+        assert_eq!(
+            config_document(Format::Yaml, &config).unwrap(),
+            "upstreams: []\nconsumers:\n- name: c\n"
+        );
+    }
+
+    #[test]
+    fn revision_config_starts_with_a_comment() {
+        let doc = json!({"revision": 4, "actor": "admin", "message": "apply config",
+            "digest": "abc", "created_at": "2025-01-01T00:00:00.000Z",
+            "config": {"upstreams": [], "routes": []}});
+        assert_eq!(
+            revision_config(&doc).unwrap(),
+            "# revision 4 (2025-01-01T00:00:00.000Z, admin): apply config\nupstreams: []\nroutes: []\n"
+        );
+        let doc = json!({"revision": 1, "message": "two\nlines", "config": {}});
+        assert!(
+            revision_config(&doc)
+                .unwrap()
+                .starts_with("# revision 1: two lines\n")
+        );
+        assert!(revision_config(&json!({"revision": 1})).is_err());
     }
 
     #[test]

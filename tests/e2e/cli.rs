@@ -167,3 +167,73 @@ async fn gatewayctl_creates_from_a_yaml_file() {
     cluster.wait_served("/file", 200, Some("a"), CONVERGE).await;
     cluster.wait_served("/file/more", 404, None, CONVERGE).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gatewayctl_apply_diff_export_and_rollback() {
+    let cluster = Cluster::start(1).await;
+    let admin = cluster.admin.url.clone();
+    let a = EchoServer::start("a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.yaml");
+    let write = |paths: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "upstreams:\n  - name: web\n    targets:\n      - address: \"{}\"\nroutes:\n  - name: web\n    paths:\n      - prefix: {paths}\n    backends:\n      - upstream: web\n",
+                a.address()
+            ),
+        )
+        .unwrap();
+    };
+    let file_arg = file.to_str().unwrap().to_owned();
+
+    write("/one");
+    let out = gatewayctl(&admin, &["diff", "-f", &file_arg]).await;
+    assert_eq!(out.code, 1, "changes pending: {out:?}");
+    assert!(out.stdout.contains("route \"web\""), "{out:?}");
+    let out = gatewayctl(&admin, &["apply", "-f", &file_arg]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("revision 1"), "{out:?}");
+    let out = gatewayctl(&admin, &["diff", "-f", &file_arg]).await;
+    assert_eq!(out.code, 0, "no changes: {out:?}");
+    cluster.wait_served("/one", 200, Some("a"), CONVERGE).await;
+
+    write("/two");
+    let out = gatewayctl(&admin, &["diff", "-f", &file_arg]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout.contains("/one") && out.stdout.contains("/two"),
+        "the changed field is shown: {out:?}"
+    );
+    let out = gatewayctl(&admin, &["apply", "-f", &file_arg]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    cluster.wait_served("/two", 200, Some("a"), CONVERGE).await;
+
+    // Export round-trips through apply as no change.
+    let out = gatewayctl(&admin, &["export"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let exported = dir.path().join("exported.yaml");
+    std::fs::write(&exported, &out.stdout).unwrap();
+    let out = gatewayctl(&admin, &["diff", "-f", exported.to_str().unwrap()]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "routes:\n  - name: x\n    backends:\n      - upstream: nowhere\n",
+    )
+    .unwrap();
+    let out = gatewayctl(&admin, &["diff", "-f", broken.to_str().unwrap()]).await;
+    assert_eq!(out.code, 2, "errors are exit code 2 for diff: {out:?}");
+
+    let out = gatewayctl(&admin, &["rollback", "1"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains('3'),
+        "the new revision is printed: {out:?}"
+    );
+    cluster.wait_served("/one", 200, Some("a"), CONVERGE).await;
+    let out = gatewayctl(&admin, &["revisions", "diff", "1", "2"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("web"), "{out:?}");
+}

@@ -3,10 +3,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod auth;
 mod bad_input;
 mod cli;
+mod database_outage;
 mod keepalive;
 mod nack;
+mod offline;
 mod propagation;
+mod reload;
+mod replicas;
 mod restart;
+mod revisions;
 mod sqlite;

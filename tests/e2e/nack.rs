@@ -3,7 +3,7 @@
 
 use gateway_tests::cluster::{CONVERGE, Cluster};
 use gateway_tests::eventually;
-use gateway_tests::http::{send, worker_revision};
+use gateway_tests::http::{metric, metrics_page, send, worker_revision};
 use gateway_tests::upstream::EchoServer;
 use serde_json::json;
 
@@ -115,6 +115,35 @@ async fn a_config_the_worker_cannot_apply_is_nacked_and_the_old_one_kept() {
             "{}",
             status.text
         );
+    }
+
+    // The refused revision is not pushed again. Proving that something does not happen takes a
+    // window of observation: a resend loop would show within it.
+    // Each worker refuses it twice: once as a delta, once as the full snapshot the control plane
+    // falls back to; then never again.
+    let metrics_url = format!("{}/metrics", admin.url);
+    let expected = 2.0 * cluster.workers.len() as f64;
+    let nacks = eventually("both NACKs of every worker counted", CONVERGE, || async {
+        let nacks = metric(
+            &metrics_page(&cluster.client, &metrics_url).await?,
+            "config_nacks_total",
+        );
+        if nacks == expected {
+            Ok(nacks)
+        } else {
+            Err(format!("{nacks} NACKs"))
+        }
+    })
+    .await;
+    let window = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
+    while tokio::time::Instant::now() < window {
+        let page = metrics_page(&cluster.client, &metrics_url).await.unwrap();
+        assert_eq!(
+            metric(&page, "config_nacks_total"),
+            nacks,
+            "the NACKed revision was resent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
     // Removing the broken route makes a valid revision that every worker accepts.

@@ -14,24 +14,28 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 fn binaries_dir() -> &'static PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(build_binaries);
+    binaries_dir_path()
+}
+
+fn binaries_dir_path() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         // Test executables live in target/<profile>/deps; the binaries one level up.
         let exe = std::env::current_exe().expect("test executable path");
-        let dir = exe
-            .parent()
+        exe.parent()
             .and_then(|deps| deps.parent())
             .expect("target directory")
-            .to_path_buf();
-        build_binaries();
-        dir
+            .to_path_buf()
     })
 }
 
+fn binaries_dir_name() -> Option<&'static str> {
+    binaries_dir_path().file_name().and_then(|n| n.to_str())
+}
+
 fn build_binaries() {
-    if std::env::var_os("GATEWAY_TEST_SKIP_BUILD").is_some() {
-        return;
-    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     // The same selection as `scripts/test.sh` builds, so features unify the same way and this is
@@ -39,6 +43,10 @@ fn build_binaries() {
     command
         .args(["build", "--workspace", "--bins"])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
+    // Benchmarks run from target/release and measure release binaries.
+    if binaries_dir_name() == Some("release") {
+        command.arg("--release");
+    }
     let status = command.status().expect("run cargo build");
     assert!(status.success(), "building the gateway binaries failed");
 }

@@ -58,6 +58,23 @@ impl TestDatabase {
         }
     }
 
+    /// `host:port` of the server, as written in the URL.
+    pub fn host_port(&self) -> String {
+        let after_scheme = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, rest)| rest);
+        let after_user = after_scheme
+            .rsplit_once('@')
+            .map_or(after_scheme, |(_, rest)| rest);
+        let host_port = after_user.split(['/', '?']).next().unwrap_or(after_user);
+        if host_port.contains(':') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:5432")
+        }
+    }
+
     pub async fn connect(&self) -> PgConnection {
         PgConnection::connect(&self.url)
             .await

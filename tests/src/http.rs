@@ -201,3 +201,25 @@ impl KeptConnection {
         })
     }
 }
+
+/// The value of one sample in a Prometheus text page, e.g.
+/// `metric(&text, "config_pushes_total{kind=\"full\"}")`. Absent samples read as 0.
+pub fn metric(page: &str, sample: &str) -> f64 {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == sample).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Fetches a Prometheus text page.
+pub async fn metrics_page(client: &reqwest::Client, url: &str) -> Result<String, String> {
+    let reply = send(client.get(url)).await?;
+    if reply.status == 200 {
+        Ok(reply.text)
+    } else {
+        Err(format!("{} {}", reply.status, reply.text))
+    }
+}

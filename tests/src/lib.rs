@@ -3,9 +3,11 @@
 //! Postgres databases, and polls with deadlines instead of sleeping.
 
 pub mod binaries;
+pub mod certs;
 pub mod cluster;
 pub mod database;
 pub mod eventually;
+pub mod fault;
 pub mod http;
 pub mod process;
 pub mod topology;

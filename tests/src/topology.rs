@@ -10,45 +10,61 @@ use crate::process::Process;
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How to start a control plane; `Default` is the embedded SQLite default in the current
+/// directory.
+#[derive(Debug, Clone, Default)]
+pub struct ControlPlaneOptions {
+    pub database_url: Option<String>,
+    pub cwd: Option<PathBuf>,
+    pub extra_args: Vec<String>,
+}
+
 pub struct ControlPlane {
     pub process: Process,
     pub admin_addr: SocketAddr,
     pub sync_addr: SocketAddr,
-    database_url: Option<String>,
-    cwd: Option<PathBuf>,
+    options: ControlPlaneOptions,
 }
 
 impl ControlPlane {
     /// Starts a control plane on `database_url` (`None`: its embedded SQLite default, created in
     /// `cwd`).
     pub fn start(database_url: Option<&str>, cwd: Option<&Path>) -> ControlPlane {
-        Self::start_on(database_url, cwd, "127.0.0.1:0", "127.0.0.1:0")
+        Self::start_with(ControlPlaneOptions {
+            database_url: database_url.map(str::to_owned),
+            cwd: cwd.map(Path::to_path_buf),
+            extra_args: Vec::new(),
+        })
     }
 
-    fn start_on(
-        database_url: Option<&str>,
-        cwd: Option<&Path>,
-        admin: &str,
-        sync: &str,
-    ) -> ControlPlane {
+    pub fn start_with(options: ControlPlaneOptions) -> ControlPlane {
+        Self::start_on(options, "127.0.0.1:0", "127.0.0.1:0")
+    }
+
+    fn start_on(options: ControlPlaneOptions, admin: &str, sync: &str) -> ControlPlane {
         let mut args = vec![
             "--admin-listen".to_owned(),
             admin.to_owned(),
             "--sync-listen".to_owned(),
             sync.to_owned(),
         ];
-        if let Some(url) = database_url {
-            args.extend(["--database-url".to_owned(), url.to_owned()]);
+        if let Some(url) = &options.database_url {
+            args.extend(["--database-url".to_owned(), url.clone()]);
         }
-        let mut process = Process::spawn("control-plane", &binary("control-plane"), &args, cwd);
+        args.extend(options.extra_args.iter().cloned());
+        let mut process = Process::spawn(
+            "control-plane",
+            &binary("control-plane"),
+            &args,
+            options.cwd.as_deref(),
+        );
         let admin_addr = parse(&process.wait_for("admin API listening on ", START_TIMEOUT));
         let sync_addr = parse(&process.wait_for("config sync listening on ", START_TIMEOUT));
         ControlPlane {
             process,
             admin_addr,
             sync_addr,
-            database_url: database_url.map(str::to_owned),
-            cwd: cwd.map(Path::to_path_buf),
+            options,
         }
     }
 
@@ -70,13 +86,26 @@ impl ControlPlane {
         self.process.kill();
         let admin = self.admin_addr.to_string();
         let sync = self.sync_addr.to_string();
-        let next = ControlPlane::start_on(
-            self.database_url.as_deref(),
-            self.cwd.as_deref(),
-            &admin,
-            &sync,
-        );
-        *self = next;
+        *self = ControlPlane::start_on(self.options.clone(), &admin, &sync);
+    }
+}
+
+/// How to start a worker. Every worker gets a config cache file of its own, in a directory that
+/// lives as long as the `Worker`, so restarts find it and tests never share one.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub node_id: String,
+    pub control_planes: Vec<String>,
+    pub extra_args: Vec<String>,
+}
+
+impl WorkerOptions {
+    pub fn new(node_id: &str, control_plane_url: &str) -> WorkerOptions {
+        WorkerOptions {
+            node_id: node_id.to_owned(),
+            control_planes: vec![control_plane_url.to_owned()],
+            extra_args: Vec::new(),
+        }
     }
 }
 
@@ -85,32 +114,68 @@ pub struct Worker {
     pub node_id: String,
     pub proxy_addr: SocketAddr,
     pub status_addr: SocketAddr,
+    pub cache_file: PathBuf,
+    options: WorkerOptions,
+    cache_dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl Worker {
     pub fn start(control_plane_url: &str, node_id: &str) -> Worker {
-        let args = [
-            "--listen",
-            "127.0.0.1:0",
-            "--status-listen",
-            "127.0.0.1:0",
-            "--control-plane",
-            control_plane_url,
-            "--node-id",
-            node_id,
-            "--worker-threads",
-            "2",
-        ]
-        .map(str::to_owned);
-        let mut process = Process::spawn(node_id, &binary("data-plane"), &args, None);
+        Self::start_with(WorkerOptions::new(node_id, control_plane_url))
+    }
+
+    pub fn start_with(options: WorkerOptions) -> Worker {
+        let cache_dir = std::sync::Arc::new(tempfile::tempdir().expect("worker cache directory"));
+        Self::start_on(options, cache_dir, "127.0.0.1:0", "127.0.0.1:0")
+    }
+
+    fn start_on(
+        options: WorkerOptions,
+        cache_dir: std::sync::Arc<tempfile::TempDir>,
+        listen: &str,
+        status: &str,
+    ) -> Worker {
+        let cache_file = cache_dir.path().join("config.pb");
+        let mut args = vec![
+            "--listen".to_owned(),
+            listen.to_owned(),
+            "--status-listen".to_owned(),
+            status.to_owned(),
+            "--control-plane".to_owned(),
+            options.control_planes.join(","),
+            "--node-id".to_owned(),
+            options.node_id.clone(),
+            "--worker-threads".to_owned(),
+            "2".to_owned(),
+            "--cache-file".to_owned(),
+            cache_file.display().to_string(),
+        ];
+        args.extend(options.extra_args.iter().cloned());
+        let mut process = Process::spawn(&options.node_id, &binary("data-plane"), &args, None);
         let proxy_addr = parse(&process.wait_for("proxy listening on ", START_TIMEOUT));
         let status_addr = parse(&process.wait_for("status listening on ", START_TIMEOUT));
         Worker {
             process,
-            node_id: node_id.to_owned(),
+            node_id: options.node_id.clone(),
             proxy_addr,
             status_addr,
+            cache_file,
+            options,
+            cache_dir,
         }
+    }
+
+    /// Kills the worker and starts it again with the same identity, addresses and cache file.
+    pub fn restart(&mut self) {
+        self.process.kill();
+        let listen = self.proxy_addr.to_string();
+        let status = self.status_addr.to_string();
+        *self = Worker::start_on(
+            self.options.clone(),
+            self.cache_dir.clone(),
+            &listen,
+            &status,
+        );
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -63,11 +63,53 @@ impl Drop for EchoServer {
     }
 }
 
+type EchoBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// Query parameter `name` of a request, parsed.
+fn query_param(query: Option<&str>, name: &str) -> Option<u64> {
+    query?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// `/stream?chunks=N&interval_ms=M`: a long-lived response of N numbered lines, one every M ms.
+fn stream(name: &str, query: Option<&str>) -> Response<EchoBody> {
+    let chunks = query_param(query, "chunks").unwrap_or(10);
+    let interval =
+        std::time::Duration::from_millis(query_param(query, "interval_ms").unwrap_or(100));
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, Infallible>>(1);
+    tokio::spawn(async move {
+        for i in 0..chunks {
+            let line = Bytes::from(format!("chunk {i}\n"));
+            if sender
+                .send(Ok(hyper::body::Frame::data(line)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+    let body =
+        http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
+    Response::builder()
+        .header("content-type", "text/plain")
+        .header("x-served-by", name)
+        .body(body.boxed())
+        .unwrap_or_default()
+}
+
 async fn echo(
     name: String,
     peer: SocketAddr,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<EchoBody>, Infallible> {
+    if req.uri().path().ends_with("/stream") {
+        return Ok(stream(&name, req.uri().query()));
+    }
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -93,7 +135,7 @@ async fn echo(
     let response = Response::builder()
         .header("content-type", "application/json")
         .header("x-served-by", name.as_str())
-        .body(Full::new(Bytes::from(document.to_string())))
+        .body(Full::new(Bytes::from(document.to_string())).boxed())
         .unwrap_or_default();
     Ok(response)
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::error::ApiError;
 use crate::store::{Entity, Record};
 
-const READ_ONLY_KEYS: [&str; 3] = ["created_at", "updated_at", "revision"];
+pub(super) const READ_ONLY_KEYS: [&str; 3] = ["created_at", "updated_at", "revision"];
 
 /// Parses an entity document. With `path_name` (PUT), a `name` in the body must equal it, and a
 /// missing `name` is taken from the path.
@@ -59,7 +59,7 @@ pub fn parse_entity<T: DeserializeOwned>(
 }
 
 /// serde_json's syntax messages without its own position suffix (we add line and column).
-fn syntax_reason(error: &serde_json::Error) -> String {
+pub(super) fn syntax_reason(error: &serde_json::Error) -> String {
     let text = error.to_string();
     match text.rfind(" at line ") {
         Some(cut) => text[..cut].to_owned(),
@@ -69,7 +69,7 @@ fn syntax_reason(error: &serde_json::Error) -> String {
 
 /// The field a deserialization error is about: for an unknown or missing key the path points at
 /// the enclosing object, so the key itself is appended.
-fn field_of(path: &str, message: &str) -> Option<String> {
+pub(super) fn field_of(path: &str, message: &str) -> Option<String> {
     let key = ["unknown field `", "missing field `"]
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix))

@@ -1,4 +1,9 @@
 //! CRUD handlers shared by every entity kind (`/v1/upstreams`, `/v1/routes`).
+//!
+//! Reads fall back to this replica's in-memory latest snapshot when the database does not
+//! answer, in the same shapes; writes need the database and answer 503 without it.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -8,24 +13,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::body::{Page, decode_cursor, encode_cursor, parse_entity, resource_json};
+use super::body::{ListQuery, Page, decode_cursor, encode_cursor, parse_entity, resource_json};
 use super::error::ApiError;
-use crate::store::{Change, Entity, WriteOutcome};
+use super::write::{self, WriteQuery};
+use crate::snapshot::Snapshot;
+use crate::store::{Change, Entity, Record, StoreError, WriteOutcome};
 
-/// Header naming who made a change, recorded in the revision.
-pub const ACTOR_HEADER: &str = "x-gateway-actor";
-pub const REVISION_HEADER: &str = "x-gateway-revision";
-const DEFAULT_ACTOR: &str = "admin-api";
-
-fn actor(headers: &HeaderMap) -> String {
-    headers
-        .get(ACTOR_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .unwrap_or(DEFAULT_ACTOR)
-        .to_owned()
-}
+/// How long a read waits for the database before answering from memory.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn collection<T: Entity>() -> String {
     format!("/v1/{}s", T::KIND.as_str())
@@ -36,17 +31,71 @@ fn path_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErr
         .map_err(|e| ApiError::not_found(e.body_text()))
 }
 
+/// Runs a database read with a deadline; a missed deadline counts as the database being down.
+pub async fn read<T>(future: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(READ_TIMEOUT, future)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the database did not answer in time".into(),
+            ))
+        })
+}
+
+/// The entity `name` of the snapshot, with its metadata.
+fn record_in<T: Entity>(snapshot: &Snapshot, name: &str) -> Option<Record<T>> {
+    let entity = T::map(&snapshot.config).get(name)?.clone();
+    let meta = snapshot.meta.get(&(T::KIND, name.to_owned()))?;
+    Some(Record {
+        entity,
+        created_at: meta.created_at,
+        updated_at: meta.updated_at,
+        revision: meta.revision,
+    })
+}
+
+/// [`crate::store::Store::list`] over the in-memory snapshot.
+fn list_in<T: Entity>(
+    snapshot: &Snapshot,
+    after: Option<&str>,
+    limit: usize,
+    tag: Option<&str>,
+) -> (Vec<Record<T>>, bool) {
+    let mut items = Vec::new();
+    for name in T::map(&snapshot.config).keys() {
+        if after.is_some_and(|after| name.as_str() <= after) {
+            continue;
+        }
+        let Some(record) = record_in::<T>(snapshot, name) else {
+            continue;
+        };
+        if tag.is_some_and(|tag| !record.entity.tags().iter().any(|t| t == tag)) {
+            continue;
+        }
+        if items.len() == limit {
+            return (items, true);
+        }
+        items.push(record);
+    }
+    (items, false)
+}
+
 pub async fn list<T: Entity>(
     State(state): State<AppState>,
-    query: Result<Query<super::body::ListQuery>, QueryRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid_field(None, e.body_text()))?;
     let limit = query.limit()?;
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let (records, more) = state
-        .store
-        .list::<T>(after.as_deref(), limit, query.tag.as_deref())
-        .await?;
+    let tag = query.tag.as_deref();
+    let (records, more) = match read(state.store.list::<T>(after.as_deref(), limit, tag)).await {
+        Ok(page) => page,
+        Err(error) if error.is_unavailable() => {
+            tracing::debug!(%error, "listing from memory");
+            list_in::<T>(&state.hub.current(), after.as_deref(), limit, tag)
+        }
+        Err(error) => return Err(error.into()),
+    };
     let next_cursor = match records.last() {
         Some(last) if more => Some(encode_cursor(last.entity.name())),
         _ => None,
@@ -60,7 +109,12 @@ pub async fn get<T: Entity>(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let name = path_name(path)?;
-    match state.store.get::<T>(&name).await? {
+    let record = match read(state.store.get::<T>(&name)).await {
+        Ok(record) => record,
+        Err(error) if error.is_unavailable() => record_in::<T>(&state.hub.current(), &name),
+        Err(error) => return Err(error.into()),
+    };
+    match record {
         Some(record) => Ok(Json(resource_json(&record)).into_response()),
         None => Err(ApiError::not_found(format!(
             "{} `{name}` does not exist",
@@ -72,13 +126,12 @@ pub async fn get<T: Entity>(
 pub async fn create<T: Entity>(
     State(state): State<AppState>,
     headers: HeaderMap,
+    query: Result<Query<WriteQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let options = write::options(&headers, query)?;
     let entity: T = parse_entity(&body, None)?;
-    let outcome = state
-        .store
-        .write(Change::Create(entity), &actor(&headers))
-        .await?;
+    let outcome = write::within(state.store.write_with(Change::Create(entity), &options)).await?;
     Ok(written(&state, outcome))
 }
 
@@ -86,14 +139,13 @@ pub async fn put<T: Entity>(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    query: Result<Query<WriteQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let name = path_name(path)?;
+    let options = write::options(&headers, query)?;
     let entity: T = parse_entity(&body, Some(&name))?;
-    let outcome = state
-        .store
-        .write(Change::Put(entity), &actor(&headers))
-        .await?;
+    let outcome = write::within(state.store.write_with(Change::Put(entity), &options)).await?;
     Ok(written(&state, outcome))
 }
 
@@ -101,20 +153,25 @@ pub async fn delete<T: Entity>(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    query: Result<Query<WriteQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let name = path_name(path)?;
-    let outcome = state
-        .store
-        .write(Change::<T>::Delete(name), &actor(&headers))
-        .await?;
+    let options = write::options(&headers, query)?;
+    let outcome =
+        write::within(state.store.write_with(Change::<T>::Delete(name), &options)).await?;
     Ok(written(&state, outcome))
 }
 
 /// Publishes the new revision to this replica's workers at once, then answers.
 fn written<T: Entity>(state: &AppState, outcome: WriteOutcome<T>) -> Response {
     let revision = outcome.revision;
-    state.hub.publish(outcome.latest.into());
-    let mut response = match &outcome.record {
+    if outcome.dry_run {
+        return write::dry_run_response(revision, outcome.changes);
+    }
+    if let Some(latest) = outcome.latest {
+        state.hub.publish(latest.into());
+    }
+    let response = match &outcome.record {
         Some(record) => {
             let status = if outcome.created {
                 StatusCode::CREATED
@@ -132,8 +189,5 @@ fn written<T: Entity>(state: &AppState, outcome: WriteOutcome<T>) -> Response {
         }
         None => StatusCode::NO_CONTENT.into_response(),
     };
-    response
-        .headers_mut()
-        .insert(REVISION_HEADER, HeaderValue::from(revision));
-    response
+    write::with_revision(response, revision)
 }

@@ -94,7 +94,14 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyExists { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "already_exists", message).with_field("name")
             }
-            StoreError::NotFound { .. } => ApiError::not_found(message),
+            StoreError::NotFound { .. } | StoreError::RevisionNotKept { .. } => {
+                ApiError::not_found(message)
+            }
+            StoreError::PreconditionFailed { current, .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                format!("{message}; the current revision is {current}"),
+            ),
             StoreError::InUse { name, routes } => ApiError {
                 details: routes
                     .iter()
@@ -112,6 +119,23 @@ impl From<StoreError> for ApiError {
                     Some(ErrorKind::UnknownReference) => "unknown_reference",
                     _ => "invalid_field",
                 };
+                if errors.0.len() > 1 && code == "invalid_field" {
+                    let first = &errors.0[0];
+                    return ApiError {
+                        status: StatusCode::UNPROCESSABLE_ENTITY,
+                        code,
+                        message: format!(
+                            "{} errors; the first: {} `{}`: {}: {}",
+                            errors.0.len(),
+                            first.kind,
+                            first.name,
+                            first.field,
+                            first.message
+                        ),
+                        field: Some(first.field.clone()),
+                        details: errors.0.iter().map(Detail::from).collect(),
+                    };
+                }
                 let first = errors.0.first();
                 ApiError {
                     status: StatusCode::UNPROCESSABLE_ENTITY,

@@ -48,13 +48,27 @@ async fn api() -> Api {
     let router = router(AppState {
         store: db.store.clone(),
         hub: hub.clone(),
+        metrics: crate::metrics::Metrics::new(),
     });
     Api { router, hub, db }
 }
 
 impl Api {
     async fn call(&self, method: Method, uri: &str, body: Option<&str>) -> Reply {
+        self.call_with(method, uri, body, &[]).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Reply {
         let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
         if body.is_some() {
             // Deliberately not JSON: the API must parse the body whatever the type says.
             request = request.header("content-type", "text/plain");
@@ -70,7 +84,8 @@ impl Api {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap()
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         Reply {
             status,
@@ -349,4 +364,251 @@ async fn unknown_paths_methods_and_probes() {
     let down = api.get("/readyz").await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(down.code(), "database_unavailable");
+}
+
+const DOC: &str = r#"{"upstreams": [{"name": "api", "targets": [{"address": "127.0.0.1:9000"}]},
+                                    {"name": "web", "targets": [{"address": "127.0.0.1:9001"}]}],
+                     "routes": [{"name": "r1", "backends": [{"upstream": "api"}]}]}"#;
+
+#[tokio::test]
+async fn declarative_apply_export_and_dry_run() {
+    let api = api().await;
+    let preview = api.put("/v1/config?dry_run=true", DOC).await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["dry_run"], true);
+    assert_eq!(preview.body["revision"], 0);
+    assert_eq!(preview.body["changed"], true);
+    assert_eq!(preview.body["changes"].as_array().unwrap().len(), 3);
+    assert_eq!(api.revisions().await, 0);
+
+    let applied = api
+        .call_with(
+            Method::PUT,
+            "/v1/config",
+            Some(DOC),
+            &[("x-gateway-message", "bootstrap")],
+        )
+        .await;
+    assert_eq!(applied.status, StatusCode::OK, "{}", applied.body);
+    assert_eq!(applied.body["revision"], 1);
+    assert_eq!(applied.revision(), Some(1));
+    assert_eq!(applied.body["changes"][0]["op"], "create");
+    assert_eq!(api.hub.current().revision, 1);
+    let log = api.get("/v1/revisions").await;
+    assert_eq!(log.body["items"][0]["message"], "bootstrap");
+
+    // The same state again, in YAML with server-set keys: no change, no revision.
+    let yaml = "upstreams:\n- name: api\n  revision: 9\n  targets: [{address: '127.0.0.1:9000'}]\n\
+                - name: web\n  targets: [{address: '127.0.0.1:9001'}]\n\
+                routes:\n- name: r1\n  created_at: x\n  backends: [{upstream: api}]\n";
+    let same = api.put("/v1/config", yaml).await;
+    assert_eq!(
+        same.body,
+        json!({"revision": 1, "changed": false, "changes": []})
+    );
+    assert_eq!(api.revisions().await, 1);
+
+    let exported = api.get("/v1/config").await;
+    assert_eq!(exported.headers["etag"], "\"1\"");
+    assert_eq!(exported.revision(), Some(1));
+    assert_eq!(exported.body["upstreams"][1]["name"], "web");
+    assert!(exported.body["routes"][0].get("created_at").is_none());
+    let as_yaml = api.get("/v1/config?format=yaml").await;
+    assert!(
+        as_yaml.body.as_str().unwrap().contains("name: r1"),
+        "{}",
+        as_yaml.body
+    );
+
+    // Every error of a bad document is listed, and nothing is stored.
+    let bad = r#"{"upstreams": [{"name": "x", "targets": [{"address": "nope"}]},
+                                {"name": "y", "targets": [], "colour": 1}],
+                  "routes": [{"name": "r9", "backends": [{"upstream": "ghost"}]}]}"#;
+    let refused = api.refused(Method::PUT, "/v1/config", bad).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.code(), "invalid_field");
+    let details = refused.body["error"]["details"].as_array().unwrap();
+    let fields: Vec<_> = details
+        .iter()
+        .map(|d| format!("{} {} {}", d["kind"], d["name"], d["field"]).replace('"', ""))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "upstream y colour",
+            "upstream x targets[0].address",
+            "route r9 backends[0].upstream"
+        ]
+    );
+    let malformed = api
+        .refused(Method::PUT, "/v1/config", "{\"upstreams\": [")
+        .await;
+    assert_eq!(malformed.code(), "malformed_json");
+
+    // An empty document removes everything as one revision.
+    let cleared = api.put("/v1/config", "{}").await;
+    assert_eq!(cleared.body["revision"], 2);
+    assert_eq!(cleared.body["changes"].as_array().unwrap().len(), 3);
+    assert_eq!(cleared.body["changes"][2]["op"], "delete");
+}
+
+#[tokio::test]
+async fn if_match_and_dry_run_on_entity_writes() {
+    let api = api().await;
+    assert_eq!(
+        api.post("/v1/upstreams", API).await.status,
+        StatusCode::CREATED
+    );
+    let stale = api
+        .call_with(
+            Method::POST,
+            "/v1/routes",
+            Some(ROUTE),
+            &[("if-match", "\"0\"")],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(stale.code(), "precondition_failed");
+    assert!(
+        stale.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains('1')
+    );
+    assert_eq!(api.revisions().await, 1);
+    let fresh = api
+        .call_with(
+            Method::POST,
+            "/v1/routes",
+            Some(ROUTE),
+            &[("if-match", "1")],
+        )
+        .await;
+    assert_eq!(fresh.status, StatusCode::CREATED, "{}", fresh.body);
+
+    let dry = api.delete("/v1/routes/r1?dry_run=true").await;
+    assert_eq!(dry.status, StatusCode::OK);
+    assert_eq!(dry.body["dry_run"], true);
+    assert_eq!(dry.body["revision"], 2);
+    assert_eq!(dry.body["changes"][0]["op"], "delete");
+    assert_eq!(api.get("/v1/routes/r1").await.status, StatusCode::OK);
+    let same = api.put("/v1/upstreams/api?dry_run=true", API).await;
+    assert_eq!(same.body["changed"], false);
+    // A dry run gets the error a real write would.
+    let dry_conflict = api.delete("/v1/upstreams/api?dry_run=true").await;
+    assert_eq!(dry_conflict.code(), "in_use");
+    let bad_dry = api.delete("/v1/routes/r1?dry_run=maybe").await;
+    assert_eq!(bad_dry.field(), "dry_run");
+    let stale_delete = api
+        .call_with(Method::DELETE, "/v1/routes/r1", None, &[("if-match", "1")])
+        .await;
+    assert_eq!(stale_delete.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(api.revisions().await, 2);
+}
+
+#[tokio::test]
+async fn show_diff_and_rollback() {
+    let api = api().await;
+    api.post("/v1/upstreams", API).await; // 1
+    api.post("/v1/routes", ROUTE).await; // 2
+    let edited = API.replace("9000", "9009");
+    api.put("/v1/upstreams/api", &edited).await; // 3
+
+    let shown = api.get("/v1/revisions/2").await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert_eq!(shown.body["message"], "create route r1");
+    assert_eq!(shown.body["config"]["routes"][0]["name"], "r1");
+    assert_eq!(
+        shown.body["config"]["upstreams"][0]["targets"][0]["address"],
+        "127.0.0.1:9000"
+    );
+    assert!(
+        shown.body["config"]["upstreams"][0]
+            .get("revision")
+            .is_none()
+    );
+    let missing = api.get("/v1/revisions/42").await;
+    assert_eq!(missing.code(), "not_found");
+    assert!(
+        missing.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 to 3")
+    );
+
+    let diff = api.get("/v1/revisions/1/diff/3").await;
+    assert_eq!(diff.body["from"], 1);
+    assert_eq!(diff.body["to"], 3);
+    let ops: Vec<_> = diff.body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{} {} {}", c["op"], c["kind"], c["name"]).replace('"', ""))
+        .collect();
+    assert_eq!(ops, ["update upstream api", "create route r1"]);
+
+    let preview = api.post("/v1/revisions/1/rollback?dry_run=true", "").await;
+    assert_eq!(preview.body["dry_run"], true);
+    assert_eq!(api.revisions().await, 3);
+    let stale = api
+        .call_with(
+            Method::POST,
+            "/v1/revisions/1/rollback",
+            None,
+            &[("if-match", "2")],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
+    let rolled = api.post("/v1/revisions/1/rollback", "").await;
+    assert_eq!(rolled.status, StatusCode::OK, "{}", rolled.body);
+    assert_eq!(rolled.body["revision"], 4);
+    assert_eq!(rolled.body["changed"], true);
+    assert_eq!(rolled.body["changes"].as_array().unwrap().len(), 2);
+    let log = api.get("/v1/revisions?limit=1").await;
+    assert_eq!(log.body["items"][0]["message"], "rollback to revision 1");
+    assert_eq!(api.hub.current().revision, 4);
+    assert!(api.hub.current().config.routes.is_empty());
+    let again = api.post("/v1/revisions/1/rollback", "").await;
+    assert_eq!(
+        again.body,
+        json!({"revision": 4, "changed": false, "changes": []})
+    );
+    let back = api.get("/v1/revisions/4/diff/1").await;
+    assert_eq!(back.body["changes"], json!([]));
+}
+
+#[tokio::test]
+async fn reads_fall_back_to_memory_when_the_database_is_down() {
+    let api = api().await;
+    api.post("/v1/upstreams", API).await;
+    let before = api.get("/v1/upstreams/api").await;
+    let list_before = api.get("/v1/upstreams?tag=blue").await;
+    let config_before = api.get("/v1/config").await;
+    api.db.store.pool().close().await;
+
+    let after = api.get("/v1/upstreams/api").await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert_eq!(after.body, before.body);
+    assert_eq!(
+        api.get("/v1/upstreams?tag=blue").await.body,
+        list_before.body
+    );
+    let config = api.get("/v1/config").await;
+    assert_eq!(config.body, config_before.body);
+    assert_eq!(config.revision(), Some(1));
+    assert_eq!(api.get("/v1/routes/none").await.code(), "not_found");
+
+    let write = api.post("/v1/routes", ROUTE).await;
+    assert_eq!(write.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(write.code(), "database_unavailable");
+    let metrics = api.get("/metrics").await;
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .unwrap()
+            .contains("config_latest_revision 1"),
+        "{}",
+        metrics.body
+    );
 }

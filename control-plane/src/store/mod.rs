@@ -6,25 +6,42 @@
 //! bumps the single `revision_head` row, so writers are serialised and a rejected change uses up no
 //! revision number.
 
+mod commit;
+mod history;
 mod nodes;
 mod resources;
 mod revisions;
 
 use std::borrow::Cow;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gateway_config::{FieldError, ValidationErrors};
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, Connection, SqlSafeStr};
 
+pub use commit::{Applied, NOTIFY_CHANNEL, WriteOptions};
+pub use history::{ConfigAt, KeptRange};
 pub use nodes::{HelloRecord, NodeRow};
-pub use resources::{Change, Entity, Record, WriteOutcome};
+pub use resources::{Change, Entity, EntityMeta, Record, WriteOutcome};
 pub use revisions::{LatestConfig, RevisionRow};
 
 /// The migrations, embedded in the binary so that a deployment needs no files beside it.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../../migrations/0001_init.sql")),
+    (
+        2,
+        "history created_at",
+        include_str!("../../../migrations/0002_history_created_at.sql"),
+    ),
+];
+
+/// Revisions kept by default; older ones are pruned.
+pub const DEFAULT_RETENTION: i64 = 1000;
+
+/// How long a request waits for a database connection before the database counts as down.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +65,22 @@ pub enum StoreError {
     Database(String),
     #[error("database migration failed: {0}")]
     Migration(String),
+    #[error("the latest revision is {current}, not {expected}")]
+    PreconditionFailed { expected: i64, current: i64 },
+    #[error("revision {revision} {}", describe_kept(*.kept))]
+    RevisionNotKept {
+        revision: i64,
+        kept: Option<KeptRange>,
+    },
+}
+
+fn describe_kept(kept: Option<KeptRange>) -> String {
+    match kept {
+        Some(KeptRange { oldest, latest }) => {
+            format!("does not exist or is no longer kept; kept revisions are {oldest} to {latest}")
+        }
+        None => "does not exist; no revisions have been made yet".to_owned(),
+    }
 }
 
 impl StoreError {
@@ -106,6 +139,9 @@ pub fn now_ms() -> i64 {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Set on Postgres, where writes NOTIFY other replicas; they LISTEN with this URL.
+    postgres_url: Option<Arc<str>>,
+    retention: i64,
 }
 
 impl Store {
@@ -122,7 +158,7 @@ impl Store {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let pool = AnyPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(std::time::Duration::from_secs(5))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -134,9 +170,29 @@ impl Store {
         {
             tracing::warn!(%error, "could not switch SQLite to WAL mode");
         }
-        let store = Store { pool };
+        let postgres_url = url.starts_with("postgres").then(|| Arc::from(url));
+        let store = Store {
+            pool,
+            postgres_url,
+            retention: DEFAULT_RETENTION,
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Keeps only the newest `revisions` revisions (at least 1) from the next write on.
+    pub fn with_retention(mut self, revisions: i64) -> Store {
+        self.retention = revisions.max(1);
+        self
+    }
+
+    pub fn retention(&self) -> i64 {
+        self.retention
+    }
+
+    /// The URL to LISTEN on for revisions committed by other replicas (Postgres only).
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.postgres_url.as_deref()
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

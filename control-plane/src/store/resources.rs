@@ -1,16 +1,17 @@
 //! Entities (upstreams, routes): reading the current state and changing it, one revision per
 //! committed change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use gateway_config::{Config, Kind, Route, Upstream};
+use gateway_config::{Change as ConfigChange, Config, Kind, Route, Upstream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::commit::WriteOptions;
 use super::revisions::LatestConfig;
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError};
 
 /// An entity kind stored in the `resources` table.
 pub trait Entity: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
@@ -93,16 +94,38 @@ pub enum Change<T> {
     Delete(String),
 }
 
-/// What a committed change produced.
+/// Server-set metadata of a stored entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntityMeta {
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The revision that last changed the entity.
+    pub revision: i64,
+}
+
+/// What a committed (or, on a dry run, validated) change produced.
 #[derive(Debug, Clone)]
 pub struct WriteOutcome<T> {
+    /// The new revision; the current one on a dry run.
     pub revision: i64,
     /// True when the change added an entity that did not exist.
     pub created: bool,
-    /// The entity as stored now; None after a delete.
+    /// The entity as stored now; None after a delete and on a dry run.
     pub record: Option<Record<T>>,
-    /// The whole config at the new revision, ready to publish to workers.
-    pub latest: LatestConfig,
+    /// What the change does to the config (empty when it rewrites an entity unchanged).
+    pub changes: Vec<ConfigChange>,
+    pub dry_run: bool,
+    /// The whole config at the new revision, ready to publish to workers; None on a dry run.
+    pub latest: Option<LatestConfig>,
+}
+
+/// The kind a stored `kind` column names; None for kinds of a newer build.
+pub(super) fn kind_of(kind: &str) -> Option<Kind> {
+    match kind {
+        "upstream" => Some(Kind::Upstream),
+        "route" => Some(Kind::Route),
+        _ => None,
+    }
 }
 
 /// Reads `resources` rows into a config; every route gets its row's creation time.
@@ -126,6 +149,18 @@ pub(super) fn config_from_rows<'a>(
         }
     }
     Ok(config)
+}
+
+/// Rows decoded as `(kind, name, spec, created_at)`, into a config.
+pub(super) fn config_from_decoded(
+    rows: &[(String, String, String, i64)],
+) -> Result<Config, StoreError> {
+    config_from_rows(rows.iter().map(|(kind, name, spec, created_at)| StoredRow {
+        kind,
+        name,
+        spec,
+        created_at: *created_at,
+    }))
 }
 
 /// The parts of a `resources` row needed to rebuild an entity.
@@ -163,37 +198,40 @@ fn record_from_row<T: Entity>(row: &AnyRow) -> Result<Record<T>, StoreError> {
     })
 }
 
-/// The current config and each entity's creation time, read inside a write transaction.
-async fn load_current(
+/// The current state, read inside a write transaction.
+pub(super) struct Current {
+    pub config: Config,
+    pub meta: BTreeMap<(Kind, String), EntityMeta>,
+}
+
+pub(super) async fn load_current(
     tx: &mut Transaction<'static, Any>,
-) -> Result<(Config, HashMap<(String, String), i64>), StoreError> {
-    let rows = sqlx::query("SELECT kind, name, spec, created_at FROM resources")
-        .fetch_all(&mut **tx)
-        .await?;
+) -> Result<Current, StoreError> {
+    let rows =
+        sqlx::query("SELECT kind, name, spec, created_at, updated_at, revision FROM resources")
+            .fetch_all(&mut **tx)
+            .await?;
     let mut decoded = Vec::with_capacity(rows.len());
+    let mut meta = BTreeMap::new();
     for row in &rows {
         let kind: String = row.try_get("kind")?;
         let name: String = row.try_get("name")?;
         let spec: String = row.try_get("spec")?;
         let created_at: i64 = row.try_get("created_at")?;
+        if let Some(k) = kind_of(&kind) {
+            meta.insert(
+                (k, name.clone()),
+                EntityMeta {
+                    created_at,
+                    updated_at: row.try_get("updated_at")?,
+                    revision: row.try_get("revision")?,
+                },
+            );
+        }
         decoded.push((kind, name, spec, created_at));
     }
-    let config =
-        config_from_rows(
-            decoded
-                .iter()
-                .map(|(kind, name, spec, created_at)| StoredRow {
-                    kind,
-                    name,
-                    spec,
-                    created_at: *created_at,
-                }),
-        )?;
-    let created = decoded
-        .into_iter()
-        .map(|(kind, name, _, created_at)| ((kind, name), created_at))
-        .collect();
-    Ok((config, created))
+    let config = config_from_decoded(&decoded)?;
+    Ok(Current { config, meta })
 }
 
 impl Store {
@@ -256,38 +294,43 @@ impl Store {
         change: Change<T>,
         actor: &str,
     ) -> Result<WriteOutcome<T>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let revision: i64 = sqlx::query_scalar(
-            "UPDATE revision_head SET revision = revision + 1 WHERE id = 1 RETURNING revision",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        let (mut config, created_times) = load_current(&mut tx).await?;
-        let now = now_ms();
-        let kind = T::KIND.as_str();
+        self.write_with(change, &WriteOptions::by(actor)).await
+    }
 
-        let (verb, name, stored, created) = match change {
+    /// [`Store::write`] with a precondition, a message, or as a dry run.
+    pub async fn write_with<T: Entity>(
+        &self,
+        change: Change<T>,
+        options: &WriteOptions,
+    ) -> Result<WriteOutcome<T>, StoreError> {
+        let pending = self.begin_write(options).await?;
+        let now = pending.now;
+        let current = &pending.current;
+        let mut config = current.config.clone();
+        let kind = T::KIND.as_str();
+        let existing_meta = |name: &str| current.meta.get(&(T::KIND, name.to_owned())).copied();
+
+        let (verb, name, created) = match change {
             Change::Create(mut entity) => {
                 let name = entity.name().to_owned();
                 if T::map(&config).contains_key(&name) {
                     return Err(StoreError::AlreadyExists { kind, name });
                 }
                 entity.set_created_at(now);
-                T::map_mut(&mut config).insert(name.clone(), entity.clone());
-                ("create", name, Some((entity, now)), true)
+                T::map_mut(&mut config).insert(name.clone(), entity);
+                ("create", name, true)
             }
             Change::Put(mut entity) => {
                 let name = entity.name().to_owned();
-                let existing = created_times.get(&(kind.to_owned(), name.clone())).copied();
-                let created_at = existing.unwrap_or(now);
-                entity.set_created_at(created_at);
-                T::map_mut(&mut config).insert(name.clone(), entity.clone());
+                let existing = existing_meta(&name);
+                entity.set_created_at(existing.map_or(now, |m| m.created_at));
+                T::map_mut(&mut config).insert(name.clone(), entity);
                 let verb = if existing.is_some() {
                     "update"
                 } else {
                     "create"
                 };
-                (verb, name, Some((entity, created_at)), existing.is_none())
+                (verb, name, existing.is_none())
             }
             Change::Delete(name) => {
                 if T::map_mut(&mut config).remove(&name).is_none() {
@@ -303,7 +346,7 @@ impl Store {
                         return Err(StoreError::InUse { name, routes });
                     }
                 }
-                ("delete", name, None, false)
+                ("delete", name, false)
             }
         };
 
@@ -315,87 +358,33 @@ impl Store {
             return Err(StoreError::Invalid(errors));
         }
 
-        let spec = match &stored {
-            Some((entity, _)) => Some(
-                serde_json::to_string(entity).map_err(|e| StoreError::Database(e.to_string()))?,
-            ),
-            None => None,
+        let entity = T::map(&config).get(&name).cloned();
+        let touched = BTreeSet::from([(T::KIND, name.clone())]);
+        let finished = self
+            .finish_write(
+                pending,
+                config,
+                touched,
+                format!("{verb} {kind} {name}"),
+                options,
+            )
+            .await?;
+        let record = match (&finished.latest, entity) {
+            (Some(latest), Some(entity)) => latest.meta.get(&(T::KIND, name)).map(|meta| Record {
+                entity,
+                created_at: meta.created_at,
+                updated_at: meta.updated_at,
+                revision: meta.revision,
+            }),
+            _ => None,
         };
-        match (&spec, &stored, created) {
-            (Some(spec), Some((_, created_at)), true) => {
-                sqlx::query(
-                    "INSERT INTO resources (kind, name, spec, created_at, updated_at, revision) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(kind)
-                .bind(&name)
-                .bind(spec)
-                .bind(*created_at)
-                .bind(now)
-                .bind(revision)
-                .execute(&mut *tx)
-                .await?;
-            }
-            (Some(spec), _, _) => {
-                sqlx::query(
-                    "UPDATE resources SET spec = $1, updated_at = $2, revision = $3 \
-                     WHERE kind = $4 AND name = $5",
-                )
-                .bind(spec)
-                .bind(now)
-                .bind(revision)
-                .bind(kind)
-                .bind(&name)
-                .execute(&mut *tx)
-                .await?;
-            }
-            (None, _, _) => {
-                sqlx::query("DELETE FROM resources WHERE kind = $1 AND name = $2")
-                    .bind(kind)
-                    .bind(&name)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        sqlx::query(
-            "INSERT INTO resource_history (revision, kind, name, spec) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(revision)
-        .bind(kind)
-        .bind(&name)
-        .bind(spec.clone())
-        .execute(&mut *tx)
-        .await?;
-        let digest = gateway_config::digest(&config);
-        sqlx::query(
-            "INSERT INTO revisions (revision, actor, message, digest, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(revision)
-        .bind(actor)
-        .bind(format!("{verb} {kind} {name}"))
-        .bind(&digest)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-
-        let record = stored.map(|(entity, created_at)| Record {
-            entity,
-            created_at,
-            updated_at: now,
-            revision,
-        });
         Ok(WriteOutcome {
-            revision,
+            revision: finished.revision,
             created,
             record,
-            latest: LatestConfig {
-                revision,
-                committed_at: now,
-                digest,
-                config,
-            },
+            changes: finished.changes,
+            dry_run: options.dry_run,
+            latest: finished.latest,
         })
     }
 }

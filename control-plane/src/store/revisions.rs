@@ -1,9 +1,11 @@
 //! The revision log and the latest committed config.
 
-use gateway_config::Config;
+use std::collections::BTreeMap;
+
+use gateway_config::{Config, Kind};
 use sqlx::Row;
 
-use super::resources::{StoredRow, config_from_rows};
+use super::resources::{EntityMeta, config_from_decoded, kind_of};
 use super::{Store, StoreError};
 
 /// One committed revision.
@@ -24,6 +26,20 @@ pub struct LatestConfig {
     pub committed_at: i64,
     pub digest: String,
     pub config: Config,
+    /// Each entity's server-set metadata, so that reads can be answered from memory.
+    pub meta: BTreeMap<(Kind, String), EntityMeta>,
+}
+
+impl RevisionRow {
+    pub(super) fn from_row(row: &sqlx::any::AnyRow) -> Result<RevisionRow, StoreError> {
+        Ok(RevisionRow {
+            revision: row.try_get("revision")?,
+            actor: row.try_get("actor")?,
+            message: row.try_get("message")?,
+            digest: row.try_get("digest")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
 }
 
 impl Store {
@@ -53,13 +69,7 @@ impl Store {
         .await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {
-            items.push(RevisionRow {
-                revision: row.try_get("revision")?,
-                actor: row.try_get("actor")?,
-                message: row.try_get("message")?,
-                digest: row.try_get("digest")?,
-                created_at: row.try_get("created_at")?,
-            });
+            items.push(RevisionRow::from_row(row)?);
         }
         let more = items.len() > limit;
         items.truncate(limit);
@@ -71,7 +81,8 @@ impl Store {
     pub async fn latest_config(&self) -> Result<LatestConfig, StoreError> {
         let rows = sqlx::query(
             "SELECT h.revision AS head, v.created_at AS committed_at, \
-                    r.kind, r.name, r.spec, r.created_at \
+                    r.kind, r.name, r.spec, r.created_at, r.updated_at, \
+                    r.revision AS changed_in \
              FROM revision_head h \
              LEFT JOIN revisions v ON v.revision = h.revision \
              LEFT JOIN resources r ON 1 = 1 \
@@ -82,6 +93,7 @@ impl Store {
         let mut revision = 0;
         let mut committed_at = 0;
         let mut entities = Vec::with_capacity(rows.len());
+        let mut meta = BTreeMap::new();
         for row in &rows {
             revision = row.try_get("head")?;
             committed_at = row.try_get::<Option<i64>, _>("committed_at")?.unwrap_or(0);
@@ -90,25 +102,26 @@ impl Store {
             let spec: Option<String> = row.try_get("spec")?;
             let created_at: Option<i64> = row.try_get("created_at")?;
             if let (Some(kind), Some(name), Some(spec)) = (kind, name, spec) {
+                if let Some(k) = kind_of(&kind) {
+                    meta.insert(
+                        (k, name.clone()),
+                        EntityMeta {
+                            created_at: created_at.unwrap_or(0),
+                            updated_at: row.try_get::<Option<i64>, _>("updated_at")?.unwrap_or(0),
+                            revision: row.try_get::<Option<i64>, _>("changed_in")?.unwrap_or(0),
+                        },
+                    );
+                }
                 entities.push((kind, name, spec, created_at.unwrap_or(0)));
             }
         }
-        let config =
-            config_from_rows(
-                entities
-                    .iter()
-                    .map(|(kind, name, spec, created_at)| StoredRow {
-                        kind,
-                        name,
-                        spec,
-                        created_at: *created_at,
-                    }),
-            )?;
+        let config = config_from_decoded(&entities)?;
         Ok(LatestConfig {
             revision,
             committed_at,
             digest: gateway_config::digest(&config),
             config,
+            meta,
         })
     }
 }

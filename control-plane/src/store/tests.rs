@@ -137,7 +137,7 @@ async fn exercise_resources(store: &Store) {
     assert_eq!(history_rows(store).await, 5);
 
     let latest = store.latest_config().await.unwrap();
-    assert_eq!(latest, deleted.latest);
+    assert_eq!(Some(latest.clone()), deleted.latest);
     assert_eq!(latest.config.upstreams.len(), 2);
     assert!(latest.config.routes.is_empty());
 
@@ -244,4 +244,216 @@ async fn concurrent_writers_get_distinct_revisions() {
 async fn unreachable_database_is_unavailable() {
     let result = Store::connect("postgres://postgres@127.0.0.1:1/none").await;
     assert!(matches!(result, Err(StoreError::Unavailable(_))));
+}
+
+/// The config at every kept revision, as written, must be rebuilt from history after pruning.
+async fn exercise_history(store: Store) {
+    let store = store.with_retention(3);
+    let mut expected = Vec::new();
+    let mut record = |latest: Option<LatestConfig>| {
+        let latest = latest.unwrap();
+        expected.push((latest.revision, latest.config));
+    };
+    record(
+        store
+            .write(Change::Create(upstream("a")), "t")
+            .await
+            .unwrap()
+            .latest,
+    ); // 1
+    record(
+        store
+            .write(Change::Create(upstream("b")), "t")
+            .await
+            .unwrap()
+            .latest,
+    ); // 2
+    record(
+        store
+            .write(Change::Create(route("r", "a")), "t")
+            .await
+            .unwrap()
+            .latest,
+    ); // 3
+    let mut changed = upstream("b");
+    changed.targets[0].weight = 7;
+    record(store.write(Change::Put(changed), "t").await.unwrap().latest); // 4
+    record(
+        store
+            .write(Change::<Upstream>::Delete("b".into()), "t")
+            .await
+            .unwrap()
+            .latest,
+    ); // 5
+    record(
+        store
+            .write(Change::Create(upstream("c")), "t")
+            .await
+            .unwrap()
+            .latest,
+    ); // 6
+    record(
+        store
+            .write(Change::<Route>::Delete("r".into()), "t")
+            .await
+            .unwrap()
+            .latest,
+    ); // 7
+
+    let kept = store.kept_range().await.unwrap().unwrap();
+    assert_eq!((kept.oldest, kept.latest), (5, 7));
+    for (revision, config) in &expected {
+        match store.config_at(*revision).await {
+            Ok(at) if *revision >= 5 => {
+                assert_eq!(&at.config, config, "revision {revision}");
+                assert_eq!(at.row.digest, gateway_config::digest(config));
+            }
+            Err(StoreError::RevisionNotKept { kept, .. }) if *revision < 5 => {
+                assert_eq!(kept.unwrap().oldest, 5);
+            }
+            other => panic!("revision {revision}: {other:?}"),
+        }
+    }
+    // Baselines only: `b` (deleted at 5) and `r` (deleted at 7, but live at 5 and 6) stay
+    // reconstructible, nothing older remains.
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT revision, name FROM resource_history ORDER BY revision, name")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (1, "a".to_owned()),
+            (3, "r".to_owned()),
+            (6, "c".to_owned()),
+            (7, "r".to_owned())
+        ]
+    );
+    let err = store.config_at(2).await.unwrap_err();
+    assert!(
+        err.to_string().contains("kept revisions are 5 to 7"),
+        "{err}"
+    );
+}
+
+async fn exercise_apply(store: &Store) {
+    let mut desired = gateway_config::Config::default();
+    desired.upstreams.insert("a".into(), upstream("a"));
+    desired.routes.insert("r".into(), route("r", "a"));
+    let dry = WriteOptions {
+        dry_run: true,
+        ..WriteOptions::by("t")
+    };
+    let preview = store
+        .apply_config(desired.clone(), "apply config", &dry)
+        .await
+        .unwrap();
+    assert!(preview.changed && preview.latest.is_none());
+    assert_eq!(preview.changes.len(), 2);
+    assert_eq!(store.head_revision().await.unwrap(), 0);
+
+    let stale = WriteOptions {
+        if_match: Some(3),
+        ..WriteOptions::by("t")
+    };
+    let refused = store.apply_config(desired.clone(), "m", &stale).await;
+    assert!(matches!(
+        refused,
+        Err(StoreError::PreconditionFailed {
+            expected: 3,
+            current: 0
+        })
+    ));
+
+    let current = WriteOptions {
+        if_match: Some(0),
+        message: Some("first".into()),
+        ..WriteOptions::by("t")
+    };
+    let applied = store
+        .apply_config(desired.clone(), "apply config", &current)
+        .await
+        .unwrap();
+    assert_eq!(applied.revision, 1);
+    assert_eq!(applied.changes.len(), 2);
+    let (log, _) = store.list_revisions(None, 1).await.unwrap();
+    assert_eq!(log[0].message, "first");
+    let created = store.get::<Route>("r").await.unwrap().unwrap().created_at;
+
+    let again = store
+        .apply_config(desired.clone(), "apply config", &WriteOptions::by("t"))
+        .await
+        .unwrap();
+    assert!(!again.changed);
+    assert_eq!(again.revision, 1);
+    assert_eq!(store.head_revision().await.unwrap(), 1);
+
+    desired.upstreams.insert("b".into(), upstream("b"));
+    desired.routes.clear();
+    let next = store
+        .apply_config(desired, "apply config", &WriteOptions::by("t"))
+        .await
+        .unwrap();
+    assert_eq!(next.revision, 2);
+    assert_eq!(next.changes.len(), 2);
+    assert!(store.get::<Route>("r").await.unwrap().is_none());
+    let at_one = store.config_at(1).await.unwrap();
+    assert_eq!(at_one.config.routes["r"].created_at_unix_ms, created);
+}
+
+#[tokio::test]
+async fn sqlite_history_and_apply() {
+    exercise_history(sqlite().await.store).await;
+    exercise_apply(&sqlite().await.store).await;
+}
+
+#[tokio::test]
+async fn postgres_history_and_apply() {
+    let Some(db) = postgres().await else {
+        return;
+    };
+    exercise_history(db.store.clone()).await;
+    db.cleanup().await;
+    let Some(db) = postgres().await else {
+        return;
+    };
+    exercise_apply(&db.store).await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn postgres_writes_notify_other_replicas() {
+    let Some(db) = postgres().await else {
+        return;
+    };
+    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+    listener.listen(NOTIFY_CHANNEL).await.unwrap();
+    db.store
+        .write(Change::Create(upstream("a")), "t")
+        .await
+        .unwrap();
+    let notification = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(notification.payload(), "1");
+    // A refused write notifies nobody: the next notification is revision 2.
+    assert!(
+        db.store
+            .write(Change::Create(upstream("a")), "t")
+            .await
+            .is_err()
+    );
+    db.store
+        .write(Change::Create(upstream("b")), "t")
+        .await
+        .unwrap();
+    let notification = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(notification.payload(), "2");
+    drop(listener);
+    db.cleanup().await;
 }

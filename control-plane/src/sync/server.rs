@@ -8,7 +8,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth::{Peer, SyncAuth, subject_of};
 use super::session::Session;
+use crate::metrics::Metrics;
 use crate::snapshot::SnapshotHub;
 use crate::store::Store;
 
@@ -23,6 +25,8 @@ pub struct SyncService {
     /// Random id of this control-plane process, recorded with each worker it serves.
     replica: Arc<str>,
     shutdown: watch::Receiver<bool>,
+    metrics: Metrics,
+    auth: Arc<SyncAuth>,
 }
 
 impl SyncService {
@@ -37,7 +41,21 @@ impl SyncService {
             hub,
             replica: replica.into(),
             shutdown,
+            metrics: Metrics::new(),
+            auth: Arc::new(SyncAuth::default()),
         }
+    }
+
+    /// Records push and ACK metrics into `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Refuses streams that do not satisfy `auth`.
+    pub fn with_auth(mut self, auth: SyncAuth) -> Self {
+        self.auth = Arc::new(auth);
+        self
     }
 
     pub fn into_server(self) -> ConfigSyncServer<SyncService> {
@@ -53,9 +71,19 @@ impl ConfigSync for SyncService {
         &self,
         request: Request<Streaming<WorkerMessage>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
+        let certs = request.peer_certs();
+        let first_cert = certs.as_ref().and_then(|certs| certs.first());
+        let peer = Peer {
+            addr: request.remote_addr(),
+            subject: first_cert.and_then(|der| subject_of(der)),
+            has_cert: first_cert.is_some(),
+        };
+        self.auth.check(request.metadata(), &peer)?;
         let (outbound, receiver) = mpsc::channel(OUTBOUND_BUFFER);
         let session = Session {
             store: self.store.clone(),
+            hub: self.hub.clone(),
+            metrics: self.metrics.clone(),
             snapshots: self.hub.subscribe(),
             replica: self.replica.clone(),
             stream_id: uuid::Uuid::new_v4().to_string(),

@@ -1,5 +1,7 @@
 //! One worker's stream: waits for its Hello, pushes the latest snapshot whenever the worker does
-//! not serve it, tracks ACK/NACK, and records the worker's status in the database.
+//! not serve it (as a delta on top of the worker's revision when that revision is known and its
+//! digest matches, else in full), tracks ACK/NACK, and records the worker's status in the
+//! database.
 //!
 //! Database errors while recording status are logged and never end the stream: serving config
 //! matters more than reporting on it.
@@ -8,19 +10,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_proto::v1::{self, ConfigPush, WorkerMessage, worker_message::Message};
+use prost::Message as _;
 use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
 
-use crate::snapshot::Snapshot;
+use crate::delta::{self, Delta};
+use crate::metrics::{Metrics, PushKind};
+use crate::snapshot::{Snapshot, SnapshotHub};
 use crate::store::{HelloRecord, Store, StoreError, now_ms};
 
 /// How often an open stream refreshes the worker's `last_seen`.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A worker that opens a stream but says nothing is dropped after this long.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+/// A delta base that must come from the database is given up (full push instead) after this.
+const BASE_LOAD_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(super) struct Session {
     pub store: Store,
+    pub hub: SnapshotHub,
+    pub metrics: Metrics,
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub replica: Arc<str>,
     pub stream_id: String,
@@ -32,10 +41,20 @@ pub(super) struct Session {
 pub(super) struct PushState {
     pub applied_revision: u64,
     pub applied_digest: String,
-    /// The push awaiting an answer: revision and digest.
-    pub in_flight: Option<(u64, String)>,
-    /// A revision the worker refused; it is never sent again.
+    /// The push awaiting an answer.
+    pub in_flight: Option<InFlight>,
+    /// A revision the worker refused in full; it is never sent again.
     pub nacked: Option<u64>,
+    /// The worker refused a delta: the next push is a full one.
+    pub force_full: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct InFlight {
+    pub revision: u64,
+    pub digest: String,
+    pub delta: bool,
+    pub committed_at_unix_ms: i64,
 }
 
 impl PushState {
@@ -103,9 +122,11 @@ impl Session {
             applied_digest: hello.applied_digest,
             ..PushState::default()
         };
+        self.metrics.connected_workers.inc();
         let reason = self
             .serve(&node.id, &mut inbound, &outbound, &mut state)
             .await;
+        self.metrics.connected_workers.dec();
         self.log_failure(
             self.store
                 .node_disconnected(&node.id, &self.stream_id, now_ms())
@@ -128,11 +149,33 @@ impl Session {
         loop {
             let snapshot = self.snapshots.borrow_and_update().clone();
             if state.wants(&snapshot) {
-                if outbound.send(Ok(snapshot.push.clone())).await.is_err() {
+                let delta = match state.force_full {
+                    true => None,
+                    false => self.delta_for(state, &snapshot).await,
+                };
+                let (push, kind) = match &delta {
+                    Some(delta) => (delta.push.clone(), PushKind::delta),
+                    None => (snapshot.push.clone(), PushKind::full),
+                };
+                let bytes = push.encoded_len();
+                if outbound.send(Ok(push)).await.is_err() {
                     return "the worker went away";
                 }
-                tracing::debug!(node, revision = snapshot.revision, "pushed config");
-                state.in_flight = Some((snapshot.revision, snapshot.digest.clone()));
+                self.metrics.pushed(kind, bytes);
+                tracing::debug!(
+                    node,
+                    revision = snapshot.revision,
+                    ?kind,
+                    bytes,
+                    "pushed config"
+                );
+                state.force_full = false;
+                state.in_flight = Some(InFlight {
+                    revision: snapshot.revision,
+                    digest: snapshot.digest.clone(),
+                    delta: delta.is_some(),
+                    committed_at_unix_ms: snapshot.committed_at_unix_ms,
+                });
             }
             let idle = state.in_flight.is_none();
             tokio::select! {
@@ -163,6 +206,36 @@ impl Session {
         }
     }
 
+    /// The delta from what the worker serves to `target`, when the worker's revision is kept
+    /// and the digest it reported matches that revision's; None means a full push.
+    async fn delta_for(&self, state: &PushState, target: &Arc<Snapshot>) -> Option<Arc<Delta>> {
+        let base = state.applied_revision;
+        if base == 0 || base >= target.revision || state.applied_digest.is_empty() {
+            return None;
+        }
+        let delta = self
+            .hub
+            .deltas()
+            .get_or_build(base, target.revision, || async {
+                if let Some(recent) = self.hub.recent(base) {
+                    return Some(delta::build(base, &recent.config, &recent.digest, target));
+                }
+                let revision = i64::try_from(base).ok()?;
+                let loaded =
+                    tokio::time::timeout(BASE_LOAD_TIMEOUT, self.store.config_at(revision)).await;
+                match loaded {
+                    Ok(Ok(at)) => Some(delta::build(base, &at.config, &at.row.digest, target)),
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, base, "no delta base; pushing in full");
+                        None
+                    }
+                    Err(_) => None,
+                }
+            })
+            .await?;
+        (delta.base_digest == state.applied_digest).then_some(delta)
+    }
+
     async fn handle(
         &self,
         node: &str,
@@ -171,10 +244,17 @@ impl Session {
     ) -> Result<(), Status> {
         match message.message {
             Some(Message::Ack(ack)) => match state.in_flight.take() {
-                Some((revision, digest)) if revision == ack.revision => {
+                Some(pushed) if pushed.revision == ack.revision => {
+                    let revision = pushed.revision;
                     tracing::debug!(node, revision, "worker applied config");
+                    if pushed.committed_at_unix_ms > 0 {
+                        let elapsed = now_ms().saturating_sub(pushed.committed_at_unix_ms);
+                        self.metrics
+                            .convergence
+                            .observe(elapsed.max(0) as f64 / 1000.0);
+                    }
                     state.applied_revision = revision;
-                    state.applied_digest = digest;
+                    state.applied_digest = pushed.digest;
                     let revision = i64::try_from(revision).unwrap_or(i64::MAX);
                     self.log_failure(
                         self.store
@@ -198,7 +278,22 @@ impl Session {
                 }
             },
             Some(Message::Nack(nack)) => match state.in_flight.take() {
-                Some((revision, _)) if revision == nack.revision => {
+                Some(pushed) if pushed.revision == nack.revision && pushed.delta => {
+                    // The worker may have drifted from its reported base; the whole config
+                    // settles that.
+                    self.metrics.nacks.inc();
+                    tracing::warn!(
+                        node,
+                        revision = pushed.revision,
+                        error = %nack_text(&nack),
+                        "worker refused a delta; sending the full config"
+                    );
+                    state.force_full = true;
+                    Ok(())
+                }
+                Some(pushed) if pushed.revision == nack.revision => {
+                    let revision = pushed.revision;
+                    self.metrics.nacks.inc();
                     let error = nack_text(&nack);
                     tracing::warn!(node, revision, error = %error, "worker refused config");
                     state.nacked = Some(revision);
@@ -260,6 +355,7 @@ mod tests {
             committed_at: 1,
             digest: gateway_config::digest(&config),
             config,
+            meta: Default::default(),
         })
     }
 
@@ -279,7 +375,12 @@ mod tests {
         };
         assert!(!synced.wants(&s));
         let busy = PushState {
-            in_flight: Some((2, String::new())),
+            in_flight: Some(InFlight {
+                revision: 2,
+                digest: String::new(),
+                delta: false,
+                committed_at_unix_ms: 0,
+            }),
             ..PushState::default()
         };
         assert!(!busy.wants(&s));

@@ -6,6 +6,7 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::{Either, Full};
 
+use crate::metrics::Outcome;
 use crate::proxy::handler::ProxyBody;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +43,17 @@ impl ProxyError {
             ProxyError::BadFraming | ProxyError::InvalidRequest => "bad_request",
             ProxyError::UpstreamUnavailable => "upstream_unavailable",
             ProxyError::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+
+    /// The metrics label of the error; agrees with [`ProxyError::code`].
+    pub fn outcome(self) -> Outcome {
+        match self {
+            ProxyError::NoConfig => Outcome::NoConfig,
+            ProxyError::NoRoute => Outcome::NoRoute,
+            ProxyError::BadFraming | ProxyError::InvalidRequest => Outcome::BadRequest,
+            ProxyError::UpstreamUnavailable => Outcome::UpstreamUnavailable,
+            ProxyError::UpstreamTimeout => Outcome::UpstreamTimeout,
         }
     }
 
@@ -99,6 +111,7 @@ mod tests {
             assert_eq!(json["error"]["code"], error.code());
             assert_eq!(json["error"]["message"], error.to_string());
             assert_eq!(error.response().status(), error.status());
+            assert_eq!(error.outcome().code(), error.code());
         }
     }
 }

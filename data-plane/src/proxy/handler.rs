@@ -20,6 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ipnet::IpNet;
 
+use crate::metrics::Outcome;
 use crate::proxy::error::ProxyError;
 use crate::proxy::headers::{
     append_via, check_framing, remove_hop_by_hop, remove_hop_by_hop_request, set_forwarded,
@@ -106,8 +107,12 @@ impl Proxy {
     pub async fn handle(&self, request: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
         let version = request.version();
         match self.forward(request, peer).await {
-            Ok(response) => response,
+            Ok(response) => {
+                self.state.metrics().request(Outcome::Ok);
+                response
+            }
             Err(error) => {
+                self.state.metrics().request(error.outcome());
                 tracing::debug!(code = error.code(), "request answered by the proxy");
                 let mut response = error.response();
                 if error == ProxyError::BadFraming && version < Version::HTTP_2 {

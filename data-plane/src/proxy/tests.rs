@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 use crate::compile::Compiled;
-use crate::listener::{ListenerSettings, serve};
+use crate::listener::{DrainReport, ListenerSettings, serve};
 use crate::proxy::{Proxy, ProxySettings};
 use crate::state::{NodeIdentity, State};
 
@@ -92,7 +92,7 @@ struct Running {
     addr: SocketAddr,
     state: Arc<State>,
     stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<()>,
+    done: tokio::task::JoinHandle<DrainReport>,
 }
 
 async fn start_proxy(compiled: Option<Compiled>) -> Running {

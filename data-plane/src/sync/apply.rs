@@ -8,13 +8,15 @@ use gateway_proto::v1::worker_message::Message;
 
 use crate::compile::{CompileError, Compiled};
 use crate::routing::RouteError;
-use crate::state::State;
+use crate::state::{Source, State};
 use crate::upstream::UpstreamError;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ApplyError {
-    #[error("delta base mismatch: the push builds on revision {base}, this worker serves {served}")]
-    DeltaBaseMismatch { base: u64, served: u64 },
+    #[error(
+        "delta base mismatch: the push is a delta on revision {base}, but this worker serves {served}"
+    )]
+    DeltaBaseMismatch { base: u64, served: String },
     #[error("revision {revision} is older than the served revision {served}")]
     Regression { revision: u64, served: u64 },
     #[error("malformed push: {0}")]
@@ -110,15 +112,23 @@ fn compile_detail(error: &CompileError) -> v1::ResourceError {
     }
 }
 
-/// Applies `push` to `state`: on success the new config is served, on failure nothing changes.
-pub fn apply_push(state: &State, push: v1::ConfigPush) -> Result<Applied, ApplyError> {
-    let current = state.current();
-    let served = current.as_ref().map(|c| c.revision);
+/// What a push turns into once validated and compiled, before anything is stored.
+#[derive(Debug)]
+pub enum Prepared {
+    Swap(Box<Compiled>),
+    /// The push described exactly the config already served.
+    AlreadyServed,
+}
+
+/// Rebuilds, validates, checks and compiles the config that `push` describes on top of
+/// `current` (the served config, if any). Pure: touches no shared state.
+pub fn prepare(current: Option<&Compiled>, push: v1::ConfigPush) -> Result<Prepared, ApplyError> {
+    let served = current.map(|c| c.revision);
     let full = push.base_revision == 0;
     if !full && served != Some(push.base_revision) {
         return Err(ApplyError::DeltaBaseMismatch {
             base: push.base_revision,
-            served: served.unwrap_or(0),
+            served: served.map_or_else(|| "nothing".to_owned(), |r| format!("revision {r}")),
         });
     }
     if let Some(served) = served
@@ -139,10 +149,7 @@ pub fn apply_push(state: &State, push: v1::ConfigPush) -> Result<Applied, ApplyE
     let config = if full {
         config_from_resources(push.upserts)?
     } else {
-        let mut config: Config = current
-            .as_ref()
-            .map(|c| c.config.clone())
-            .unwrap_or_default();
+        let mut config: Config = current.map(|c| c.config.clone()).unwrap_or_default();
         config.apply_changes(push.upserts, push.removals, false)?;
         config
     };
@@ -154,15 +161,29 @@ pub fn apply_push(state: &State, push: v1::ConfigPush) -> Result<Applied, ApplyE
             actual,
         });
     }
-    if let Some(current) = &current
+    if let Some(current) = current
         && current.revision == push.revision
         && current.digest == actual
     {
-        return Ok(Applied::AlreadyServed);
+        return Ok(Prepared::AlreadyServed);
     }
     let compiled = Compiled::compile(push.revision, actual, config)?;
-    state.store(compiled);
-    Ok(Applied::Swapped)
+    Ok(Prepared::Swap(Box::new(compiled)))
+}
+
+/// Applies `push` to `state`: on success the new config is served, on failure nothing changes.
+pub fn apply_push(state: &State, push: v1::ConfigPush) -> Result<Applied, ApplyError> {
+    let current = state.current();
+    match prepare(current.as_deref(), push)? {
+        Prepared::Swap(compiled) => {
+            state.store_from(*compiled, Source::ControlPlane);
+            Ok(Applied::Swapped)
+        }
+        Prepared::AlreadyServed => {
+            state.set_source(Source::ControlPlane);
+            Ok(Applied::AlreadyServed)
+        }
+    }
 }
 
 /// Applies `push` and returns the ACK or NACK to send, logging and recording the outcome.
@@ -176,6 +197,7 @@ pub fn handle_push(state: &State, push: v1::ConfigPush) -> v1::WorkerMessage {
                 tracing::debug!(revision, "configuration already served");
             }
             state.set_last_error(None);
+            state.metrics().config_applied();
             Message::Ack(v1::Ack { revision })
         }
         Err(error) => {
@@ -185,6 +207,7 @@ pub fn handle_push(state: &State, push: v1::ConfigPush) -> v1::WorkerMessage {
                 "rejected configuration push; keeping the previous configuration"
             );
             state.set_last_error(Some(format!("revision {revision}: {error}")));
+            state.metrics().config_rejected();
             Message::Nack(v1::Nack {
                 revision,
                 message: error.to_string(),
@@ -323,12 +346,32 @@ mod tests {
         };
         assert_eq!(
             apply_push(&state, delta(7, 8)),
-            Err(ApplyError::DeltaBaseMismatch { base: 7, served: 1 })
+            Err(ApplyError::DeltaBaseMismatch {
+                base: 7,
+                served: "revision 1".into()
+            })
         );
         assert_eq!(apply_push(&state, delta(1, 2)), Ok(Applied::Swapped));
         assert_eq!(served(&state), (2, 2));
         let reply = nack(handle_push(&state, delta(1, 2)));
-        assert!(reply.message.contains("delta base mismatch"));
+        assert_eq!(
+            reply.message,
+            "delta base mismatch: the push is a delta on revision 1, but this worker serves revision 2"
+        );
+        let fresh = self::state();
+        let reply = nack(handle_push(&fresh, delta(1, 2)));
+        assert!(
+            reply.message.ends_with("this worker serves nothing"),
+            "{}",
+            reply.message
+        );
+        assert!(fresh.current().is_none());
+        assert!(
+            fresh
+                .metrics()
+                .render()
+                .contains("gateway_config_rejects_total 1")
+        );
     }
 
     #[test]

@@ -1,11 +1,15 @@
-//! ConfigSync, worker side: a client that keeps one stream open to the control plane
-//! ([`client`]) and the logic that turns each push into a served config or a NACK ([`apply`]).
+//! ConfigSync, worker side: a client that keeps one stream open to one of the control planes
+//! ([`client`]), the logic that turns each push into a served config or a NACK ([`apply`]), and
+//! the local cache that lets a restarted worker serve before any control plane answers
+//! ([`cache`]).
 
 pub mod apply;
+pub mod cache;
 pub mod client;
 
 pub use apply::{ApplyError, apply_push, handle_push};
-pub use client::{SyncSettings, run};
+pub use cache::Cache;
+pub use client::{ClientSecurity, SyncSettings, run};
 
 #[cfg(test)]
 mod tests;

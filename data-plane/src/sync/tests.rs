@@ -1,5 +1,7 @@
-//! The sync client against a scripted fake control plane: first contact, ACK, NACK that keeps
-//! the served config, a delta, and a reconnect that resumes from the applied revision.
+//! The sync client against fake control planes (tonic servers in the test): a scripted
+//! conversation (first contact, ACK, NACK that keeps the served config, a delta, a reconnect that
+//! resumes from the applied revision), a cluster token that is required, rotation past a dead
+//! control plane, the cache written after an ACK, and mTLS with a throwaway CA.
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,8 +18,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::state::Source;
 use crate::state::{NodeIdentity, State};
-use crate::sync::{SyncSettings, run};
+use crate::sync::{Cache, ClientSecurity, SyncSettings, run};
 
 /// Plays a fixed conversation on the first stream and only listens on later ones; every worker
 /// message is reported to the test, tagged with the stream number.
@@ -121,7 +124,12 @@ async fn acks_nacks_deltas_and_resumes_after_reconnect() {
         id: "worker-1".into(),
         group: "edge".into(),
     }));
-    let settings = SyncSettings::new(&format!("http://{addr}"), "test-build").unwrap();
+    let settings = SyncSettings::new(
+        &[format!("http://{addr}")],
+        "test-build",
+        &ClientSecurity::default(),
+    )
+    .unwrap();
     let worker = tokio::spawn(run(state.clone(), settings));
 
     let (stream, Message::Hello(hello)) = recv(&mut seen).await else {
@@ -164,4 +172,246 @@ async fn acks_nacks_deltas_and_resumes_after_reconnect() {
     assert_eq!(current.config, config("127.0.0.1:3"));
 
     worker.abort();
+}
+
+/// Pushes revision 1 in full on every stream and keeps it open; reports each worker message.
+struct SimpleControlPlane {
+    seen: mpsc::UnboundedSender<Message>,
+}
+
+#[tonic::async_trait]
+impl ConfigSync for SimpleControlPlane {
+    type StreamStream = ReceiverStream<Result<v1::ConfigPush, Status>>;
+
+    async fn stream(
+        &self,
+        request: Request<Streaming<v1::WorkerMessage>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        let seen = self.seen.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(full(1, &config("127.0.0.1:1")))).await;
+            while let Ok(Some(message)) = inbound.message().await {
+                if let Some(message) = message.message {
+                    let _ = seen.send(message);
+                }
+            }
+            drop(tx);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+fn worker_state(urls: &[String]) -> Arc<State> {
+    Arc::new(State::with_control_planes(
+        NodeIdentity {
+            id: "w".into(),
+            group: "g".into(),
+        },
+        urls.to_vec(),
+    ))
+}
+
+/// Polls `condition` until it holds, failing the test after a deadline.
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn require_token(request: Request<()>) -> Result<Request<()>, Status> {
+    match request.metadata().get("authorization") {
+        Some(value) if value == "Bearer s3cret" => Ok(request),
+        _ => Err(Status::unauthenticated("missing or wrong cluster token")),
+    }
+}
+
+#[tokio::test]
+async fn token_is_required_dead_control_planes_are_skipped_and_the_cache_is_written() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let good = format!("http://{}", listener.local_addr().unwrap());
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ConfigSyncServer::with_interceptor(
+                SimpleControlPlane { seen: seen_tx },
+                require_token,
+            ))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    // Nothing listens there.
+    let dead = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+
+    // Without the token the worker is refused and serves nothing.
+    let urls = vec![good.clone()];
+    let refused = worker_state(&urls);
+    let settings = SyncSettings::new(&urls, "b", &ClientSecurity::default()).unwrap();
+    let refused_task = tokio::spawn(run(refused.clone(), settings));
+    eventually("the refusal is recorded", || {
+        refused
+            .last_error()
+            .is_some_and(|e| e.contains("cluster token"))
+    })
+    .await;
+    assert!(refused.current().is_none());
+    refused_task.abort();
+
+    // With the token, past a dead control plane, into the cache.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path().join("g.pb"));
+    let urls = vec![dead, good.clone()];
+    let state = worker_state(&urls);
+    let security = ClientSecurity {
+        token: Some("s3cret".into()),
+        ..ClientSecurity::default()
+    };
+    let settings = SyncSettings::new(&urls, "b", &security)
+        .unwrap()
+        .with_cache(Some(cache.clone()));
+    let worker = tokio::spawn(run(state.clone(), settings));
+    let first = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(first, Message::Hello(_)), "{first:?}");
+    let ack = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ack, Message::Ack(v1::Ack { revision: 1 }));
+    assert_eq!(state.connected_to(), Some(good));
+    assert_eq!(state.source(), Some(Source::ControlPlane));
+    eventually("the cache holds revision 1", || {
+        cache.load().ok().flatten().is_some_and(|c| c.revision == 1)
+    })
+    .await;
+    assert!(
+        state
+            .metrics()
+            .render()
+            .contains("gateway_config_applies_total 1")
+    );
+    worker.abort();
+}
+
+mod tls {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+    use super::*;
+
+    struct Pki {
+        ca: String,
+        server: (String, String),
+        client: (String, String),
+    }
+
+    fn leaf(
+        names: Vec<String>,
+        usage: ExtendedKeyUsagePurpose,
+        issuer: &Issuer<'_, &KeyPair>,
+    ) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "worker-1");
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn pki() -> Pki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "throwaway test CA");
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(params, &ca_key);
+        Pki {
+            ca: ca.pem(),
+            server: leaf(
+                vec!["127.0.0.1".into()],
+                ExtendedKeyUsagePurpose::ServerAuth,
+                &issuer,
+            ),
+            client: leaf(vec![], ExtendedKeyUsagePurpose::ClientAuth, &issuer),
+        }
+    }
+
+    #[tokio::test]
+    async fn mutual_tls_with_a_throwaway_ca() {
+        let pki = pki();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        let tls = ServerTlsConfig::new()
+            .identity(Identity::from_pem(&pki.server.0, &pki.server.1))
+            .client_ca_root(Certificate::from_pem(&pki.ca));
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .tls_config(tls)
+                .unwrap()
+                .add_service(ConfigSyncServer::new(SimpleControlPlane { seen: seen_tx }))
+                .serve_with_incoming(TcpListenerStream::new(listener)),
+        );
+        let urls = vec![url.clone()];
+
+        // Without a client certificate the handshake fails.
+        let anonymous = worker_state(&urls);
+        let security = ClientSecurity {
+            ca: Some(Certificate::from_pem(&pki.ca)),
+            ..ClientSecurity::default()
+        };
+        let task = tokio::spawn(run(
+            anonymous.clone(),
+            SyncSettings::new(&urls, "b", &security).unwrap(),
+        ));
+        eventually("the anonymous worker fails", || {
+            anonymous.last_error().is_some()
+        })
+        .await;
+        assert!(anonymous.current().is_none());
+        task.abort();
+
+        // With one, the push arrives and is ACKed.
+        let state = worker_state(&urls);
+        let security = ClientSecurity {
+            identity: Some(Identity::from_pem(&pki.client.0, &pki.client.1)),
+            ..security
+        };
+        let worker = tokio::spawn(run(
+            state.clone(),
+            SyncSettings::new(&urls, "b", &security).unwrap(),
+        ));
+        let mut acked = false;
+        while let Ok(Some(message)) =
+            tokio::time::timeout(Duration::from_secs(10), seen.recv()).await
+        {
+            if message == Message::Ack(v1::Ack { revision: 1 }) {
+                acked = true;
+                break;
+            }
+        }
+        assert!(acked, "no ACK over mTLS");
+        assert_eq!(state.current().unwrap().revision, 1);
+        assert_eq!(state.connected_to(), Some(url));
+        worker.abort();
+    }
 }

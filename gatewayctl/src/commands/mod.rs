@@ -1,9 +1,14 @@
 //! The subcommands: each one turns its arguments into admin API calls and prints the result in
-//! the chosen format. Failures come back as [`CommandError`], which knows its exit code.
+//! the chosen format. Failures come back as [`CommandError`], which knows its exit code; a
+//! success comes back as an [`Outcome`], because `diff` reports "there are changes" through its
+//! exit code too.
 
+mod apply;
+mod export;
 #[cfg(test)]
 mod fake_api_tests;
 mod revisions;
+mod rollback;
 mod route;
 mod status;
 mod upstream;
@@ -13,8 +18,8 @@ use std::io::Write;
 use gateway_config::Kind;
 use serde_json::Value;
 
-use crate::cli::{Cli, Command};
-use crate::client::{ApiError, Client, ClientError, Written};
+use crate::cli::{Cli, Command, WriteArgs};
+use crate::client::{ApiError, Client, ClientError, WriteOptions, Written};
 use crate::input::InputError;
 use crate::output::{self, Action, Format, OutputError};
 
@@ -27,6 +32,27 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The admin API could not be reached.
     pub const UNREACHABLE: u8 = 3;
+    /// `diff` found changes.
+    pub const DIFF_CHANGES: u8 = 1;
+    /// `diff` failed, whatever the reason.
+    pub const DIFF_FAILED: u8 = 2;
+}
+
+/// How a command that did its job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// `diff` found that applying the file would change something.
+    Changes,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Done => exit::SUCCESS,
+            Outcome::Changes => exit::DIFF_CHANGES,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +65,10 @@ pub enum CommandError {
     Output(#[from] OutputError),
     #[error("cannot write the output: {0}")]
     Write(#[from] std::io::Error),
+    /// Any failure of `diff`, which exits with 2 whatever went wrong (like diff(1)), so that 1
+    /// can only mean "there are changes".
+    #[error(transparent)]
+    Diff(Box<CommandError>),
 }
 
 impl CommandError {
@@ -53,6 +83,7 @@ impl CommandError {
             }
             CommandError::Output(_) => exit::REFUSED,
             CommandError::Write(_) => exit::REFUSED,
+            CommandError::Diff(_) => exit::DIFF_FAILED,
         }
     }
 
@@ -60,7 +91,17 @@ impl CommandError {
     pub fn api_error(&self) -> Option<&ApiError> {
         match self {
             CommandError::Client(ClientError::Api(error)) => Some(error),
+            CommandError::Diff(inner) => inner.api_error(),
             _ => None,
+        }
+    }
+
+    /// Whoever read the output went away (`gatewayctl ... | head`).
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            CommandError::Write(error) => error.kind() == std::io::ErrorKind::BrokenPipe,
+            CommandError::Diff(inner) => inner.is_broken_pipe(),
+            _ => false,
         }
     }
 
@@ -119,19 +160,42 @@ impl Context<'_> {
     }
 }
 
+/// The client-side form of the write flags.
+fn write_options(args: &WriteArgs, dry_run: bool) -> WriteOptions {
+    WriteOptions {
+        if_match: args.if_match,
+        message: args.message.clone(),
+        dry_run,
+    }
+}
+
 /// Runs the parsed command line.
-pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CommandError> {
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CommandError> {
+    let is_diff = matches!(cli.command, Command::Diff(_));
+    let result = run_command(cli, out).await;
+    match result {
+        Err(error) if is_diff => Err(CommandError::Diff(Box::new(error))),
+        other => other,
+    }
+}
+
+async fn run_command(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CommandError> {
     let client = Client::new(&cli.admin_url, cli.token)?;
     let mut ctx = Context {
         client,
         format: cli.output,
         out,
     };
+    let done = |result: Result<(), CommandError>| result.map(|()| Outcome::Done);
     match cli.command {
-        Command::Upstream(command) => upstream::run(&mut ctx, command).await,
-        Command::Route(command) => route::run(&mut ctx, command).await,
-        Command::Status => status::run(&mut ctx).await,
-        Command::Revisions(args) => revisions::run(&mut ctx, args).await,
+        Command::Upstream(command) => done(upstream::run(&mut ctx, command).await),
+        Command::Route(command) => done(route::run(&mut ctx, command).await),
+        Command::Status => done(status::run(&mut ctx).await),
+        Command::Revisions(args) => done(revisions::run(&mut ctx, args).await),
+        Command::Apply(args) => done(apply::apply(&mut ctx, args).await),
+        Command::Diff(args) => apply::diff(&mut ctx, args).await,
+        Command::Export => done(export::run(&mut ctx).await),
+        Command::Rollback(args) => done(rollback::run(&mut ctx, args).await),
     }
 }
 
@@ -173,6 +237,32 @@ mod tests {
             reason: "r".into(),
         });
         assert_eq!(garbled.exit_code(), exit::REFUSED);
+        assert_eq!(Outcome::Done.exit_code(), exit::SUCCESS);
+        assert_eq!(Outcome::Changes.exit_code(), 1);
+    }
+
+    #[test]
+    fn every_diff_failure_exits_2_and_reports_the_same() {
+        let refused =
+            CommandError::Diff(Box::new(CommandError::from(ClientError::Api(api_error()))));
+        assert_eq!(refused.exit_code(), 2);
+        assert_eq!(refused.api_error(), Some(&api_error()));
+        assert!(
+            refused
+                .report()
+                .contains("  - upstream \"api\": targets[1].weight: too big\n")
+        );
+        let unreachable =
+            CommandError::Diff(Box::new(CommandError::from(ClientError::Unreachable {
+                url: "u".into(),
+                cause: "c".into(),
+            })));
+        assert_eq!(unreachable.exit_code(), 2);
+        let pipe = CommandError::Diff(Box::new(CommandError::Write(std::io::Error::from(
+            std::io::ErrorKind::BrokenPipe,
+        ))));
+        assert!(pipe.is_broken_pipe());
+        assert!(!unreachable.is_broken_pipe());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use gateway_config::{Kind, PathMatch, Route};
 
-use super::{CommandError, Context};
+use super::{CommandError, Context, write_options};
 use crate::cli::{RouteCommand, RouteCreateArgs};
 use crate::input::{self, InputError};
 use crate::output::{self, Action, Format};
@@ -30,13 +30,18 @@ pub async fn run(ctx: &mut Context<'_>, command: RouteCommand) -> Result<(), Com
             }
         }
         RouteCommand::Create(args) => {
+            let options = write_options(&args.write, false);
             let route = route_from_args(args)?;
-            let written = ctx.client.create(Kind::Route, &route).await?;
+            let written = ctx.client.create(Kind::Route, &route, &options).await?;
             ctx.print_written(Kind::Route, &route.name, Action::Created, &written)
         }
         RouteCommand::Replace(args) => {
             let route: Route = input::read_document(&args.file)?;
-            let written = ctx.client.replace(Kind::Route, &route.name, &route).await?;
+            let options = write_options(&args.write, false);
+            let written = ctx
+                .client
+                .replace(Kind::Route, &route.name, &route, &options)
+                .await?;
             let action = if written.created {
                 Action::Created
             } else {
@@ -45,7 +50,8 @@ pub async fn run(ctx: &mut Context<'_>, command: RouteCommand) -> Result<(), Com
             ctx.print_written(Kind::Route, &route.name, action, &written)
         }
         RouteCommand::Delete(args) => {
-            let written = ctx.client.delete(Kind::Route, &args.name).await?;
+            let options = write_options(&args.write, false);
+            let written = ctx.client.delete(Kind::Route, &args.name, &options).await?;
             ctx.print_written(Kind::Route, &args.name, Action::Deleted, &written)
         }
     }

@@ -2,7 +2,7 @@
 
 use gateway_config::{Balance, Kind, Upstream};
 
-use super::{CommandError, Context};
+use super::{CommandError, Context, write_options};
 use crate::cli::{UpstreamCommand, UpstreamCreateArgs};
 use crate::input::{self, InputError};
 use crate::output::{self, Action, Format};
@@ -30,15 +30,20 @@ pub async fn run(ctx: &mut Context<'_>, command: UpstreamCommand) -> Result<(), 
             }
         }
         UpstreamCommand::Create(args) => {
+            let options = write_options(&args.write, false);
             let upstream = upstream_from_args(args)?;
-            let written = ctx.client.create(Kind::Upstream, &upstream).await?;
+            let written = ctx
+                .client
+                .create(Kind::Upstream, &upstream, &options)
+                .await?;
             ctx.print_written(Kind::Upstream, &upstream.name, Action::Created, &written)
         }
         UpstreamCommand::Replace(args) => {
             let upstream: Upstream = input::read_document(&args.file)?;
+            let options = write_options(&args.write, false);
             let written = ctx
                 .client
-                .replace(Kind::Upstream, &upstream.name, &upstream)
+                .replace(Kind::Upstream, &upstream.name, &upstream, &options)
                 .await?;
             let action = if written.created {
                 Action::Created
@@ -48,7 +53,11 @@ pub async fn run(ctx: &mut Context<'_>, command: UpstreamCommand) -> Result<(), 
             ctx.print_written(Kind::Upstream, &upstream.name, action, &written)
         }
         UpstreamCommand::Delete(args) => {
-            let written = ctx.client.delete(Kind::Upstream, &args.name).await?;
+            let options = write_options(&args.write, false);
+            let written = ctx
+                .client
+                .delete(Kind::Upstream, &args.name, &options)
+                .await?;
             ctx.print_written(Kind::Upstream, &args.name, Action::Deleted, &written)
         }
     }

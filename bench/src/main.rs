@@ -1,0 +1,105 @@
+//! `gateway-bench`: runs the same wrk load through nginx, HAProxy and the gateway worker (each
+//! with one worker thread, pinned to the same core, in front of the same upstream), alternating
+//! them over several rounds, and prints req/s, p50, p99, CPU per request and the ratios to nginx
+//! (medians over the rounds). Also measures the worker with 10,000 routes loaded and its memory.
+//!
+//! `cargo run --release -p gateway-bench` (the README's performance section shows a run).
+
+mod procfs;
+mod proxies;
+mod report;
+mod tools;
+mod wrk;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::proxies::Proxy;
+use crate::report::{Sample, Table};
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmark the gateway worker against nginx and HAProxy on this machine")]
+struct Cli {
+    /// Rounds; every round runs every proxy once, in turn.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds of load per run.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Keep-alive connections wrk holds open.
+    #[arg(long, default_value_t = 50)]
+    connections: u32,
+    /// Routes loaded into the second gateway worker.
+    #[arg(long, default_value_t = 10_000)]
+    routes: usize,
+    /// First of the loopback ports the benchmark uses (it takes ten).
+    #[arg(long, default_value_t = 18_080)]
+    port_base: u16,
+    /// Core the proxies run on; wrk and the upstream share the other one.
+    #[arg(long, default_value_t = 1)]
+    proxy_cpu: usize,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tools::ensure_installed().context("nginx, HAProxy and wrk are needed")?;
+    let dir = tempfile::tempdir()?;
+    let ports = proxies::Ports::from_base(cli.port_base);
+    let load_cpu = usize::from(cli.proxy_cpu == 0);
+
+    let upstream = proxies::start_upstream(dir.path(), &ports, load_cpu)?;
+    let mut runners: Vec<Proxy> = vec![
+        proxies::start_nginx(dir.path(), &ports, cli.proxy_cpu)?,
+        proxies::start_haproxy(dir.path(), &ports, cli.proxy_cpu)?,
+        proxies::start_gateway(
+            dir.path(),
+            &ports,
+            cli.proxy_cpu,
+            proxies::GatewayRoutes::One,
+        )
+        .await?,
+        proxies::start_gateway(
+            dir.path(),
+            &ports,
+            cli.proxy_cpu,
+            proxies::GatewayRoutes::Many(cli.routes),
+        )
+        .await?,
+    ];
+    for proxy in &runners {
+        wrk::check_reachable(&proxy.url)
+            .with_context(|| format!("{} does not answer", proxy.name))?;
+    }
+    let idle_rss = procfs::rss_kib(runners[2].pid)?;
+    let loaded_rss = procfs::rss_kib(runners[3].pid)?;
+
+    let mut table = Table::default();
+    for round in 1..=cli.rounds {
+        for proxy in &mut runners {
+            let cpu_before = procfs::cpu_ticks(&proxy.cpu_pids)?;
+            let run = wrk::run(
+                &proxy.url,
+                cli.connections,
+                Duration::from_secs(cli.duration),
+                load_cpu,
+            )?;
+            let cpu_ticks = procfs::cpu_ticks(&proxy.cpu_pids)? - cpu_before;
+            let sample = Sample::new(&run, cpu_ticks);
+            eprintln!("round {round} {:<26} {sample}", proxy.name);
+            table.add(&proxy.name, sample);
+        }
+    }
+    println!();
+    println!("{}", table.render("nginx"));
+    println!(
+        "gateway worker RSS: {:.1} MiB idle (1 route), {:.1} MiB with {} routes",
+        idle_rss as f64 / 1024.0,
+        loaded_rss as f64 / 1024.0,
+        cli.routes
+    );
+    drop(upstream);
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! The contestants and the upstream they share, each started from a config written into the
+//! benchmark's temporary directory and killed when dropped.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use gateway_tests::binaries::binary;
+use gateway_tests::http::{Admin, send};
+use gateway_tests::process::Process;
+use serde_json::json;
+
+pub struct Ports {
+    pub upstream: u16,
+    pub nginx: u16,
+    pub haproxy: u16,
+    next_gateway: std::cell::Cell<u16>,
+}
+
+impl Ports {
+    pub fn from_base(base: u16) -> Ports {
+        Ports {
+            upstream: base,
+            nginx: base + 1,
+            haproxy: base + 2,
+            next_gateway: std::cell::Cell::new(base + 3),
+        }
+    }
+
+    fn take_gateway(&self) -> u16 {
+        let port = self.next_gateway.get();
+        self.next_gateway.set(port + 1);
+        port
+    }
+}
+
+pub struct Proxy {
+    pub name: String,
+    pub url: String,
+    /// Processes whose CPU time counts as the proxy's.
+    pub cpu_pids: Vec<u32>,
+    /// The process whose memory is reported.
+    pub pid: u32,
+    _processes: Vec<Process>,
+}
+
+/// Runs `program args` pinned to one core.
+fn pinned(name: &str, cpu: usize, program: &Path, args: &[String]) -> Process {
+    let mut all = vec![
+        "-c".to_owned(),
+        cpu.to_string(),
+        program.display().to_string(),
+    ];
+    all.extend_from_slice(args);
+    Process::spawn(name, Path::new("taskset"), &all, None)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> anyhow::Result<String> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+    Ok(path.display().to_string())
+}
+
+fn nginx(dir: &Path, name: &str, cpu: usize, http_block: &str) -> anyhow::Result<Process> {
+    let prefix = dir.join(name);
+    std::fs::create_dir_all(prefix.join("logs"))?;
+    let config = format!(
+        "worker_processes 1;\ndaemon off;\nmaster_process off;\nerror_log stderr warn;\npid {prefix}/nginx.pid;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  keepalive_requests 1000000;\n  client_body_temp_path {prefix};\n  proxy_temp_path {prefix};\n  fastcgi_temp_path {prefix};\n  uwsgi_temp_path {prefix};\n  scgi_temp_path {prefix};\n{http_block}\n}}\n",
+        prefix = prefix.display()
+    );
+    let file = write(dir, &format!("{name}.conf"), &config)?;
+    let args = [
+        "-p".to_owned(),
+        prefix.display().to_string(),
+        "-c".to_owned(),
+        file,
+    ];
+    Ok(pinned(name, cpu, Path::new("/usr/sbin/nginx"), &args))
+}
+
+/// The fixed fast upstream: nginx answering `ok` from memory.
+pub fn start_upstream(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Process> {
+    let block = format!(
+        "  server {{ listen 127.0.0.1:{}; location / {{ return 200 'ok\\n'; }} }}",
+        ports.upstream
+    );
+    nginx(dir, "upstream", cpu, &block)
+}
+
+pub fn start_nginx(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Proxy> {
+    let block = format!(
+        "  upstream backend {{ server 127.0.0.1:{}; keepalive 64; }}\n  server {{ listen 127.0.0.1:{}; location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}",
+        ports.upstream, ports.nginx
+    );
+    let process = nginx(dir, "nginx", cpu, &block)?;
+    let pid = process.pid();
+    Ok(Proxy {
+        name: "nginx (1 worker)".into(),
+        url: format!("http://127.0.0.1:{}/bench/hello", ports.nginx),
+        cpu_pids: vec![pid],
+        pid,
+        _processes: vec![process],
+    })
+}
+
+pub fn start_haproxy(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Proxy> {
+    let config = format!(
+        "global\n  nbthread 1\n  maxconn 10000\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n  http-reuse always\nfrontend bench\n  bind 127.0.0.1:{}\n  default_backend upstream\nbackend upstream\n  server s1 127.0.0.1:{}\n",
+        ports.haproxy, ports.upstream
+    );
+    let file = write(dir, "haproxy.cfg", &config)?;
+    let process = pinned(
+        "haproxy",
+        cpu,
+        Path::new("/usr/sbin/haproxy"),
+        &["-db".to_owned(), "-f".to_owned(), file],
+    );
+    let pid = process.pid();
+    Ok(Proxy {
+        name: "HAProxy (1 thread)".into(),
+        url: format!("http://127.0.0.1:{}/bench/hello", ports.haproxy),
+        cpu_pids: vec![pid],
+        pid,
+        _processes: vec![process],
+    })
+}
+
+pub enum GatewayRoutes {
+    One,
+    Many(usize),
+}
+
+/// A control plane on SQLite (on the load core: it idles during the runs) and one worker thread.
+pub async fn start_gateway(
+    dir: &Path,
+    ports: &Ports,
+    cpu: usize,
+    routes: GatewayRoutes,
+) -> anyhow::Result<Proxy> {
+    let listen = ports.take_gateway();
+    let label = match routes {
+        GatewayRoutes::One => "gateway (1 thread)".to_owned(),
+        GatewayRoutes::Many(n) => format!("gateway, {n} routes"),
+    };
+    let state = dir.join(format!("gateway-{listen}"));
+    std::fs::create_dir_all(&state)?;
+    let cp_args: Vec<String> = [
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--sync-listen",
+        "127.0.0.1:0",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut control_plane = Process::spawn(
+        "control-plane",
+        &binary("control-plane"),
+        &cp_args,
+        Some(&state),
+    );
+    let admin_addr = control_plane.wait_for("admin API listening on ", Duration::from_secs(30));
+    let sync_addr = control_plane.wait_for("config sync listening on ", Duration::from_secs(30));
+    let admin = Admin::new(&format!("http://{admin_addr}"));
+
+    let bench_route = json!({"name": "bench", "paths": [{"prefix": "/bench"}], "backends": [{"upstream": "backend"}]});
+    let mut document_routes = vec![bench_route];
+    if let GatewayRoutes::Many(n) = routes {
+        // A realistic mix: host-specific and any-host routes, prefixes and exact paths.
+        for i in 1..n {
+            let route = match i % 3 {
+                0 => {
+                    json!({"name": format!("r{i}"), "hosts": [format!("svc{}.example.com", i % 500)], "paths": [{"prefix": format!("/svc/{i}")}], "backends": [{"upstream": "backend"}]})
+                }
+                1 => {
+                    json!({"name": format!("r{i}"), "paths": [{"prefix": format!("/api/v{}/items{i}", i % 7)}], "methods": ["GET"], "backends": [{"upstream": "backend"}]})
+                }
+                _ => {
+                    json!({"name": format!("r{i}"), "paths": [{"exact": format!("/static/{i}.js")}], "backends": [{"upstream": "backend"}]})
+                }
+            };
+            document_routes.push(route);
+        }
+    }
+    let document = json!({
+        "upstreams": [{"name": "backend", "targets": [{"address": format!("127.0.0.1:{}", ports.upstream)}]}],
+        "routes": document_routes,
+    });
+    let reply = admin.put("/v1/config", &document).await;
+    anyhow::ensure!(
+        reply.status == 200,
+        "loading the config failed: {}",
+        reply.text
+    );
+
+    let worker_args = vec![
+        "--listen".to_owned(),
+        format!("127.0.0.1:{listen}"),
+        "--status-listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--control-plane".to_owned(),
+        format!("http://{sync_addr}"),
+        "--worker-threads".to_owned(),
+        "1".to_owned(),
+        "--no-cache".to_owned(),
+    ];
+    let mut worker = pinned(&label, cpu, &binary("data-plane"), &worker_args);
+    let status_addr = worker.wait_for("status listening on ", Duration::from_secs(30));
+    let client = gateway_tests::http::client();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = send(client.get(format!("http://{status_addr}/readyz"))).await;
+        if ready.is_ok_and(|r| r.status == 200) {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{label} never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = worker.pid();
+    Ok(Proxy {
+        name: label,
+        url: format!("http://127.0.0.1:{listen}/bench/hello"),
+        cpu_pids: vec![pid],
+        pid,
+        _processes: vec![worker, control_plane],
+    })
+}

@@ -1,0 +1,19 @@
+//! `GET /metrics`: the control plane's Prometheus metrics.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let latest = i64::try_from(state.hub.current().revision).unwrap_or(i64::MAX);
+    state.metrics.latest_revision.set(latest);
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        state.metrics.render(),
+    )
+        .into_response()
+}
