@@ -22,12 +22,16 @@ fn binaries_dir() -> &'static PathBuf {
 fn binaries_dir_path() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        // Test executables live in target/<profile>/deps; the binaries one level up.
+        // Test and bench executables live in target/<profile>/deps, binaries such as
+        // gateway-bench in target/<profile>; the gateway binaries are in target/<profile>.
         let exe = std::env::current_exe().expect("test executable path");
-        exe.parent()
-            .and_then(|deps| deps.parent())
-            .expect("target directory")
-            .to_path_buf()
+        let dir = exe.parent().expect("executable directory");
+        let dir = if dir.ends_with("deps") {
+            dir.parent().expect("target directory")
+        } else {
+            dir
+        };
+        dir.to_path_buf()
     })
 }
 
