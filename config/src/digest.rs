@@ -16,7 +16,7 @@ pub fn digest(config: &Config) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::model::{Balance, Target, Upstream};
+    use crate::model::{Target, Upstream};
 
     #[test]
     fn digest_depends_on_content_only() {
@@ -30,7 +30,7 @@ mod tests {
                 address: "127.0.0.1:80".into(),
                 weight: 1,
             }],
-            balance: Balance::RoundRobin,
+            ..Default::default()
         };
         a.upstreams.insert("api".into(), upstream.clone());
         let mut b = Config::default();

@@ -13,6 +13,16 @@ mod wire;
 
 pub use diff::{Change, Op};
 pub use digest::digest;
-pub use model::{Backend, Balance, Config, PathMatch, Route, Target, Upstream};
+pub use model::{
+    ActiveHealthCheck, AllUnhealthy, CircuitBreaker, HashOn, HealthCheck, PassiveHealthCheck,
+    Protocol, UpstreamTimeouts, UpstreamTls,
+};
+pub use model::{
+    Backend, Balance, Config, Duration, PathMatch, Retries, RetryOn, Route, Target, Upstream,
+};
+pub use model::{
+    DirectResponse, HeaderMatch, HeaderTransform, Mirror, QueryMatch, Redirect, Rewrite, Sticky,
+};
 pub use validate::{ErrorKind, FieldError, Kind, ValidationErrors, validate_name};
+pub use validate::{REGEX_SIZE_LIMIT, compile_full_match};
 pub use wire::{WireError, config_from_resources, resources_from_config};

@@ -8,12 +8,19 @@
 //! control plane answers; on SIGTERM the worker drains ([`drain`]) instead of dropping requests.
 
 pub mod balance;
+pub mod circuit;
 pub mod cli;
 pub mod compile;
+pub mod connector;
+pub mod dns;
 pub mod drain;
+pub mod forward;
+pub mod health;
 pub mod listener;
 pub mod metrics;
 pub mod proxy;
+pub mod registry;
+pub mod retry;
 pub mod routing;
 pub mod run;
 pub mod state;

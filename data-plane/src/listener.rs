@@ -82,7 +82,7 @@ pub async fn serve(
             async move { Ok::<_, Infallible>(proxy.handle(request, &peer).await) }
         });
         let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
         let open = open_connections.clone();

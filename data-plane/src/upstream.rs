@@ -1,96 +1,62 @@
-//! An upstream compiled for the request path: target authorities and `Host` values parsed once
-//! per revision, and the round robin that picks among them.
+//! An upstream as one revision sees it: its name and its runtime state from the [`Registry`],
+//! which carries health, counters and pooled connections over to the next revision while the
+//! upstream's settings stay the same.
 
-use std::str::FromStr;
+use std::sync::Arc;
 
 use gateway_config::Upstream;
-use http::HeaderValue;
-use http::uri::Authority;
 
-use crate::balance::RoundRobin;
+use crate::registry::{Choice, Registry, RuntimeTarget, UpstreamRuntime};
+
+pub use crate::registry::UpstreamError;
 
 #[derive(Debug)]
 pub struct CompiledUpstream {
     pub name: Box<str>,
-    targets: Box<[CompiledTarget]>,
-    balancer: RoundRobin,
-}
-
-#[derive(Debug, Clone)]
-pub struct CompiledTarget {
-    pub authority: Authority,
-    /// The target address as a `Host` header, used unless the route preserves the client's host.
-    pub host_header: HeaderValue,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum UpstreamError {
-    #[error("upstream `{upstream}`: targets[{index}].address `{address}` is not a valid authority")]
-    BadAddress {
-        upstream: String,
-        index: usize,
-        address: String,
-    },
-    #[error("upstream `{upstream}`: no target has a weight above 0")]
-    NoWeight { upstream: String },
+    runtime: Arc<UpstreamRuntime>,
 }
 
 impl CompiledUpstream {
+    /// Compiles with the worker's registry.
     pub fn compile(upstream: &Upstream) -> Result<Self, UpstreamError> {
-        let targets = upstream
-            .targets
-            .iter()
-            .enumerate()
-            .map(|(index, target)| {
-                let bad = || UpstreamError::BadAddress {
-                    upstream: upstream.name.clone(),
-                    index,
-                    address: target.address.clone(),
-                };
-                let authority = Authority::from_str(&target.address).map_err(|_| bad())?;
-                if authority.port_u16().is_none() {
-                    return Err(bad());
-                }
-                let host_header = HeaderValue::from_str(authority.as_str()).map_err(|_| bad())?;
-                Ok(CompiledTarget {
-                    authority,
-                    host_header,
-                })
-            })
-            .collect::<Result<Box<[_]>, _>>()?;
-        let weights: Vec<u32> = upstream.targets.iter().map(|t| t.weight).collect();
-        let balancer = RoundRobin::new(&weights).ok_or_else(|| UpstreamError::NoWeight {
-            upstream: upstream.name.clone(),
-        })?;
+        Self::compile_in(Registry::global(), upstream)
+    }
+
+    pub fn compile_in(registry: &Registry, upstream: &Upstream) -> Result<Self, UpstreamError> {
         Ok(CompiledUpstream {
             name: upstream.name.as_str().into(),
-            targets,
-            balancer,
+            runtime: registry.runtime(upstream)?,
         })
     }
 
-    /// The next target in weighted round-robin order.
-    pub fn pick(&self) -> &CompiledTarget {
-        // The balancer only yields indices of `targets`; fall back to the first defensively.
-        let index = self.balancer.next();
-        self.targets.get(index).unwrap_or(&self.targets[0])
+    pub fn runtime(&self) -> &Arc<UpstreamRuntime> {
+        &self.runtime
     }
 
-    pub fn targets(&self) -> &[CompiledTarget] {
-        &self.targets
+    /// A target for a request without a hash key, avoiding unhealthy ones when possible.
+    pub fn pick(&self) -> &RuntimeTarget {
+        let targets = self.runtime.targets();
+        match self.runtime.choose(None, 0) {
+            Choice::Target(index) => targets.get(index).unwrap_or(&targets[0]),
+            Choice::NoHealthyTarget => &targets[0],
+        }
+    }
+
+    pub fn targets(&self) -> &[RuntimeTarget] {
+        self.runtime.targets()
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use gateway_config::{Balance, Target};
+    use gateway_config::Target;
 
     use super::*;
 
     fn upstream(targets: &[(&str, u32)]) -> Upstream {
         Upstream {
-            name: "api".into(),
+            name: "upstream-rs-test".into(),
             tags: vec![],
             targets: targets
                 .iter()
@@ -99,14 +65,18 @@ mod tests {
                     weight: *w,
                 })
                 .collect(),
-            balance: Balance::RoundRobin,
+            ..Default::default()
         }
     }
 
     #[test]
     fn compiles_targets_and_balances() {
-        let u =
-            CompiledUpstream::compile(&upstream(&[("10.0.0.1:80", 1), ("[::1]:8080", 1)])).unwrap();
+        let registry = Registry::default();
+        let u = CompiledUpstream::compile_in(
+            &registry,
+            &upstream(&[("10.0.0.1:80", 1), ("[::1]:8080", 1)]),
+        )
+        .unwrap();
         assert_eq!(u.targets().len(), 2);
         assert_eq!(u.targets()[1].host_header, "[::1]:8080");
         let a = u.pick().authority.clone();
@@ -116,12 +86,13 @@ mod tests {
 
     #[test]
     fn rejects_what_cannot_be_proxied_to() {
+        let registry = Registry::default();
         assert!(matches!(
-            CompiledUpstream::compile(&upstream(&[("no port", 1)])),
+            CompiledUpstream::compile_in(&registry, &upstream(&[("no port", 1)])),
             Err(UpstreamError::BadAddress { index: 0, .. })
         ));
         assert!(matches!(
-            CompiledUpstream::compile(&upstream(&[("h:1", 0)])),
+            CompiledUpstream::compile_in(&registry, &upstream(&[("h:1", 0)])),
             Err(UpstreamError::NoWeight { .. })
         ));
     }

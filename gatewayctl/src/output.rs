@@ -320,6 +320,7 @@ pub fn routes_table(items: &[Value]) -> Result<String, OutputError> {
         let paths = row.paths.iter().map(|p| match p {
             PathMatch::Prefix(prefix) => prefix.clone(),
             PathMatch::Exact(exact) => format!("={exact}"),
+            PathMatch::Regex(regex) => format!("~{regex}"),
         });
         let backends = row
             .backends

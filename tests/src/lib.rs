@@ -10,6 +10,7 @@ pub mod eventually;
 pub mod fault;
 pub mod http;
 pub mod process;
+pub mod servers;
 pub mod topology;
 pub mod upstream;
 

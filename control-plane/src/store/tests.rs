@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use gateway_config::{Backend, Balance, ErrorKind, PathMatch, Route, Target, Upstream};
+use gateway_config::{Backend, ErrorKind, PathMatch, Route, Target, Upstream};
 
 use super::test_support::{postgres, sqlite};
 use super::*;
@@ -15,7 +15,7 @@ fn upstream(name: &str) -> Upstream {
             address: "127.0.0.1:9000".into(),
             weight: 1,
         }],
-        balance: Balance::RoundRobin,
+        ..Default::default()
     }
 }
 
@@ -33,7 +33,7 @@ fn route(name: &str, upstream: &str) -> Route {
             weight: 1,
         }],
         priority: 0,
-        created_at_unix_ms: 0,
+        ..Default::default()
     }
 }
 

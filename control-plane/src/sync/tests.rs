@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use gateway_config::{Balance, Target, Upstream};
+use gateway_config::{Target, Upstream};
 use gateway_proto::v1::config_sync_client::ConfigSyncClient;
 use gateway_proto::v1::{
     Ack, ConfigPush, Hello, Nack, Node, WorkerMessage, worker_message::Message,
@@ -58,7 +58,7 @@ fn upstream(name: &str) -> Upstream {
             address: "127.0.0.1:9".into(),
             weight: 1,
         }],
-        balance: Balance::RoundRobin,
+        ..Default::default()
     }
 }
 

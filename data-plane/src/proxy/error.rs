@@ -23,6 +23,10 @@ pub enum ProxyError {
     UpstreamUnavailable,
     #[error("the upstream did not answer in time")]
     UpstreamTimeout,
+    #[error("no target of the upstream is healthy")]
+    NoHealthyTarget,
+    #[error("the upstream is at its connection or request limit")]
+    CircuitOpen,
 }
 
 impl ProxyError {
@@ -33,6 +37,9 @@ impl ProxyError {
             ProxyError::BadFraming | ProxyError::InvalidRequest => StatusCode::BAD_REQUEST,
             ProxyError::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::NoHealthyTarget | ProxyError::CircuitOpen => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -43,12 +50,17 @@ impl ProxyError {
             ProxyError::BadFraming | ProxyError::InvalidRequest => "bad_request",
             ProxyError::UpstreamUnavailable => "upstream_unavailable",
             ProxyError::UpstreamTimeout => "upstream_timeout",
+            ProxyError::NoHealthyTarget => "no_healthy_target",
+            ProxyError::CircuitOpen => "circuit_open",
         }
     }
 
-    /// The metrics label of the error; agrees with [`ProxyError::code`].
+    /// The metrics label of the error; agrees with [`ProxyError::code`], except that
+    /// `no_healthy_target` and `circuit_open` count as `upstream_unavailable` until the metrics
+    /// have labels of their own.
     pub fn outcome(self) -> Outcome {
         match self {
+            ProxyError::NoHealthyTarget | ProxyError::CircuitOpen => Outcome::UpstreamUnavailable,
             ProxyError::NoConfig => Outcome::NoConfig,
             ProxyError::NoRoute => Outcome::NoRoute,
             ProxyError::BadFraming | ProxyError::InvalidRequest => Outcome::BadRequest,
@@ -76,6 +88,12 @@ impl ProxyError {
             }
             ProxyError::UpstreamTimeout => {
                 r#"{"error":{"code":"upstream_timeout","message":"the upstream did not answer in time"}}"#
+            }
+            ProxyError::NoHealthyTarget => {
+                r#"{"error":{"code":"no_healthy_target","message":"no target of the upstream is healthy"}}"#
+            }
+            ProxyError::CircuitOpen => {
+                r#"{"error":{"code":"circuit_open","message":"the upstream is at its connection or request limit"}}"#
             }
         }
     }
@@ -106,12 +124,16 @@ mod tests {
             ProxyError::InvalidRequest,
             ProxyError::UpstreamUnavailable,
             ProxyError::UpstreamTimeout,
+            ProxyError::NoHealthyTarget,
+            ProxyError::CircuitOpen,
         ] {
             let json: serde_json::Value = serde_json::from_str(error.body()).unwrap();
             assert_eq!(json["error"]["code"], error.code());
             assert_eq!(json["error"]["message"], error.to_string());
             assert_eq!(error.response().status(), error.status());
-            assert_eq!(error.outcome().code(), error.code());
+            if !matches!(error, ProxyError::NoHealthyTarget | ProxyError::CircuitOpen) {
+                assert_eq!(error.outcome().code(), error.code());
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The request path: load the live config once, route, pick a backend and a target, rewrite the
-//! request and stream it to the target with a pooled client, then stream the answer back.
+//! The request path: load the live config once, route, pick a backend, rewrite the request and
+//! hand it to [`crate::forward`], which picks the target, applies timeouts, retries and circuit
+//! breaking and streams the request and the answer through the upstream's pool.
 //!
 //! The config guard is released before anything is awaited, so a request never holds a revision
 //! longer than it takes to route it, and a new revision never affects a request in flight.
@@ -10,36 +11,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, HOST, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
-use http::{Request, Response, Uri, Version};
-use http_body_util::{Either, Full};
+use http::header::{CONNECTION, HOST, HeaderValue, UPGRADE};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use ipnet::IpNet;
 
+use crate::forward::{Outgoing, forward, request_key};
 use crate::metrics::Outcome;
+use crate::proxy::actions;
 use crate::proxy::error::ProxyError;
 use crate::proxy::headers::{
     append_via, check_framing, remove_hop_by_hop, remove_hop_by_hop_request, set_forwarded,
     strip_path_prefix,
 };
+use crate::routing::RequestInfo;
 use crate::state::State;
 
 /// Bodies stream through untouched; only the proxy's own answers are built in memory.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub use crate::forward::ProxyBody;
 
-/// How long an idle pooled upstream connection is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
 
 #[derive(Debug, Clone)]
 pub struct ProxySettings {
     /// Peers whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<IpNet>,
     pub connect_timeout: Duration,
-    /// Limit for the upstream's response headers to arrive.
+    /// Limit for the upstream's response headers to arrive, for routes without a `timeout`.
     pub upstream_timeout: Duration,
 }
 
@@ -55,7 +54,6 @@ impl Default for ProxySettings {
 
 pub struct Proxy {
     state: Arc<State>,
-    client: Client<HttpConnector, Incoming>,
     trusted_proxies: Box<[IpNet]>,
     upstream_timeout: Duration,
 }
@@ -70,18 +68,8 @@ pub struct Peer {
 
 impl Proxy {
     pub fn new(state: Arc<State>, settings: ProxySettings) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(settings.connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            // The proxy always sets Host itself.
-            .set_host(false)
-            .build(connector);
         Proxy {
             state,
-            client,
             trusted_proxies: settings.trusted_proxies.into(),
             upstream_timeout: settings.upstream_timeout,
         }
@@ -128,62 +116,77 @@ impl Proxy {
 
     async fn forward(
         &self,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
         peer: &Peer,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         check_framing(request.headers())?;
+        let upgrade =
+            upgrade_protocol(&request).map(|protocol| (protocol, hyper::upgrade::on(&mut request)));
         let (mut parts, body) = request.into_parts();
         // HTTP/2 and absolute-form requests carry the host in the URI, which then wins over Host.
         let original_host = match parts.uri.authority() {
             Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
             None => parts.headers.get(HOST).cloned(),
         };
-        let (target, preserve_host, strip_len) = {
+        let rewritten;
+        let route_actions: Option<std::sync::Arc<crate::routing::RouteActions>>;
+        let (upstream, preserve_host, strip_len, policy) = {
             let live = self.state.load();
             let compiled = live.as_ref().ok_or(ProxyError::NoConfig)?;
             let host = original_host.as_ref().and_then(|h| h.to_str().ok());
             let matched = compiled
                 .routes
-                .lookup(host, parts.uri.path(), &parts.method)
+                .lookup(&RequestInfo::new(host, &parts))
                 .ok_or(ProxyError::NoRoute)?;
+            if let Some(response) = actions::answer(&matched, &parts, original_host.as_ref()) {
+                return Ok(response);
+            }
+            rewritten = actions::rewritten_path(&matched, &parts.uri)?;
+            route_actions = matched.route.actions.clone();
+            if let Some(mirror) =
+                actions::mirror_upstream(&matched).and_then(|index| compiled.upstreams.get(index))
+            {
+                let target = mirror.pick();
+                actions::mirror(&parts, target.authority.clone(), target.host_header.clone());
+            }
             let upstream = compiled
                 .upstreams
-                .get(matched.route.pick_upstream())
+                .get(matched.route.pick_upstream_for(&parts.headers))
                 .ok_or(ProxyError::NoRoute)?;
             (
-                upstream.pick().clone(),
+                upstream.runtime().clone(),
                 matched.route.preserve_host,
                 matched.strip_len,
+                compiled.route_policy(&matched.route.name),
             )
         };
 
-        let mut uri = std::mem::take(&mut parts.uri).into_parts();
-        uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(target.authority);
-        if strip_len > 0
-            && let Some(path) = &uri.path_and_query
-        {
+        let mut path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        if strip_len > 0 {
             let stripped = strip_path_prefix(path.as_str(), strip_len);
-            uri.path_and_query = Some(
-                PathAndQuery::from_maybe_shared(Bytes::from(stripped))
-                    .map_err(|_| ProxyError::InvalidRequest)?,
-            );
+            path = PathAndQuery::from_maybe_shared(Bytes::from(stripped))
+                .map_err(|_| ProxyError::InvalidRequest)?;
         }
-        if uri.path_and_query.is_none() {
-            uri.path_and_query = Some(PathAndQuery::from_static("/"));
+        if let Some(rewritten) = rewritten {
+            path = rewritten;
         }
-        parts.uri = Uri::from_parts(uri).map_err(|_| ProxyError::InvalidRequest)?;
 
         let version = parts.version;
         remove_hop_by_hop_request(&mut parts.headers);
+        let upgrade = upgrade.map(|(protocol, on_upgrade)| {
+            // The one hop-by-hop exchange a proxy forwards: the request to switch protocols.
+            parts.headers.insert(CONNECTION, UPGRADE_TOKEN);
+            parts.headers.insert(UPGRADE, protocol);
+            on_upgrade
+        });
         let host = if preserve_host {
-            original_host.clone()
+            Some(original_host.clone())
         } else {
-            Some(target.host_header)
-        };
-        match host {
-            Some(host) => parts.headers.insert(HOST, host),
-            None => parts.headers.remove(HOST),
+            actions::host_rewrite(route_actions.as_deref()).map(Some)
         };
         append_via(&mut parts.headers, version);
         set_forwarded(
@@ -192,49 +195,62 @@ impl Proxy {
             peer.trusted,
             original_host.as_ref(),
         );
-        // Upstream connections speak HTTP/1.1 whatever the client spoke.
-        parts.version = Version::HTTP_11;
-
-        let pending = self.client.request(Request::from_parts(parts, body));
-        let response = match tokio::time::timeout(self.upstream_timeout, pending).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(error)) => return Err(classify(&error)),
-            Err(_) => {
-                tracing::debug!("upstream response timed out");
-                return Err(ProxyError::UpstreamTimeout);
-            }
+        actions::edit_request(route_actions.as_deref(), &mut parts.headers);
+        let key = request_key(
+            upstream.hash_on.as_ref(),
+            &parts.headers,
+            peer.ip_value.to_str().unwrap_or(""),
+        );
+        let outgoing = Outgoing {
+            method: parts.method,
+            path,
+            headers: parts.headers,
+            host,
+            upgrade,
         };
+        let response = forward(
+            &upstream,
+            outgoing,
+            body,
+            key,
+            policy,
+            self.upstream_timeout,
+        )
+        .await?;
         let (mut parts, body) = response.into_parts();
+        let switching = parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        let protocol = switching
+            .then(|| parts.headers.get(UPGRADE).cloned())
+            .flatten();
         remove_hop_by_hop(&mut parts.headers);
-        append_via(&mut parts.headers, parts.version);
-        Ok(Response::from_parts(parts, Either::Left(body)))
-    }
-}
-
-fn classify(error: &hyper_util::client::legacy::Error) -> ProxyError {
-    tracing::debug!(error = %DisplayChain(error), "upstream request failed");
-    if error.is_connect() && timed_out(error) {
-        ProxyError::UpstreamTimeout
-    } else {
-        ProxyError::UpstreamUnavailable
-    }
-}
-
-fn timed_out(error: &(dyn StdError + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::TimedOut
-        {
-            return true;
+        if let Some(protocol) = protocol {
+            parts.headers.insert(CONNECTION, UPGRADE_TOKEN);
+            parts.headers.insert(UPGRADE, protocol);
         }
-        current = error.source();
+        append_via(&mut parts.headers, parts.version);
+        actions::edit_response(route_actions.as_deref(), &mut parts.headers);
+        Ok(Response::from_parts(parts, body))
     }
-    false
+}
+
+/// The protocol an HTTP/1.1 request asks to switch to (`Connection: upgrade` with `Upgrade`).
+fn upgrade_protocol<B>(request: &Request<B>) -> Option<HeaderValue> {
+    if request.version() != Version::HTTP_11 {
+        return None;
+    }
+    let asks = request
+        .headers()
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| request.headers().get(UPGRADE).cloned())
+        .flatten()
 }
 
 /// An error with its sources, `outer: inner: innermost`.
-struct DisplayChain<'a>(&'a (dyn StdError + 'static));
+pub(crate) struct DisplayChain<'a>(pub &'a (dyn StdError + 'static));
 
 impl std::fmt::Display for DisplayChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

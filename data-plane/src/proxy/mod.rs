@@ -2,6 +2,7 @@
 //! it per RFC 9110 ([`headers`]) and streams it to a target and the answer back ([`handler`]).
 //! Failures become static JSON answers ([`error`]).
 
+pub mod actions;
 pub mod error;
 pub mod handler;
 pub mod headers;

@@ -79,6 +79,9 @@ fn wire_detail(error: &WireError) -> Option<v1::ResourceError> {
             &format!("paths[{index}]"),
             &message,
         )),
+        WireError::Invalid {
+            kind, name, field, ..
+        } => Some(detail(*kind, name, field, &message)),
         WireError::EmptyResource | WireError::UnknownKind(_) => None,
     }
 }

@@ -84,7 +84,7 @@ pub fn route_from_args(args: RouteCreateArgs) -> Result<Route, InputError> {
         preserve_host: args.preserve_host,
         backends: args.backends,
         priority: args.priority.unwrap_or(0),
-        created_at_unix_ms: 0,
+        ..Default::default()
     })
 }
 

@@ -1,6 +1,6 @@
 //! `gatewayctl upstream ...`: list, get, create (from flags or a file), replace and delete.
 
-use gateway_config::{Balance, Kind, Upstream};
+use gateway_config::{Kind, Upstream};
 
 use super::{CommandError, Context, write_options};
 use crate::cli::{UpstreamCommand, UpstreamCreateArgs};
@@ -73,7 +73,7 @@ pub fn upstream_from_args(args: UpstreamCreateArgs) -> Result<Upstream, InputErr
         name: args.name.unwrap_or_default(),
         tags: args.tags,
         targets: args.targets,
-        balance: Balance::default(),
+        ..Default::default()
     })
 }
 

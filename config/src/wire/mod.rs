@@ -3,9 +3,13 @@
 //! Conversion checks only what the wire shape cannot express (a oneof left empty, an enum value
 //! from a newer build); the semantic checks stay in [`Config::validate`].
 
+mod policy;
+mod route;
+mod upstream;
+
 use gateway_proto::v1;
 
-use crate::model::{Backend, Balance, Config, PathMatch, Route, Target, Upstream};
+use crate::model::{Config, Route, Upstream};
 use crate::validate::Kind;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -22,6 +26,13 @@ pub enum WireError {
     UnknownBalance { name: String, value: i32 },
     #[error("route `{name}`: paths[{index}] has no match kind")]
     EmptyPathMatch { name: String, index: usize },
+    #[error("{kind} `{name}`: {field}: {message}")]
+    Invalid {
+        kind: Kind,
+        name: String,
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl From<Kind> for v1::Kind {
@@ -30,127 +41,6 @@ impl From<Kind> for v1::Kind {
             Kind::Upstream => v1::Kind::Upstream,
             Kind::Route => v1::Kind::Route,
         }
-    }
-}
-
-impl From<&Upstream> for v1::Upstream {
-    fn from(u: &Upstream) -> Self {
-        v1::Upstream {
-            name: u.name.clone(),
-            tags: u.tags.clone(),
-            targets: u
-                .targets
-                .iter()
-                .map(|t| v1::Target {
-                    address: t.address.clone(),
-                    weight: t.weight,
-                })
-                .collect(),
-            balance: match u.balance {
-                Balance::RoundRobin => v1::Balance::RoundRobin.into(),
-            },
-        }
-    }
-}
-
-impl TryFrom<v1::Upstream> for Upstream {
-    type Error = WireError;
-
-    fn try_from(u: v1::Upstream) -> Result<Self, WireError> {
-        let balance = match v1::Balance::try_from(u.balance) {
-            Ok(v1::Balance::RoundRobin | v1::Balance::Unspecified) => Balance::RoundRobin,
-            Err(_) => {
-                return Err(WireError::UnknownBalance {
-                    name: u.name,
-                    value: u.balance,
-                });
-            }
-        };
-        Ok(Upstream {
-            name: u.name,
-            tags: u.tags,
-            targets: u
-                .targets
-                .into_iter()
-                .map(|t| Target {
-                    address: t.address,
-                    weight: t.weight,
-                })
-                .collect(),
-            balance,
-        })
-    }
-}
-
-impl From<&Route> for v1::Route {
-    fn from(r: &Route) -> Self {
-        v1::Route {
-            name: r.name.clone(),
-            tags: r.tags.clone(),
-            hosts: r.hosts.clone(),
-            paths: r
-                .paths
-                .iter()
-                .map(|p| v1::PathMatch {
-                    kind: Some(match p {
-                        PathMatch::Prefix(v) => v1::path_match::Kind::Prefix(v.clone()),
-                        PathMatch::Exact(v) => v1::path_match::Kind::Exact(v.clone()),
-                    }),
-                })
-                .collect(),
-            methods: r.methods.clone(),
-            strip_prefix: r.strip_prefix,
-            preserve_host: r.preserve_host,
-            backends: r
-                .backends
-                .iter()
-                .map(|b| v1::Backend {
-                    upstream: b.upstream.clone(),
-                    weight: b.weight,
-                })
-                .collect(),
-            priority: r.priority,
-            created_at_unix_ms: r.created_at_unix_ms,
-        }
-    }
-}
-
-impl TryFrom<v1::Route> for Route {
-    type Error = WireError;
-
-    fn try_from(r: v1::Route) -> Result<Self, WireError> {
-        let mut paths = Vec::with_capacity(r.paths.len());
-        for (index, path) in r.paths.into_iter().enumerate() {
-            paths.push(match path.kind {
-                Some(v1::path_match::Kind::Prefix(v)) => PathMatch::Prefix(v),
-                Some(v1::path_match::Kind::Exact(v)) => PathMatch::Exact(v),
-                None => {
-                    return Err(WireError::EmptyPathMatch {
-                        name: r.name,
-                        index,
-                    });
-                }
-            });
-        }
-        Ok(Route {
-            name: r.name,
-            tags: r.tags,
-            hosts: r.hosts,
-            paths,
-            methods: r.methods,
-            strip_prefix: r.strip_prefix,
-            preserve_host: r.preserve_host,
-            backends: r
-                .backends
-                .into_iter()
-                .map(|b| Backend {
-                    upstream: b.upstream,
-                    weight: b.weight,
-                })
-                .collect(),
-            priority: r.priority,
-            created_at_unix_ms: r.created_at_unix_ms,
-        })
     }
 }
 

@@ -4,14 +4,20 @@
 //! (`backends[1].upstream`), so that an API client or a worker's NACK can say exactly what is wrong.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
-use crate::model::{Config, PathMatch, Route, Upstream};
+use crate::model::Config;
 
-/// Longest accepted path condition, in bytes.
-const MAX_PATH_LEN: usize = 1024;
+mod policy;
+mod route;
+mod upstream;
+
+pub use route::{REGEX_SIZE_LIMIT, compile_full_match};
+
+#[cfg(test)]
+use upstream::parse_address;
+
 const MAX_WEIGHT: u32 = 10_000;
 const MAX_NAME_LEN: usize = 128;
 
@@ -94,18 +100,23 @@ impl ValidationErrors {
 }
 
 /// Collects the errors of one entity.
-struct Report<'a> {
+pub(crate) struct Report<'a> {
     kind: Kind,
     name: &'a str,
     errors: &'a mut Vec<FieldError>,
 }
 
 impl Report<'_> {
-    fn invalid(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn invalid(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.push(field, message, ErrorKind::Invalid);
     }
 
-    fn push(&mut self, field: impl Into<String>, message: impl Into<String>, error: ErrorKind) {
+    pub(crate) fn push(
+        &mut self,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        error: ErrorKind,
+    ) {
         self.errors.push(FieldError {
             kind: self.kind,
             name: self.name.to_owned(),
@@ -139,140 +150,12 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_tags(tags: &[String], report: &mut Report<'_>) {
+pub(crate) fn check_tags(tags: &[String], report: &mut Report<'_>) {
     for (i, tag) in tags.iter().enumerate() {
         if tag.is_empty() || tag.len() > 64 || tag.chars().any(|c| c.is_whitespace() || c == ',') {
             report.invalid(
                 format!("tags[{i}]"),
                 "must be 1-64 characters without spaces or commas",
-            );
-        }
-    }
-}
-
-impl Upstream {
-    /// Errors in this upstream alone, without looking at other entities.
-    pub fn validate(&self) -> Result<(), ValidationErrors> {
-        let mut errors = Vec::new();
-        self.collect_errors(&mut errors);
-        ValidationErrors(errors).into_result()
-    }
-
-    fn collect_errors(&self, errors: &mut Vec<FieldError>) {
-        let mut report = Report {
-            kind: Kind::Upstream,
-            name: &self.name,
-            errors,
-        };
-        if let Err(message) = validate_name(&self.name) {
-            report.invalid("name", message);
-        }
-        check_tags(&self.tags, &mut report);
-        if self.targets.is_empty() {
-            report.invalid("targets", "must list at least one target");
-        }
-        let mut total_weight = 0u64;
-        for (i, target) in self.targets.iter().enumerate() {
-            if let Err(message) = parse_address(&target.address) {
-                report.invalid(format!("targets[{i}].address"), message);
-            }
-            if target.weight > MAX_WEIGHT {
-                report.invalid(
-                    format!("targets[{i}].weight"),
-                    format!("must be at most {MAX_WEIGHT}"),
-                );
-            }
-            if self.targets[..i]
-                .iter()
-                .any(|t| t.address == target.address)
-            {
-                report.invalid(
-                    format!("targets[{i}].address"),
-                    format!("`{}` is listed twice", target.address),
-                );
-            }
-            total_weight += u64::from(target.weight);
-        }
-        if !self.targets.is_empty() && total_weight == 0 {
-            report.invalid("targets", "at least one target must have a weight above 0");
-        }
-    }
-}
-
-impl Route {
-    /// Errors in this route alone; references to upstreams are checked by [`Config::validate`].
-    pub fn validate(&self) -> Result<(), ValidationErrors> {
-        let mut errors = Vec::new();
-        self.collect_errors(&mut errors);
-        ValidationErrors(errors).into_result()
-    }
-
-    fn collect_errors(&self, errors: &mut Vec<FieldError>) {
-        let mut report = Report {
-            kind: Kind::Route,
-            name: &self.name,
-            errors,
-        };
-        if let Err(message) = validate_name(&self.name) {
-            report.invalid("name", message);
-        }
-        check_tags(&self.tags, &mut report);
-        for (i, host) in self.hosts.iter().enumerate() {
-            if let Err(message) = check_host_pattern(host) {
-                report.invalid(format!("hosts[{i}]"), message);
-            }
-        }
-        for (i, path) in self.paths.iter().enumerate() {
-            let field = match path {
-                PathMatch::Prefix(_) => format!("paths[{i}].prefix"),
-                PathMatch::Exact(_) => format!("paths[{i}].exact"),
-            };
-            if let Err(message) = check_path(path.value()) {
-                report.invalid(field, message);
-            }
-        }
-        for (i, method) in self.methods.iter().enumerate() {
-            if method.is_empty()
-                || method.len() > 32
-                || !method
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
-            {
-                report.invalid(
-                    format!("methods[{i}]"),
-                    format!("`{method}` is not an HTTP method; use upper case, e.g. GET"),
-                );
-            }
-        }
-        if self.backends.is_empty() {
-            report.invalid("backends", "must list at least one backend");
-        }
-        let mut total_weight = 0u64;
-        for (i, backend) in self.backends.iter().enumerate() {
-            if backend.upstream.is_empty() {
-                report.invalid(format!("backends[{i}].upstream"), "must not be empty");
-            }
-            if backend.weight > MAX_WEIGHT {
-                report.invalid(
-                    format!("backends[{i}].weight"),
-                    format!("must be at most {MAX_WEIGHT}"),
-                );
-            }
-            if self.backends[..i]
-                .iter()
-                .any(|b| b.upstream == backend.upstream)
-            {
-                report.invalid(
-                    format!("backends[{i}].upstream"),
-                    format!("`{}` is listed twice", backend.upstream),
-                );
-            }
-            total_weight += u64::from(backend.weight);
-        }
-        if !self.backends.is_empty() && total_weight == 0 {
-            report.invalid(
-                "backends",
-                "at least one backend must have a weight above 0",
             );
         }
     }
@@ -307,6 +190,16 @@ impl Config {
                     );
                 }
             }
+            if let Some(mirror) = &route.mirror
+                && !mirror.upstream.is_empty()
+                && !self.upstreams.contains_key(&mirror.upstream)
+            {
+                report.push(
+                    "mirror.upstream",
+                    format!("upstream `{}` does not exist", mirror.upstream),
+                    ErrorKind::UnknownReference,
+                );
+            }
         }
         ValidationErrors(errors).into_result()
     }
@@ -315,7 +208,13 @@ impl Config {
     pub fn routes_using(&self, upstream: &str) -> Vec<&str> {
         self.routes
             .values()
-            .filter(|route| route.backends.iter().any(|b| b.upstream == upstream))
+            .filter(|route| {
+                route.backends.iter().any(|b| b.upstream == upstream)
+                    || route
+                        .mirror
+                        .as_ref()
+                        .is_some_and(|m| m.upstream == upstream)
+            })
             .map(|route| route.name.as_str())
             .collect()
     }
@@ -331,34 +230,7 @@ fn key_mismatch(kind: Kind, key: &str, name: &str) -> FieldError {
     }
 }
 
-/// Splits `host:port` (`[v6]:port` for IPv6) into its parts.
-pub(crate) fn parse_address(address: &str) -> Result<(&str, u16), String> {
-    let Some((host, port)) = address.rsplit_once(':') else {
-        return Err(format!("`{address}` has no port; write it as host:port"));
-    };
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| format!("`{address}` has an invalid port; it must be 1-65535"))?;
-    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        inner
-            .parse::<Ipv6Addr>()
-            .map_err(|_| format!("`{inner}` is not an IPv6 address"))?;
-        return Ok((host, port));
-    }
-    if host.contains(':') {
-        return Err(format!(
-            "`{address}`: write an IPv6 address in brackets, e.g. [::1]:8080"
-        ));
-    }
-    if host.parse::<Ipv4Addr>().is_err() {
-        check_hostname(host)?;
-    }
-    Ok((host, port))
-}
-
-fn check_hostname(host: &str) -> Result<(), String> {
+pub(crate) fn check_hostname(host: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err("host name must not be empty".into());
     }
@@ -388,47 +260,11 @@ fn check_hostname(host: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_host_pattern(pattern: &str) -> Result<(), String> {
-    if pattern.is_empty() {
-        return Err("must not be empty; leave `hosts` out to match any host".into());
-    }
-    if pattern.contains(':') {
-        return Err(format!(
-            "`{pattern}`: hosts are matched without a port; remove it"
-        ));
-    }
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => check_hostname(suffix),
-        None if pattern.contains('*') => Err(format!(
-            "`{pattern}`: a wildcard is only allowed as a leading `*.`"
-        )),
-        None => check_hostname(pattern),
-    }
-}
-
-fn check_path(path: &str) -> Result<(), String> {
-    if !path.starts_with('/') {
-        return Err(format!("`{path}` must start with `/`"));
-    }
-    if path.len() > MAX_PATH_LEN {
-        return Err(format!("must be at most {MAX_PATH_LEN} bytes"));
-    }
-    if let Some(c) = path
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#'))
-    {
-        return Err(format!(
-            "`{path}` contains {c:?}, which cannot appear in a request path"
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::model::{Backend, Balance, Target};
+    use crate::model::{Backend, PathMatch, Route, Target, Upstream};
 
     fn upstream(name: &str, addresses: &[&str]) -> Upstream {
         Upstream {
@@ -441,7 +277,7 @@ mod tests {
                     weight: 1,
                 })
                 .collect(),
-            balance: Balance::RoundRobin,
+            ..Default::default()
         }
     }
 
@@ -459,7 +295,7 @@ mod tests {
                 weight: 1,
             }],
             priority: 0,
-            created_at_unix_ms: 0,
+            ..Default::default()
         }
     }
 

@@ -1,0 +1,86 @@
+//! The user-facing shape of routes and upstreams, as accepted by the admin API and declarative
+//! files. Unknown fields are refused so that a typo never silently does nothing.
+
+mod duration;
+mod policy;
+mod route;
+mod upstream;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use duration::Duration;
+pub use policy::{
+    ActiveHealthCheck, CircuitBreaker, HealthCheck, PassiveHealthCheck, UpstreamTimeouts,
+};
+pub use policy::{Retries, RetryOn};
+pub use route::{
+    Backend, DirectResponse, HeaderMatch, HeaderTransform, Mirror, PathMatch, QueryMatch, Redirect,
+    Rewrite, Route, Sticky,
+};
+pub use upstream::{AllUnhealthy, HashOn, Protocol, UpstreamTls};
+pub use upstream::{Balance, Target, Upstream};
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// The whole configuration at one revision, keyed by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default, with = "by_name")]
+    pub upstreams: BTreeMap<String, Upstream>,
+    #[serde(default, with = "by_name")]
+    pub routes: BTreeMap<String, Route>,
+}
+
+/// Entities that are stored in a map keyed by their own name.
+pub trait Named {
+    fn name(&self) -> &str;
+}
+
+impl Named for Upstream {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for Route {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// (De)serializes a name-keyed map as a list, the shape people write in files.
+mod by_name {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
+
+    use super::Named;
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        map: &BTreeMap<String, T>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.values())
+    }
+
+    pub fn deserialize<'de, D, T>(deserializer: D) -> Result<BTreeMap<String, T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Named,
+    {
+        let items = Vec::<T>::deserialize(deserializer)?;
+        let mut map = BTreeMap::new();
+        for item in items {
+            let name = item.name().to_owned();
+            if map.insert(name.clone(), item).is_some() {
+                return Err(D::Error::custom(format!("duplicate name `{name}`")));
+            }
+        }
+        Ok(map)
+    }
+}

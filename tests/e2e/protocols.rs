@@ -1,0 +1,181 @@
+//! Protocols end to end through a worker: an upgraded (WebSocket-style) connection tunnelled
+//! both ways, an h2c upstream, and 100 MB streamed up and down without the worker's memory
+//! growing.
+
+use std::time::Duration;
+
+use gateway_tests::cluster::{CONVERGE, Cluster};
+use gateway_tests::eventually;
+use gateway_tests::http::send;
+use gateway_tests::servers::bulk::BulkServer;
+use gateway_tests::servers::upgrade::UpgradeEchoServer;
+use gateway_tests::upstream::EchoServer;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const HUNDRED_MB: usize = 100 * 1024 * 1024;
+
+async fn serve(cluster: &Cluster, upstream: Value) {
+    let route = json!({"name": "r", "paths": [{"prefix": "/"}], "backends": [{"upstream": "u"}]});
+    let reply = cluster
+        .admin
+        .put(
+            "/v1/config",
+            &json!({"upstreams": [upstream], "routes": [route]}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let revision = reply.body["revision"].as_u64().unwrap();
+    for worker in &cluster.workers {
+        eventually("worker applied the config", CONVERGE, || async {
+            let r = gateway_tests::http::worker_revision(&cluster.client, worker).await?;
+            if r >= revision {
+                Ok(())
+            } else {
+                Err(format!("at {r}"))
+            }
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_connection_is_tunnelled_both_ways() {
+    let cluster = Cluster::start(1).await;
+    let server = UpgradeEchoServer::start().await;
+    serve(
+        &cluster,
+        json!({"name": "u", "targets": [{"address": server.address()}]}),
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(cluster.workers[0].proxy_addr)
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            b"GET /chat HTTP/1.1\r\nHost: chat.example.com\r\nConnection: Upgrade\r\n\
+              Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            n,
+            1,
+            "connection closed after {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    for message in [
+        &b"hello"[..],
+        b"second message",
+        &[0x81, 0x05, 1, 2, 3, 4, 5],
+    ] {
+        stream.write_all(message).await.unwrap();
+        let mut echoed = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echoed))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(echoed, message);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2c_upstream_is_spoken_to_in_http2() {
+    let cluster = Cluster::start(1).await;
+    let echo = EchoServer::start("h2").await;
+    serve(
+        &cluster,
+        json!({"name": "u", "protocol": "h2c", "targets": [{"address": echo.address()}]}),
+    )
+    .await;
+    let reply = send(cluster.client.get(cluster.workers[0].url("/x")))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["version"], "HTTP/2.0");
+    assert_eq!(reply.body["path"], "/x");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_megabytes_stream_up_and_down_in_flat_memory() {
+    let cluster = Cluster::start(1).await;
+    let bulk = BulkServer::start().await;
+    serve(
+        &cluster,
+        json!({"name": "u", "targets": [{"address": bulk.address()}]}),
+    )
+    .await;
+    let worker = &cluster.workers[0];
+    let pid = worker.process.pid();
+    let before = rss_kib(pid);
+
+    let received = upload(worker.proxy_addr, HUNDRED_MB).await;
+    assert_eq!(received["received"], HUNDRED_MB);
+
+    let mut download = cluster
+        .client
+        .get(worker.url(&format!("/bytes?n={HUNDRED_MB}")))
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), 200);
+    let mut received = 0usize;
+    while let Some(chunk) = download.chunk().await.unwrap() {
+        received += chunk.len();
+    }
+    assert_eq!(received, HUNDRED_MB);
+
+    let growth = rss_kib(pid).saturating_sub(before);
+    assert!(growth < 64 * 1024, "worker RSS grew by {growth} KiB");
+}
+
+/// POSTs `total` bytes in 64 KiB pieces produced as they are sent, and returns the JSON answer.
+async fn upload(proxy: std::net::SocketAddr, total: usize) -> Value {
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+
+    let stream = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let chunk = bytes::Bytes::from(vec![b'y'; 64 * 1024]);
+    let frames = tokio_stream::iter(
+        (0..total / chunk.len()).map(move |_| Ok::<_, std::io::Error>(Frame::data(chunk.clone()))),
+    );
+    let request = hyper::Request::post("/upload")
+        .header("host", "bulk")
+        .body(StreamBody::new(frames))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(120), sender.send_request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
