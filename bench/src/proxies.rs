@@ -107,7 +107,7 @@ pub fn start_nginx(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Prox
 
 pub fn start_haproxy(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Proxy> {
     let config = format!(
-        "global\n  nbthread 1\n  maxconn 10000\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n  http-reuse always\nfrontend bench\n  bind 127.0.0.1:{}\n  default_backend upstream\nbackend upstream\n  server s1 127.0.0.1:{}\n",
+        "global\n  nbthread 1\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n  http-reuse always\nfrontend bench\n  bind 127.0.0.1:{}\n  default_backend upstream\nbackend upstream\n  server s1 127.0.0.1:{}\n",
         ports.haproxy, ports.upstream
     );
     let file = write(dir, "haproxy.cfg", &config)?;

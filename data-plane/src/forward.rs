@@ -2,10 +2,16 @@
 //! hold circuit-breaker slots, apply the route's timeout and per-try timeout, retry what may be
 //! retried on another target after a jittered backoff, feed passive health checking, and tunnel
 //! upgraded connections (WebSocket) end to end.
+//!
+//! The route's timeout limits the wait for the upstream's response headers, counted from the last
+//! part of the request body the client sent: a client stream (gRPC client or bidirectional
+//! streaming, a long upload) is not cut while it keeps sending, and once the response headers
+//! are in, the response streams for as long as it takes.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -135,6 +141,104 @@ impl Body for UpstreamBody {
 
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
+/// When the client last sent part of its request body, shared between the body on its way
+/// upstream and the wait for the upstream's answer.
+#[derive(Debug)]
+struct Activity {
+    since: Instant,
+    /// Microseconds from `since` to the last frame.
+    last_us: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            since: Instant::now(),
+            last_us: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let elapsed = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last_us.fetch_max(elapsed, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.since + Duration::from_micros(self.last_us.load(Ordering::Relaxed))
+    }
+}
+
+/// The client's request body, streamed upstream; every frame it yields, and its end, is noted
+/// so that the route's timeout counts from the last thing the client sent.
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: Incoming,
+    activity: Option<Arc<Activity>>,
+}
+
+impl RequestBody {
+    /// Wraps `inner`, with the activity the wait for the answer watches when the body is not
+    /// already over (a request without a body needs none).
+    fn new(inner: Incoming) -> (Self, Option<Arc<Activity>>) {
+        let activity = (!inner.is_end_stream()).then(|| Arc::new(Activity::new()));
+        let body = RequestBody {
+            inner,
+            activity: activity.clone(),
+        };
+        (body, activity)
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if polled.is_ready()
+            && let Some(activity) = &this.activity
+        {
+            activity.touch();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Waits for `answer` until `deadline`, or, while the client's body is on its way, until
+/// `timeout` after the last part of it the client sent, whichever is later. `None` once the
+/// time is up.
+async fn wait_for_answer<F: Future>(
+    answer: F,
+    deadline: Instant,
+    timeout: Duration,
+    activity: Option<&Activity>,
+) -> Option<F::Output> {
+    tokio::pin!(answer);
+    let mut deadline = deadline;
+    loop {
+        if let Ok(output) = tokio::time::timeout_at(deadline, &mut answer).await {
+            return Some(output);
+        }
+        let moved = activity?.last() + timeout;
+        if moved <= deadline {
+            return None;
+        }
+        deadline = moved;
+    }
+}
+
 /// Sends `request` to `upstream` and returns its response, trying again where the route allows.
 pub async fn forward(
     upstream: &Arc<UpstreamRuntime>,
@@ -145,11 +249,13 @@ pub async fn forward(
     default_timeout: Duration,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let policy = policy.unwrap_or_default();
-    let deadline = Instant::now() + policy.timeout.unwrap_or(default_timeout);
+    let timeout = policy.timeout.unwrap_or(default_timeout);
+    let deadline = Instant::now() + timeout;
     let retries = policy
         .retries
         .filter(|r| request.upgrade.is_none() && r.allows(&request.method, body.is_end_stream()));
     let tries = 1 + retries.map_or(0, |r| r.attempts);
+    let (body, activity) = RequestBody::new(body);
     let mut body = Some(body);
     let mut tried: u64 = 0;
     let mut last_error = ProxyError::UpstreamUnavailable;
@@ -208,10 +314,11 @@ pub async fn forward(
         let try_deadline = retries
             .and_then(|r| r.per_try_timeout)
             .map_or(deadline, |t| (now + t).min(deadline));
-        let failure = match tokio::time::timeout_at(try_deadline, upstream.client.request(outgoing))
+        let answer = upstream.client.request(outgoing);
+        let failure = match wait_for_answer(answer, try_deadline, timeout, activity.as_deref())
             .await
         {
-            Ok(Ok(mut response)) => {
+            Some(Ok(mut response)) => {
                 in_flight.headers_received();
                 let status = response.status();
                 let failed = status.is_server_error();
@@ -245,7 +352,7 @@ pub async fn forward(
                     }),
                 ));
             }
-            Ok(Err(error)) => {
+            Some(Err(error)) => {
                 if refused_by_breaker(&error) {
                     return Err(ProxyError::CircuitOpen);
                 }
@@ -263,7 +370,7 @@ pub async fn forward(
                     Failure::Reset
                 }
             }
-            Err(_) => {
+            None => {
                 tracing::debug!(upstream = %upstream.name, target = %target.authority, "upstream try timed out");
                 last_error = ProxyError::UpstreamTimeout;
                 Failure::Timeout
@@ -342,5 +449,148 @@ mod tests {
             Some(hash_key(b"1.2.3.4"))
         );
         assert_eq!(request_key(None, &headers, "1.2.3.4"), None);
+    }
+
+    #[tokio::test]
+    async fn an_answer_in_time_is_returned_and_a_late_one_times_out() {
+        let soon = Instant::now() + Duration::from_secs(5);
+        let answer = wait_for_answer(async { 7 }, soon, Duration::from_secs(5), None).await;
+        assert_eq!(answer, Some(7));
+        let now = Instant::now();
+        let never = std::future::pending::<()>();
+        assert_eq!(
+            wait_for_answer(never, now, Duration::ZERO, None).await,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_does_not_hold_off_the_timeout() {
+        let activity = Activity::new();
+        activity.touch();
+        let timeout = Duration::from_millis(20);
+        let never = std::future::pending::<()>();
+        let waited = wait_for_answer(never, Instant::now() + timeout, timeout, Some(&activity));
+        assert_eq!(waited.await, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_keeps_sending_is_waited_for_past_the_timeout() {
+        let activity = Arc::new(Activity::new());
+        let timeout = Duration::from_millis(300);
+        let (answered, answer) = tokio::sync::oneshot::channel();
+        let sender = activity.clone();
+        tokio::spawn(async move {
+            // The client sends something every 10 ms for three times the timeout; the upstream
+            // answers once it has everything.
+            let mut pace = tokio::time::interval(Duration::from_millis(10));
+            for _ in 0..90 {
+                pace.tick().await;
+                sender.touch();
+            }
+            let _ = answered.send("done");
+        });
+        let deadline = Instant::now() + timeout;
+        let waited = wait_for_answer(answer, deadline, timeout, Some(&activity)).await;
+        assert_eq!(waited.map(Result::ok), Some(Some("done")));
+    }
+
+    #[tokio::test]
+    async fn the_request_body_notes_each_frame_and_its_end() {
+        use http_body_util::BodyExt;
+
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let tx = tx.clone();
+                async move {
+                    let (mut body, activity) = RequestBody::new(request.into_body());
+                    let activity = activity.unwrap();
+                    let mut noted = Vec::new();
+                    loop {
+                        // Let the clock move past the last note first, so a missed one shows.
+                        let before = loop {
+                            let now = Instant::now();
+                            if now > activity.last() + Duration::from_micros(2) {
+                                break now;
+                            }
+                            std::hint::spin_loop();
+                        };
+                        let frame = body.frame().await;
+                        // `last` is kept in whole microseconds.
+                        noted.push(activity.last() + Duration::from_micros(1) >= before);
+                        if frame.is_none() {
+                            break;
+                        }
+                    }
+                    let _ = tx.send(noted);
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+                }
+            });
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(server_io), service)
+                .await
+                .unwrap();
+            rx.recv().await.unwrap()
+        });
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(client_io))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let chunks = tokio_stream::iter(["one", "two", "three"].map(|chunk| {
+            Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(chunk.as_bytes())))
+        }));
+        let request = Request::post("/")
+            .body(http_body_util::StreamBody::new(chunks))
+            .unwrap();
+        assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+        drop(sender);
+        let noted = server.await.unwrap();
+        assert!(noted.len() >= 2, "{noted:?}");
+        assert!(noted.iter().all(|&n| n), "{noted:?}");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_body_is_not_watched() {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let (_, activity) = RequestBody::new(request.into_body());
+                let _ = tx.send(activity.is_none());
+                async { Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new()))) }
+            });
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(server_io), service)
+                .await
+                .unwrap();
+            rx.recv().await.unwrap()
+        });
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(client_io))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
+        assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+        drop(sender);
+        assert!(
+            server.await.unwrap(),
+            "a GET without a body needs no watching"
+        );
+    }
+
+    #[test]
+    fn activity_only_moves_forward() {
+        let activity = Activity::new();
+        let start = activity.last();
+        activity.touch();
+        let touched = activity.last();
+        assert!(touched >= start);
+        activity.last_us.store(u64::MAX / 2, Ordering::Relaxed);
+        activity.touch();
+        assert_eq!(activity.last_us.load(Ordering::Relaxed), u64::MAX / 2);
     }
 }

@@ -1,18 +1,27 @@
 //! The proxy's accept loop: one port serving HTTP/1.1 and HTTP/2 with prior knowledge (h2c),
-//! with header limits and a header-read timeout, and a graceful stop: stop accepting, close idle
-//! keep-alive connections politely (HTTP/1 `Connection: close` on the next response, HTTP/2
-//! GOAWAY), and let in-flight requests and streaming bodies finish up to a deadline.
+//! with header limits and a header-read timeout, and a graceful stop: stop accepting, close
+//! keep-alive connections politely (HTTP/2 GOAWAY at once; HTTP/1 `Connection: close` on the
+//! response in flight, or a close once the connection has been idle for a short grace, so that a
+//! request a client is sending right after its previous response is answered rather than lost),
+//! and let in-flight requests and streaming bodies finish up to a deadline.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::{Request, Version};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use crate::proxy::Proxy;
 
@@ -26,6 +35,10 @@ pub struct ListenerSettings {
     pub max_headers: usize,
     /// How long in-flight requests may run after accepting stopped.
     pub drain_deadline: Duration,
+    /// While draining, how long an HTTP/1 connection must have been idle before it is closed. A
+    /// client that got a response a moment ago may be sending its next request already; closing
+    /// under it would lose that request, so it is answered with `Connection: close` instead.
+    pub drain_idle_grace: Duration,
 }
 
 impl Default for ListenerSettings {
@@ -35,6 +48,7 @@ impl Default for ListenerSettings {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             drain_deadline: Duration::from_secs(30),
+            drain_idle_grace: Duration::from_secs(1),
         }
     }
 }
@@ -55,8 +69,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> DrainReport {
     let builder = server_builder(&settings);
-    let graceful = GracefulShutdown::new();
-    let open_connections = Arc::new(());
+    // Every connection task holds a receiver until it ends: the receivers count the open
+    // connections, and the drain is over when they are all gone.
+    let (drain, draining) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
@@ -74,38 +89,56 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
+        let activity = Arc::new(ConnectionActivity::new(Instant::now()));
         let peer = Arc::new(proxy.peer(remote));
         let proxy = proxy.clone();
-        let service = service_fn(move |request| {
+        let tracked = activity.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
             let proxy = proxy.clone();
             let peer = peer.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(request, &peer).await) }
+            let in_flight = tracked.request_started(request.version());
+            async move {
+                let response = proxy.handle(request, &peer).await;
+                Ok::<_, Infallible>(response.map(|body| TrackedBody {
+                    body,
+                    _in_flight: in_flight,
+                }))
+            }
         });
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let connection = graceful.watch(connection);
-        let open = open_connections.clone();
+        let mut draining = draining.clone();
+        let idle_grace = settings.drain_idle_grace;
         tokio::spawn(async move {
-            let _open = open;
-            if let Err(error) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = closable(&mut draining, &activity, idle_grace) => {
+                    // HTTP/1: closes an idle connection, or answers the request in flight with
+                    // `Connection: close`; HTTP/2: GOAWAY, then in-flight streams finish.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
                 tracing::debug!(%error, %remote, "client connection ended with an error");
             }
         });
     }
     drop(listener);
-    let open = graceful.count();
+    drop(draining);
     tracing::info!(
-        open_connections = open,
+        open_connections = drain.receiver_count(),
         deadline_ms = settings.drain_deadline.as_millis() as u64,
         "proxy stopped accepting; draining open connections"
     );
-    let drained = tokio::time::timeout(settings.drain_deadline, graceful.shutdown()).await;
+    drain.send_replace(true);
+    let drained = tokio::time::timeout(settings.drain_deadline, drain.closed()).await;
     let cut_off = if drained.is_ok() {
         0
     } else {
-        // Every connection task holds one clone until it ends.
-        Arc::strong_count(&open_connections) - 1
+        drain.receiver_count()
     };
     if cut_off > 0 {
         tracing::warn!(
@@ -116,6 +149,118 @@ pub async fn serve(
         tracing::info!("all connections drained");
     }
     DrainReport { cut_off }
+}
+
+/// Completes once the drain has begun and the connection may be closed without losing a request:
+/// at once for HTTP/2 (GOAWAY tells the client which requests were taken) and for a connection
+/// with a request in flight, otherwise once it has been idle for `idle_grace`.
+async fn closable(
+    draining: &mut watch::Receiver<bool>,
+    activity: &ConnectionActivity,
+    idle_grace: Duration,
+) {
+    // An error means the accept loop is gone without draining: the process is stopping anyway.
+    let _ = draining.wait_for(|draining| *draining).await;
+    while let Some(at) = activity.close_at(idle_grace, Instant::now()) {
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => {}
+            () = activity.request_arrived.notified() => {}
+        }
+    }
+}
+
+/// What a client connection is doing, as far as the drain needs to know: requests in flight (a
+/// request counts until its response body has been sent), since when it has been idle, and
+/// whether it speaks HTTP/2.
+#[derive(Debug)]
+struct ConnectionActivity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    /// When the last response ended, in nanoseconds after `opened`.
+    idle_since_nanos: AtomicU64,
+    http2: AtomicBool,
+    request_arrived: Notify,
+}
+
+impl ConnectionActivity {
+    fn new(opened: Instant) -> ConnectionActivity {
+        ConnectionActivity {
+            opened,
+            in_flight: AtomicUsize::new(0),
+            idle_since_nanos: AtomicU64::new(0),
+            http2: AtomicBool::new(false),
+            request_arrived: Notify::new(),
+        }
+    }
+
+    fn request_started(self: &Arc<Self>, version: Version) -> RequestInFlight {
+        if version == Version::HTTP_2 {
+            self.http2.store(true, Ordering::Relaxed);
+        }
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.request_arrived.notify_one();
+        RequestInFlight {
+            activity: self.clone(),
+        }
+    }
+
+    fn request_ended(&self, now: Instant) {
+        let nanos = u64::try_from(now.saturating_duration_since(self.opened).as_nanos());
+        self.idle_since_nanos
+            .store(nanos.unwrap_or(u64::MAX), Ordering::SeqCst);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// When a draining connection may be closed: `None` for now, or the moment its idle grace
+    /// runs out (a request arriving before then moves it to now).
+    fn close_at(&self, idle_grace: Duration, now: Instant) -> Option<Instant> {
+        if self.http2.load(Ordering::Relaxed) || self.in_flight.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let idle_since =
+            self.opened + Duration::from_nanos(self.idle_since_nanos.load(Ordering::SeqCst));
+        let at = idle_since + idle_grace;
+        (at > now).then_some(at)
+    }
+}
+
+/// Counts one request as in flight on its connection until dropped.
+#[derive(Debug)]
+struct RequestInFlight {
+    activity: Arc<ConnectionActivity>,
+}
+
+impl Drop for RequestInFlight {
+    fn drop(&mut self) {
+        self.activity.request_ended(Instant::now());
+    }
+}
+
+/// A response body that keeps its request counted as in flight until hyper is done with it.
+#[derive(Debug)]
+struct TrackedBody<B> {
+    body: B,
+    _in_flight: RequestInFlight,
+}
+
+impl<B: Body + Unpin> Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 fn server_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
@@ -131,4 +276,58 @@ fn server_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
     builder
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const GRACE: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn http2_and_requests_in_flight_may_be_closed_at_once() {
+        let opened = Instant::now();
+        let activity = Arc::new(ConnectionActivity::new(opened));
+        let in_flight = activity.request_started(Version::HTTP_11);
+        assert_eq!(activity.close_at(GRACE, opened), None);
+        drop(in_flight);
+
+        let http2 = Arc::new(ConnectionActivity::new(opened));
+        drop(http2.request_started(Version::HTTP_2));
+        assert_eq!(http2.close_at(GRACE, Instant::now()), None);
+    }
+
+    #[test]
+    fn an_idle_http1_connection_waits_out_its_grace_from_its_last_response() {
+        let opened = Instant::now();
+        let activity = Arc::new(ConnectionActivity::new(opened));
+        // No request yet: idle since it was opened.
+        assert_eq!(activity.close_at(GRACE, opened), Some(opened + GRACE));
+        assert_eq!(activity.close_at(GRACE, opened + GRACE), None);
+
+        drop(activity.request_started(Version::HTTP_11));
+        let ended = Instant::now();
+        let at = activity
+            .close_at(GRACE, ended)
+            .expect("a response just ended");
+        assert!(at > ended && at <= ended + GRACE, "{at:?} vs {ended:?}");
+        assert_eq!(activity.close_at(GRACE, at), None);
+    }
+
+    #[test]
+    fn a_request_arriving_wakes_the_drain() {
+        let activity = Arc::new(ConnectionActivity::new(Instant::now()));
+        let _in_flight = activity.request_started(Version::HTTP_11);
+        // The permit is kept for a drain that starts waiting only afterwards.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), activity.request_arrived.notified())
+                .await
+                .unwrap();
+        });
+    }
 }

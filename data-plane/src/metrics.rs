@@ -22,16 +22,20 @@ pub enum Outcome {
     NoConfig,
     UpstreamUnavailable,
     UpstreamTimeout,
+    NoHealthyTarget,
+    CircuitOpen,
     BadRequest,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Ok,
         Outcome::NoRoute,
         Outcome::NoConfig,
         Outcome::UpstreamUnavailable,
         Outcome::UpstreamTimeout,
+        Outcome::NoHealthyTarget,
+        Outcome::CircuitOpen,
         Outcome::BadRequest,
     ];
 
@@ -43,6 +47,8 @@ impl Outcome {
             Outcome::NoConfig => "no_config",
             Outcome::UpstreamUnavailable => "upstream_unavailable",
             Outcome::UpstreamTimeout => "upstream_timeout",
+            Outcome::NoHealthyTarget => "no_healthy_target",
+            Outcome::CircuitOpen => "circuit_open",
             Outcome::BadRequest => "bad_request",
         }
     }

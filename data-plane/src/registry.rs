@@ -18,7 +18,6 @@ use gateway_config::{ActiveHealthCheck, AllUnhealthy, HashOn, Protocol, Upstream
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Uri, Version};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
@@ -30,7 +29,7 @@ use crate::health::{self, TargetHealth, now_ms};
 
 /// Request bodies sent upstream: the client's, streamed, or one built in memory (empty for a
 /// retried or probing request).
-pub type ForwardBody = Either<Incoming, Full<Bytes>>;
+pub type ForwardBody = Either<crate::forward::RequestBody, Full<Bytes>>;
 
 /// How long an idle pooled upstream connection is kept unless the upstream says otherwise.
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);

@@ -67,9 +67,10 @@ async fn main() {
 
     let workers: Vec<Worker> = (0..workers)
         .map(|i| {
-            let mut options = WorkerOptions::new(&format!("bench-{i}"), &control_plane.sync_url());
-            options.extra_args = vec!["--worker-threads".into(), "1".into(), "--no-cache".into()];
-            Worker::start_with(options)
+            Worker::start_with(WorkerOptions::new(
+                &format!("bench-{i}"),
+                &control_plane.sync_url(),
+            ))
         })
         .collect();
     let client = admin.client.clone();

@@ -7,6 +7,8 @@ mod auth;
 mod bad_input;
 mod cli;
 mod database_outage;
+mod drain;
+mod grpc;
 mod keepalive;
 mod nack;
 mod offline;

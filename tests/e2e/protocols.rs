@@ -1,46 +1,101 @@
-//! Protocols end to end through a worker: an upgraded (WebSocket-style) connection tunnelled
-//! both ways, an h2c upstream, and 100 MB streamed up and down without the worker's memory
-//! growing.
+//! Protocols end to end through a worker: a real WebSocket session (text, binary, a 1 MB message,
+//! ping/pong and the closing handshake), an upgrade to any other protocol tunnelled both ways, an
+//! h2c upstream, and 100 MB streamed up and down without the worker's memory growing.
 
 use std::time::Duration;
 
-use gateway_tests::cluster::{CONVERGE, Cluster};
-use gateway_tests::eventually;
+use futures_util::{SinkExt, Stream, StreamExt};
+use gateway_tests::cluster::Cluster;
 use gateway_tests::http::send;
 use gateway_tests::servers::bulk::BulkServer;
 use gateway_tests::servers::upgrade::UpgradeEchoServer;
+use gateway_tests::servers::websocket::WebSocketEchoServer;
 use gateway_tests::upstream::EchoServer;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const HUNDRED_MB: usize = 100 * 1024 * 1024;
 
 async fn serve(cluster: &Cluster, upstream: Value) {
     let route = json!({"name": "r", "paths": [{"prefix": "/"}], "backends": [{"upstream": "u"}]});
-    let reply = cluster
-        .admin
-        .put(
-            "/v1/config",
-            &json!({"upstreams": [upstream], "routes": [route]}),
-        )
+    cluster
+        .apply(&json!({"upstreams": [upstream], "routes": [route]}))
         .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    let revision = reply.body["revision"].as_u64().unwrap();
-    for worker in &cluster.workers {
-        eventually("worker applied the config", CONVERGE, || async {
-            let r = gateway_tests::http::worker_revision(&cluster.client, worker).await?;
-            if r >= revision {
-                Ok(())
-            } else {
-                Err(format!("at {r}"))
-            }
-        })
-        .await;
-    }
+}
+
+/// Waits for the next message of a WebSocket, failing on an error, an end or a long silence.
+async fn next_message<S>(socket: &mut S) -> Message
+where
+    S: Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("a message within 10 s")
+        .expect("the WebSocket is still open")
+        .expect("a well-formed message")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upgraded_connection_is_tunnelled_both_ways() {
+async fn a_websocket_session_passes_through() {
+    let cluster = Cluster::start(1).await;
+    let server = WebSocketEchoServer::start().await;
+    serve(
+        &cluster,
+        json!({"name": "u", "targets": [{"address": server.address()}]}),
+    )
+    .await;
+    let url = format!("ws://{}/chat", cluster.workers[0].proxy_addr);
+    let (mut socket, response) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(response.status(), 101);
+    let via = response.headers().get("via").and_then(|v| v.to_str().ok());
+    assert!(
+        via.is_some_and(|v| v.contains("1.1 gateway")),
+        "the handshake came through the worker: via {via:?}"
+    );
+
+    let megabyte: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    for message in [
+        Message::text("hello"),
+        Message::binary(vec![0u8, 1, 2, 0xfe, 0xff]),
+        Message::text("ünïcödé ✓"),
+        Message::binary(megabyte),
+        Message::text("after the large one"),
+    ] {
+        socket.send(message.clone()).await.unwrap();
+        assert_eq!(next_message(&mut socket).await, message);
+    }
+
+    socket
+        .send(Message::Ping(bytes::Bytes::from_static(b"are you there")))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_message(&mut socket).await,
+        Message::Pong(bytes::Bytes::from_static(b"are you there"))
+    );
+
+    let goodbye = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "done".into(),
+    };
+    socket.close(Some(goodbye.clone())).await.unwrap();
+    assert_eq!(
+        next_message(&mut socket).await,
+        Message::Close(Some(goodbye)),
+        "the server answered the closing handshake"
+    );
+    let end = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("the connection ends after the closing handshake");
+    assert!(end.is_none(), "nothing after the close: {end:?}");
+}
+
+/// Any protocol, not only WebSocket, can be switched to: the worker tunnels the raw bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_to_another_protocol_is_tunnelled_both_ways() {
     let cluster = Cluster::start(1).await;
     let server = UpgradeEchoServer::start().await;
     serve(
@@ -53,9 +108,8 @@ async fn an_upgraded_connection_is_tunnelled_both_ways() {
         .unwrap();
     stream
         .write_all(
-            b"GET /chat HTTP/1.1\r\nHost: chat.example.com\r\nConnection: Upgrade\r\n\
-              Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            b"GET /tunnel HTTP/1.1\r\nHost: tunnel.example.com\r\nConnection: Upgrade\r\n\
+              Upgrade: example-binary/1\r\n\r\n",
         )
         .await
         .unwrap();
@@ -76,7 +130,7 @@ async fn an_upgraded_connection_is_tunnelled_both_ways() {
     }
     let head = String::from_utf8_lossy(&head).to_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
-    assert!(head.contains("upgrade: websocket"), "{head}");
+    assert!(head.contains("upgrade: example-binary/1"), "{head}");
     for message in [
         &b"hello"[..],
         b"second message",

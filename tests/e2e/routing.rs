@@ -11,35 +11,12 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use gateway_tests::cluster::{CONVERGE, Cluster};
 use gateway_tests::eventually;
-use gateway_tests::http::{Reply, send, worker_revision};
+use gateway_tests::http::{Reply, send};
 use gateway_tests::upstream::EchoServer;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
-
-/// Applies a whole config and waits until every worker serves its revision.
-async fn apply(cluster: &Cluster, config: &Value) -> u64 {
-    let reply = cluster.admin.put("/v1/config", config).await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    let revision = reply.body["revision"].as_u64().unwrap();
-    wait_for_revision(cluster, revision).await;
-    revision
-}
-
-async fn wait_for_revision(cluster: &Cluster, revision: u64) {
-    for worker in &cluster.workers {
-        eventually("worker applied the config", CONVERGE, || async {
-            let r = worker_revision(&cluster.client, worker).await?;
-            if r >= revision {
-                Ok(())
-            } else {
-                Err(format!("at {r}"))
-            }
-        })
-        .await;
-    }
-}
 
 /// One echo server and one upstream per name, so a reply names the route that served it.
 async fn echo_upstreams(names: &[&str]) -> (Vec<EchoServer>, Vec<Value>) {
@@ -121,7 +98,9 @@ async fn conformance_table_on_every_worker() {
             r
         })
         .collect();
-    apply(&cluster, &json!({"upstreams": upstreams, "routes": routes})).await;
+    cluster
+        .apply(&json!({"upstreams": upstreams, "routes": routes}))
+        .await;
     // A route created later with the same conditions as `tie-b`: older wins before the name does.
     let (_late_server, late_upstream) = echo_upstreams(&["aaa-newer"]).await;
     let reply = cluster.admin.post("/v1/upstreams", &late_upstream[0]).await;
@@ -134,7 +113,9 @@ async fn conformance_table_on_every_worker() {
         )
         .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
-    wait_for_revision(&cluster, cluster.admin.latest_revision().await).await;
+    cluster
+        .wait_for_revision(cluster.admin.latest_revision().await)
+        .await;
 
     // (method, host, path, headers, expected route)
     type Case = (
@@ -251,15 +232,13 @@ async fn canary_split_and_sticky_canary() {
     let (_servers, upstreams) = echo_upstreams(&["stable", "canary"]).await;
     let backends =
         json!([{"upstream": "stable", "weight": 95}, {"upstream": "canary", "weight": 5}]);
-    apply(
-        &cluster,
-        &json!({"upstreams": upstreams, "routes": [
+    cluster
+        .apply(&json!({"upstreams": upstreams, "routes": [
             {"name": "split", "paths": [{"prefix": "/split"}], "backends": backends},
             {"name": "sticky", "paths": [{"prefix": "/sticky"}], "backends": backends,
              "sticky": {"header": "x-user"}}
-        ]}),
-    )
-    .await;
+        ]}))
+        .await;
 
     let counts = spread(&cluster, "/split", vec![], 10_000, 32).await;
     let canary = counts.get("canary").copied().unwrap_or(0);
@@ -281,8 +260,7 @@ async fn canary_split_and_sticky_canary() {
 async fn rewrites_redirects_direct_responses_and_header_transforms() {
     let cluster = Cluster::start(1).await;
     let (_servers, upstreams) = echo_upstreams(&["svc"]).await;
-    apply(
-        &cluster,
+    cluster.apply(
         &json!({"upstreams": upstreams, "routes": [
             {"name": "prefix", "paths": [{"prefix": "/api/v1"}], "backends": [{"upstream": "svc"}],
              "rewrite": {"prefix": "/v2"}, "host_rewrite": "internal.svc"},
@@ -403,16 +381,14 @@ async fn mirroring_copies_requests_and_never_fails_the_client() {
     };
     upstreams.push(json!({"name": "shadow", "targets": [{"address": recorder.addr.to_string()}]}));
     upstreams.push(json!({"name": "dead", "targets": [{"address": dead.to_string()}]}));
-    apply(
-        &cluster,
-        &json!({"upstreams": upstreams, "routes": [
+    cluster
+        .apply(&json!({"upstreams": upstreams, "routes": [
             {"name": "mirrored", "paths": [{"prefix": "/m"}], "backends": [{"upstream": "main"}],
              "mirror": {"upstream": "shadow"}},
             {"name": "to-dead", "paths": [{"prefix": "/d"}], "backends": [{"upstream": "main"}],
              "mirror": {"upstream": "dead", "percent": 100}}
-        ]}),
-    )
-    .await;
+        ]}))
+        .await;
 
     for i in 0..5 {
         let reply = request(&cluster, 0, "GET", "a.test", &format!("/m/{i}?k=v"), &[]).await;
@@ -507,6 +483,7 @@ async fn bad_routing_input_names_the_field() {
             "direct_response.status",
         ),
         (json!({"redirect": {"host": "a.test"}}), "backends"),
+        (json!({"mirror": {"upstream": "u"}}), "mirror.upstream"),
     ];
     let reply = cluster
         .admin
@@ -530,6 +507,28 @@ async fn bad_routing_input_names_the_field() {
             "{extra}: {}",
             reply.text
         );
+    }
+    let upstream_cases = [
+        (json!({"balance": "fastest"}), "balance"),
+        (
+            json!({"health_check": {"active": {"path": "healthz"}}}),
+            "health_check.active.path",
+        ),
+        (
+            json!({"targets": [{"address": "127.0.0.1:9", "weight": 0}]}),
+            "targets",
+        ),
+    ];
+    for (extra, field) in upstream_cases {
+        let mut upstream = json!({"name": "bad", "targets": [{"address": "127.0.0.1:9"}]});
+        upstream
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let reply = cluster.admin.post("/v1/upstreams", &upstream).await;
+        assert_eq!(reply.status, 422, "{extra}: {}", reply.text);
+        let named = reply.body["error"]["field"].as_str().unwrap_or_default();
+        assert!(named.starts_with(field), "{extra}: {}", reply.text);
     }
     assert_eq!(cluster.admin.revision_count().await, revisions);
 }

@@ -19,26 +19,9 @@ async fn serve(cluster: &Cluster, upstream: Value, route_extra: Value) {
     if let (Some(route), Some(extra)) = (route.as_object_mut(), route_extra.as_object()) {
         route.extend(extra.clone());
     }
-    let reply = cluster
-        .admin
-        .put(
-            "/v1/config",
-            &json!({"upstreams": [upstream], "routes": [route]}),
-        )
+    cluster
+        .apply(&json!({"upstreams": [upstream], "routes": [route]}))
         .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    let revision = reply.body["revision"].as_u64().unwrap();
-    for worker in &cluster.workers {
-        eventually("worker applied the config", CONVERGE, || async {
-            let r = gateway_tests::http::worker_revision(&cluster.client, worker).await?;
-            if r >= revision {
-                Ok(())
-            } else {
-                Err(format!("at {r}"))
-            }
-        })
-        .await;
-    }
 }
 
 fn targets(servers: &[&EchoServer]) -> Value {

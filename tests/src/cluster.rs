@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::database::TestDatabase;
 use crate::eventually;
-use crate::http::{Admin, client, send};
+use crate::http::{Admin, client, send, worker_revision};
 use crate::topology::{ControlPlane, Worker};
 
 /// Long enough for a loaded CI machine, short enough to fail fast when something is broken.
@@ -80,6 +80,33 @@ impl Cluster {
                     Ok(())
                 } else {
                     Err(format!("{} {}", reply.status, reply.text))
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Applies a whole config with `PUT /v1/config` and waits until every worker serves it;
+    /// returns its revision.
+    pub async fn apply(&self, config: &serde_json::Value) -> u64 {
+        let reply = self.admin.put("/v1/config", config).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let revision = reply.body["revision"]
+            .as_u64()
+            .expect("the answer names the revision");
+        self.wait_for_revision(revision).await;
+        revision
+    }
+
+    /// Waits until every worker serves `revision` or a later one.
+    pub async fn wait_for_revision(&self, revision: u64) {
+        for worker in &self.workers {
+            eventually("worker applied the config", CONVERGE, || async {
+                let served = worker_revision(&self.client, worker).await?;
+                if served >= revision {
+                    Ok(())
+                } else {
+                    Err(format!("at {served}"))
                 }
             })
             .await;

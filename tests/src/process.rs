@@ -1,10 +1,14 @@
-//! A child process whose output is echoed into the test log and searchable, killed on drop.
+//! A child process whose output is echoed into the test log and searchable, that can be signalled
+//! and waited for, and that is killed on drop.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+pub use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 pub struct Process {
     name: String,
@@ -100,6 +104,36 @@ impl Process {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends `signal` to the process (not to its group), as an orchestrator stopping it would.
+    pub fn signal(&self, signal: Signal) {
+        let pid = i32::try_from(self.child.id()).expect("pid fits in pid_t");
+        nix::sys::signal::kill(Pid::from_raw(pid), signal)
+            .unwrap_or_else(|e| panic!("send {signal} to {}: {e}", self.name));
+    }
+
+    /// The exit status if the process has exited, without waiting.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits for the process to exit by itself without blocking the async runtime, so that the
+    /// test's clients keep running meanwhile; panics with the log once `within` has passed.
+    pub async fn exited(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {within:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Waits for the process to exit by itself.

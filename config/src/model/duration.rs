@@ -52,6 +52,28 @@ impl<'de> Deserialize<'de> for Duration {
     }
 }
 
+/// In the API description a duration is what it is on the wire: a string.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Duration {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A duration in `humantime` syntax: numbers with units (ns, us, ms, s, m, h, d, w, \
+                 M, y, or their long forms), e.g. `250ms`, `5s`, `1.5s`, `1m 30s`.",
+            ))
+            // Every duration the API writes matches, and most that it reads: a hint for
+            // generated clients, not the whole grammar (which the server checks).
+            .pattern(Some(r"^\s*([0-9]+(\.[0-9]+)?\s*[A-Za-zµ]+\s*)+$"))
+            .examples(["5s", "250ms", "1m 30s"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Duration {}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -26,13 +26,59 @@ fn default_weight() -> u32 {
     1
 }
 
+/// Strings of the API description that have a format of their own.
+#[cfg(feature = "openapi")]
+mod text {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+
+    fn text(description: &str, pattern: &str, max_length: usize) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(description))
+            .pattern(Some(pattern))
+            .min_length(Some(1))
+            .max_length(Some(max_length))
+            .into()
+    }
+
+    /// A label to filter lists by.
+    pub struct Tag;
+
+    impl utoipa::PartialSchema for Tag {
+        fn schema() -> RefOr<Schema> {
+            text(
+                "A label to filter lists by: no whitespace or commas.",
+                r"^[^\s,]+$",
+                64,
+            )
+        }
+    }
+
+    impl utoipa::ToSchema for Tag {}
+
+    /// An HTTP method.
+    pub struct Method;
+
+    impl utoipa::PartialSchema for Method {
+        fn schema() -> RefOr<Schema> {
+            text("An HTTP method, upper case.", "^[A-Z_-]+$", 32)
+        }
+    }
+
+    impl utoipa::ToSchema for Method {}
+}
+
 /// The whole configuration at one revision, keyed by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default, with = "by_name")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Upstream>))]
     pub upstreams: BTreeMap<String, Upstream>,
     #[serde(default, with = "by_name")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Route>))]
     pub routes: BTreeMap<String, Route>,
 }
 

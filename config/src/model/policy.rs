@@ -7,6 +7,7 @@ use super::duration::Duration;
 
 /// When and how often a failed upstream request is tried again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Retries {
     /// Tries after the first one.
@@ -26,6 +27,7 @@ pub struct Retries {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RetryOn {
     #[serde(rename = "connect_failure")]
     ConnectFailure,
@@ -43,6 +45,7 @@ pub enum RetryOn {
 
 /// How the worker finds out which targets of an upstream can take traffic.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     /// Probes sent in the background by every worker.
@@ -55,6 +58,7 @@ pub struct HealthCheck {
 
 /// A `GET path` to every target each `interval`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ActiveHealthCheck {
     #[serde(default = "default_probe_path")]
@@ -90,6 +94,7 @@ impl Default for ActiveHealthCheck {
 /// Ejects a target after `consecutive_failures` failed requests (connect errors, resets, 5xx)
 /// for `eject_for`, longer each time it is ejected again soon after.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PassiveHealthCheck {
     #[serde(default = "default_consecutive_failures")]
@@ -109,6 +114,7 @@ impl Default for PassiveHealthCheck {
 
 /// Limits of the connections to an upstream's targets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamTimeouts {
     /// Limit for opening a connection (TCP and TLS); default: the worker's connect timeout.
@@ -122,6 +128,7 @@ pub struct UpstreamTimeouts {
 /// Per-worker limits on what one upstream may have open at once; beyond them requests are
 /// answered 503 `circuit_open` at once instead of queueing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CircuitBreaker {
     /// Open connections to all targets together.

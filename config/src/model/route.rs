@@ -16,10 +16,22 @@ use super::policy::Retries;
 /// (exact, then the longest prefix, then a regex), then a method match, then more header
 /// conditions, then more query conditions, then the older route, then the name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Route {
+    /// Unique among its kind; used in URLs. Letters, digits, `.`, `_` and `-`, starting with a
+    /// letter or digit.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+            max_length = 128,
+            example = "checkout"
+        )
+    )]
     pub name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<super::text::Tag>))]
     pub tags: Vec<String>,
     /// Exact host names or `*.suffix` wildcards, matched without the port and ignoring case.
     #[serde(default)]
@@ -28,6 +40,7 @@ pub struct Route {
     pub paths: Vec<PathMatch>,
     /// HTTP methods, upper case.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<super::text::Method>))]
     pub methods: Vec<String>,
     /// Request headers that must (or, inverted, must not) match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -82,6 +95,7 @@ pub struct Route {
 /// A path condition. A prefix is segment-aware: `/api` matches `/api` and `/api/x`, never `/apix`.
 /// A regex must match the whole path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum PathMatch {
     Prefix(String),
@@ -101,6 +115,7 @@ impl PathMatch {
 /// With several values of the header, one matching value is enough. `invert` negates the result,
 /// so `{name, present: true, invert: true}` means "the header is absent".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatch {
     pub name: String,
@@ -117,6 +132,7 @@ pub struct HeaderMatch {
 /// A query parameter condition: exactly one of `exact`, `regex` (whole value) or `present`.
 /// Names and values are compared after percent-decoding (`+` reads as a space).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QueryMatch {
     pub name: String,
@@ -131,6 +147,7 @@ pub struct QueryMatch {
 /// Where the key of a sticky backend choice comes from. Requests without the key are split by
 /// weight as usual.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Sticky {
     Header(String),
@@ -139,6 +156,7 @@ pub enum Sticky {
 
 /// How the forwarded path is rewritten.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Rewrite {
     /// Replaces the part of the path the route's path condition matched (the whole path for an
@@ -150,6 +168,7 @@ pub enum Rewrite {
 
 /// Header edits: `remove` first, then `set` (replaces every value), then `add` (appends).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderTransform {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -173,6 +192,7 @@ pub(crate) fn default_redirect_code() -> u16 {
 /// A redirect answered by the gateway. Parts left out keep the request's value; `path` replaces
 /// the whole path, `prefix` only the matched prefix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Redirect {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,6 +200,7 @@ pub struct Redirect {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 65_535))]
     pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -187,6 +208,7 @@ pub struct Redirect {
     pub prefix: Option<String>,
     /// 301, 302, 303, 307 or 308.
     #[serde(default = "default_redirect_code")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 65_535))]
     pub code: u16,
 }
 
@@ -205,8 +227,10 @@ impl Default for Redirect {
 
 /// A fixed answer from the gateway itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DirectResponse {
+    #[cfg_attr(feature = "openapi", schema(minimum = 200, maximum = 599))]
     pub status: u16,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub body: String,
@@ -221,19 +245,23 @@ fn default_percent() -> u32 {
 /// Fire-and-forget copies of requests: the mirror's answers, failures and slowness never reach
 /// the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Mirror {
     pub upstream: String,
     /// Share of the requests that are copied, 0–100 (default 100).
     #[serde(default = "default_percent")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 100))]
     pub percent: u32,
 }
 
 /// One upstream a route sends to, with its share of the route's traffic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Backend {
     pub upstream: String,
     #[serde(default = "default_weight")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 10_000))]
     pub weight: u32,
 }

@@ -9,11 +9,24 @@ use super::policy::{CircuitBreaker, HealthCheck, UpstreamTimeouts};
 
 /// A group of interchangeable targets that routes send traffic to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
+    /// Unique among its kind; used in URLs. Letters, digits, `.`, `_` and `-`, starting with a
+    /// letter or digit.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+            max_length = 128,
+            example = "api"
+        )
+    )]
     pub name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<super::text::Tag>))]
     pub tags: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub targets: Vec<Target>,
     #[serde(default)]
     pub balance: Balance,
@@ -45,14 +58,24 @@ fn is_default<T: Default + PartialEq>(value: &T) -> bool {
 
 /// One address of an upstream, `host:port` (IPv6 as `[addr]:port`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Target {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\+?[0-9]+$",
+            example = "10.0.0.7:8080"
+        )
+    )]
     pub address: String,
     #[serde(default = "default_weight")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 10_000))]
     pub weight: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Balance {
     /// Smooth weighted round robin over the targets.
@@ -69,6 +92,7 @@ pub enum Balance {
 /// What `consistent_hash` hashes: `{"header": "x-user"}`, `{"cookie": "session"}` or
 /// `{"client_ip": true}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum HashOn {
     Header(String),
@@ -78,6 +102,7 @@ pub enum HashOn {
 
 /// What happens when every target is unhealthy or ejected.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AllUnhealthy {
     /// Spread traffic over all targets as if they were healthy: health checks can be wrong,
@@ -90,6 +115,7 @@ pub enum AllUnhealthy {
 
 /// The wire protocol spoken to the targets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
     /// HTTP/1.1 (over TLS when `tls` is enabled).
@@ -103,6 +129,7 @@ pub enum Protocol {
 
 /// TLS towards the targets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamTls {
     /// Defaults to true, so that writing a `tls` block turns TLS on.

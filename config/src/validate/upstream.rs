@@ -79,6 +79,12 @@ impl Upstream {
                 "http2 is negotiated over TLS; enable `tls`, or use h2c for plain-text HTTP/2",
             );
         }
+        if self.protocol == Protocol::H2c && tls_enabled {
+            report.invalid(
+                "protocol",
+                "h2c is plain-text HTTP/2; use http2 for HTTP/2 over TLS",
+            );
+        }
         if let Some(tls) = &self.tls {
             check_tls(tls, &mut report);
         }
@@ -274,6 +280,10 @@ mod tests {
         );
         assert!(fields(serde_json::json!({"protocol": "http2", "tls": {}})).is_empty());
         assert!(fields(serde_json::json!({"protocol": "h2c"})).is_empty());
+        assert_eq!(
+            fields(serde_json::json!({"protocol": "h2c", "tls": {}})),
+            ["protocol"]
+        );
         assert_eq!(
             fields(serde_json::json!({"protocol": "http2", "tls": {"enabled": false}})),
             ["protocol"]

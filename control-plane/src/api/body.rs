@@ -103,10 +103,12 @@ pub fn resource_json<T: Entity>(record: &Record<T>) -> Value {
     value
 }
 
-/// A page of a list.
-#[derive(Debug, Serialize)]
+/// One page of a list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -128,10 +130,15 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
 }
 
 /// Query parameters shared by the list endpoints.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Items per page: 100 by default; more than 1000 is taken as 1000.
+    #[param(value_type = Option<u64>, minimum = 1)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Only entities that have this tag.
     pub tag: Option<String>,
 }
 

@@ -2,7 +2,7 @@
 //! config equal the document, as one revision or not at all).
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -13,18 +13,20 @@ use super::AppState;
 use super::document;
 use super::entities::read;
 use super::error::ApiError;
-use super::write::{self, WriteQuery};
+use super::openapi::{
+    BadRequest, ConfigWritten, Internal, PayloadTooLarge, PreconditionFailed, Unavailable,
+    Unprocessable,
+};
+use super::write::{self, WriteHeaders, WriteQuery};
 
 const YAML: &str = "application/yaml";
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
+    /// `json` or `yaml` (`yml`); without it, YAML when `Accept` names YAML, else JSON.
+    #[param(pattern = "^(json|yaml|yml)$")]
     pub format: Option<String>,
-}
-
-/// The document form of a config: entities as users write them, no server-set keys.
-pub fn document(config: &Config) -> serde_json::Value {
-    serde_json::to_value(config).unwrap_or_default()
 }
 
 /// Whether the client asked for YAML (`?format=yaml` or `Accept: application/yaml`).
@@ -57,6 +59,27 @@ pub fn render(value: &impl serde::Serialize, yaml: bool) -> Response {
     }
 }
 
+/// Export the whole config
+///
+/// The entities as users write them, without server-set keys: what `PUT /v1/config` takes back.
+/// Falls back to this replica's latest config in memory when the database does not answer.
+#[utoipa::path(
+    get,
+    path = "/v1/config",
+    tag = "config",
+    operation_id = "export_config",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "The config at the latest revision",
+         content((Config = "application/json"), (Config = "application/yaml")),
+         headers(
+             ("etag" = String, description = "The revision, quoted"),
+             ("x-gateway-revision" = i64, description = "The revision"),
+         )),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -80,17 +103,44 @@ pub async fn get(
     Ok(response)
 }
 
+/// Apply a whole config
+///
+/// Makes the config equal the document, as one revision or not at all. Every problem of a
+/// refused document is listed in the error's `details`. Entities left out are deleted; keys set
+/// by the server are ignored. The body is read as JSON when its type says so or it starts with
+/// `{`, else as YAML.
+#[utoipa::path(
+    put,
+    path = "/v1/config",
+    tag = "config",
+    operation_id = "apply_config",
+    params(WriteQuery, WriteHeaders),
+    request_body(content((Config = "application/json"), (Config = "application/yaml"))),
+    responses(
+        (status = 200, description = "Applied (`changed` is false and no revision is made when \
+            the config already equals the document), or a dry run",
+         body = ConfigWritten,
+         headers(("x-gateway-revision" = i64,
+                  description = "The revision made, or the latest when nothing was made"))),
+        (status = 400, response = BadRequest),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn put(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<WriteQuery>, QueryRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let options = write::options(&headers, query)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let desired = document::parse(&body, content_type)?;
+    let desired = document::parse(&body?, content_type)?;
     let applied =
         write::within(state.store.apply_config(desired, "apply config", &options)).await?;
     Ok(super::revisions::applied_response(&state, applied))

@@ -1,4 +1,5 @@
-//! CRUD handlers shared by every entity kind (`/v1/upstreams`, `/v1/routes`).
+//! CRUD handlers shared by every entity kind (`/v1/upstreams`, `/v1/routes`); the described
+//! endpoints of each kind are in [`super::collections`].
 //!
 //! Reads fall back to this replica's in-memory latest snapshot when the database does not
 //! answer, in the same shapes; writes need the database and answer 503 without it.
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -127,10 +128,10 @@ pub async fn create<T: Entity>(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<WriteQuery>, QueryRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let options = write::options(&headers, query)?;
-    let entity: T = parse_entity(&body, None)?;
+    let entity: T = parse_entity(&body?, None)?;
     let outcome = write::within(state.store.write_with(Change::Create(entity), &options)).await?;
     Ok(written(&state, outcome))
 }
@@ -140,11 +141,11 @@ pub async fn put<T: Entity>(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     query: Result<Query<WriteQuery>, QueryRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let name = path_name(path)?;
     let options = write::options(&headers, query)?;
-    let entity: T = parse_entity(&body, Some(&name))?;
+    let entity: T = parse_entity(&body?, Some(&name))?;
     let outcome = write::within(state.store.write_with(Change::Put(entity), &options)).await?;
     Ok(written(&state, outcome))
 }

@@ -1,21 +1,58 @@
 //! The admin API's error responses: always JSON, with a stable `code` that scripts can match on.
 
 use axum::Json;
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gateway_config::{ErrorKind, FieldError};
 use serde::Serialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::store::StoreError;
 
 /// One problem of a rejected request, as listed in `details`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Detail {
+    /// `upstream`, `route`, or `config` for the document as a whole.
+    #[schema(example = "upstream")]
     pub kind: String,
+    /// The entity's name; empty for the document as a whole.
+    #[schema(example = "api")]
     pub name: String,
+    /// Where in the entity, e.g. `targets[0].address`; empty when it is about the whole entity.
+    #[schema(example = "targets[0].address")]
     pub field: String,
     pub message: String,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {
+    "code": "invalid_field",
+    "message": "targets[0].address: `backend` is not host:port",
+    "field": "targets[0].address",
+    "details": [{"kind": "upstream", "name": "api", "field": "targets[0].address",
+                 "message": "`backend` is not host:port"}]
+}}))]
+pub struct ErrorBody {
+    pub error: ErrorContent,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorContent {
+    /// Stable, for scripts to match on: `malformed_json`, `body_too_large`, `unreadable_body`,
+    /// `invalid_field`, `unknown_reference`, `name_mismatch`, `not_found`, `method_not_allowed`,
+    /// `already_exists`, `in_use`, `precondition_failed`, `database_unavailable`, `internal`.
+    #[schema(example = "invalid_field")]
+    pub code: String,
+    /// For people; its wording may change.
+    pub message: String,
+    /// The request field the error is about (a JSON path into the body, or a query parameter
+    /// or header name), when there is one.
+    #[schema(required = true)]
+    pub field: Option<String>,
+    /// Every problem, when a request has several (e.g. a whole-config document).
+    pub details: Vec<Detail>,
 }
 
 impl From<&FieldError> for Detail {
@@ -153,16 +190,28 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "unreadable_body"
+        };
+        ApiError::new(status, code, rejection.body_text())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "field": self.field,
-                "details": self.details,
-            }
-        });
+        let body = ErrorBody {
+            error: ErrorContent {
+                code: self.code.to_owned(),
+                message: self.message,
+                field: self.field,
+                details: self.details,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

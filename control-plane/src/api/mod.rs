@@ -1,6 +1,7 @@
 //! The admin API: JSON over HTTP for entities, revisions and worker status.
 
 mod body;
+mod collections;
 mod config;
 mod document;
 mod entities;
@@ -8,18 +9,20 @@ mod error;
 mod health;
 mod metrics;
 mod nodes;
+mod openapi;
 mod revisions;
 mod write;
 
 use axum::Router;
-use axum::routing::{get, post};
-use gateway_config::{Route, Upstream};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::metrics::Metrics;
 use crate::snapshot::SnapshotHub;
-use crate::store::{Entity, Store};
+use crate::store::Store;
 
 pub use error::ApiError;
+pub use openapi::document as openapi_document;
 pub use write::{ACTOR_HEADER, MESSAGE_HEADER, REVISION_HEADER};
 
 /// What every handler needs.
@@ -30,34 +33,44 @@ pub struct AppState {
     pub metrics: Metrics,
 }
 
-fn entity_routes<T: Entity>(router: Router<AppState>, plural: &str) -> Router<AppState> {
-    router
-        .route(
-            &format!("/v1/{plural}"),
-            get(entities::list::<T>).post(entities::create::<T>),
-        )
-        .route(
-            &format!("/v1/{plural}/{{name}}"),
-            get(entities::get::<T>)
-                .put(entities::put::<T>)
-                .delete(entities::delete::<T>),
-        )
+/// Every endpoint, with its description. `routes!` takes each endpoint's method and path from
+/// the handler's `#[utoipa::path]`, so what is served and what is described cannot differ;
+/// register endpoints here only that way.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::header())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi::serve))
+        .routes(routes!(
+            collections::upstreams::list,
+            collections::upstreams::create
+        ))
+        .routes(routes!(
+            collections::upstreams::get,
+            collections::upstreams::put,
+            collections::upstreams::delete
+        ))
+        .routes(routes!(
+            collections::routes::list,
+            collections::routes::create
+        ))
+        .routes(routes!(
+            collections::routes::get,
+            collections::routes::put,
+            collections::routes::delete
+        ))
+        .routes(routes!(config::get, config::put))
+        .routes(routes!(revisions::list))
+        .routes(routes!(revisions::show))
+        .routes(routes!(revisions::diff))
+        .routes(routes!(revisions::rollback))
+        .routes(routes!(nodes::list))
 }
 
 /// The whole admin API.
 pub fn router(state: AppState) -> Router {
-    let router = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
-        .route("/v1/config", get(config::get).put(config::put))
-        .route("/v1/revisions", get(revisions::list))
-        .route("/v1/revisions/{n}", get(revisions::show))
-        .route("/v1/revisions/{a}/diff/{b}", get(revisions::diff))
-        .route("/v1/revisions/{n}/rollback", post(revisions::rollback))
-        .route("/v1/nodes", get(nodes::list));
-    let router = entity_routes::<Upstream>(router, "upstreams");
-    let router = entity_routes::<Route>(router, "routes");
+    let (router, _) = documented_routes().split_for_parts();
     router
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)

@@ -4,28 +4,72 @@ use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use gateway_config::Config;
 use serde::Serialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::body::{ListQuery, Page, decode_cursor, encode_cursor, timestamp};
-use super::config::document;
 use super::entities::read;
 use super::error::ApiError;
-use super::write::{self, WriteQuery};
+use super::openapi::{
+    Change, ConfigWritten, Internal, NotFound, PreconditionFailed, Unavailable, Unprocessable,
+};
+use super::write::{self, WriteHeaders, WriteQuery};
 use crate::store::{Applied, RevisionRow};
 
-#[derive(Debug, Serialize)]
+/// One entry of the change log.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RevisionItem {
+    #[schema(minimum = 1)]
     pub revision: i64,
+    /// Who made it (`x-gateway-actor`).
     pub actor: String,
     pub message: String,
+    /// Digest of the config at this revision, as workers report it.
     pub digest: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
+/// A log entry with the whole config at that revision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevisionDetail {
+    #[serde(flatten)]
+    pub item: RevisionItem,
+    pub config: Config,
+}
+
+/// The changes that turn config `from` into config `to`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevisionDiff {
+    pub from: i64,
+    pub to: i64,
+    #[schema(value_type = Vec<Change>)]
+    pub changes: Vec<gateway_config::Change>,
+}
+
+const PATH_REVISION: &str = "A revision number";
+
+/// List revisions, newest first
+#[utoipa::path(
+    get,
+    path = "/v1/revisions",
+    tag = "revisions",
+    operation_id = "list_revisions",
+    params(
+        ("limit" = Option<u64>, Query, minimum = 1,
+         description = "Items per page: 100 by default; more than 1000 is taken as 1000."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
+    ),
+    responses(
+        (status = 200, description = "One page", body = Page<RevisionItem>),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -77,32 +121,84 @@ fn content(mut config: Config) -> Config {
     config
 }
 
-/// `GET /v1/revisions/{n}`: the log entry and the whole config at `n`.
+/// Show a revision and the whole config at it
+#[utoipa::path(
+    get,
+    path = "/v1/revisions/{n}",
+    tag = "revisions",
+    operation_id = "show_revision",
+    params(("n" = u64, Path, description = PATH_REVISION)),
+    responses(
+        (status = 200, description = "The log entry and the config", body = RevisionDetail),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<RevisionDetail>, ApiError> {
     let Path(text) = path.map_err(|e| ApiError::not_found(e.body_text()))?;
     let at = read(state.store.config_at(revision_number(&text)?)).await?;
-    let mut body = serde_json::to_value(RevisionItem::from(at.row)).unwrap_or_default();
-    body["config"] = document(&at.config);
-    Ok(Json(body).into_response())
+    Ok(Json(RevisionDetail {
+        item: RevisionItem::from(at.row),
+        config: at.config,
+    }))
 }
 
-/// `GET /v1/revisions/{a}/diff/{b}`: the changes that turn config `a` into config `b`.
+/// Diff two revisions
+///
+/// The changes that turn the config at `a` into the config at `b`; either may be the older.
+#[utoipa::path(
+    get,
+    path = "/v1/revisions/{a}/diff/{b}",
+    tag = "revisions",
+    operation_id = "diff_revisions",
+    params(
+        ("a" = u64, Path, description = PATH_REVISION),
+        ("b" = u64, Path, description = PATH_REVISION),
+    ),
+    responses(
+        (status = 200, description = "The changes", body = RevisionDiff),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn diff(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<RevisionDiff>, ApiError> {
     let Path((a, b)) = path.map_err(|e| ApiError::not_found(e.body_text()))?;
     let (from, to) = (revision_number(&a)?, revision_number(&b)?);
     let before = read(state.store.config_at(from)).await?;
     let after = read(state.store.config_at(to)).await?;
     let changes = content(before.config).diff(&content(after.config));
-    Ok(Json(json!({"from": from, "to": to, "changes": changes})).into_response())
+    Ok(Json(RevisionDiff { from, to, changes }))
 }
 
-/// `POST /v1/revisions/{n}/rollback`: one new revision whose config equals the config at `n`.
+/// Roll back to a revision
+///
+/// Makes one new revision whose config equals the config at `n` (none if it already does).
+#[utoipa::path(
+    post,
+    path = "/v1/revisions/{n}/rollback",
+    tag = "revisions",
+    operation_id = "rollback",
+    params(("n" = u64, Path, description = PATH_REVISION), WriteQuery, WriteHeaders),
+    responses(
+        (status = 200, description = "Rolled back, or a dry run",
+         body = ConfigWritten,
+         headers(("x-gateway-revision" = i64,
+                  description = "The revision made, or the latest when nothing was made"))),
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn rollback(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

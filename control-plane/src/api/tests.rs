@@ -612,3 +612,399 @@ async fn reads_fall_back_to_memory_when_the_database_is_down() {
         metrics.body
     );
 }
+
+/// The OpenAPI document, and answers checked against it.
+struct Described {
+    document: Value,
+}
+
+impl Described {
+    async fn fetch(api: &Api) -> Described {
+        let reply = api.get("/openapi.json").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.body.is_object(), "{}", reply.body);
+        Described {
+            document: reply.body,
+        }
+    }
+
+    /// A validator for `schema`, whose `$ref`s point into the document's components.
+    fn validator(&self, schema: &Value) -> jsonschema::Validator {
+        let root = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "components": self.document["components"],
+            "allOf": [schema],
+        });
+        jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&root)
+            .unwrap_or_else(|e| panic!("{schema} is not a schema: {e}"))
+    }
+
+    fn check(&self, schema: &Value, instance: &Value) -> Result<(), String> {
+        let validator = self.validator(schema);
+        let errors: Vec<String> = validator
+            .iter_errors(instance)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    fn component(name: &str) -> Value {
+        json!({"$ref": format!("#/components/schemas/{name}")})
+    }
+
+    /// Follows a `$ref` inside the document.
+    fn resolve<'a>(&'a self, value: &'a Value) -> &'a Value {
+        match value.get("$ref").and_then(Value::as_str) {
+            Some(reference) => {
+                let pointer = reference.strip_prefix('#').unwrap();
+                self.document
+                    .pointer(pointer)
+                    .unwrap_or_else(|| panic!("{reference} does not resolve"))
+            }
+            None => value,
+        }
+    }
+
+    /// The path template and operation that describe `method uri`.
+    fn operation(&self, method: &Method, uri: &str) -> Option<(String, &Value)> {
+        let path = uri.split('?').next().unwrap();
+        let segments: Vec<&str> = path.split('/').collect();
+        self.document["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(template, _)| {
+                let parts: Vec<&str> = template.split('/').collect();
+                parts.len() == segments.len()
+                    && parts
+                        .iter()
+                        .zip(&segments)
+                        .all(|(part, segment)| part.starts_with('{') || part == segment)
+            })
+            .and_then(|(template, item)| {
+                let operation = item.get(method.as_str().to_ascii_lowercase())?;
+                Some((template.clone(), operation))
+            })
+    }
+
+    /// Checks that the answer's status is documented for the operation and that a JSON body
+    /// matches the schema documented for that status.
+    fn conforms(&self, method: &Method, uri: &str, reply: &Reply) {
+        let what = format!("{method} {uri} answered {}: {}", reply.status, reply.body);
+        let (_, operation) = self
+            .operation(method, uri)
+            .unwrap_or_else(|| panic!("{what}: no operation describes it"));
+        let response = operation["responses"]
+            .get(reply.status.as_str())
+            .map(|response| self.resolve(response))
+            .unwrap_or_else(|| panic!("{what}: the status is not documented"));
+        let content_type = reply
+            .headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let Some(content_type) = content_type else {
+            assert!(
+                response.get("content").is_none(),
+                "{what}: no body, but one is documented"
+            );
+            return;
+        };
+        let media_type = content_type.split(';').next().unwrap().trim();
+        let described = &response["content"][media_type];
+        assert!(
+            described.is_object(),
+            "{what}: {media_type} is not documented"
+        );
+        if media_type == "application/json"
+            && let Err(errors) = self.check(&described["schema"], &reply.body)
+        {
+            panic!("{what}: does not match its schema: {errors}");
+        }
+    }
+}
+
+impl Api {
+    /// A call whose answer must be as the OpenAPI document describes it.
+    async fn described(
+        &self,
+        described: &Described,
+        method: Method,
+        uri: &str,
+        body: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Reply {
+        let reply = self.call_with(method.clone(), uri, body, extra).await;
+        described.conforms(&method, uri, &reply);
+        reply
+    }
+}
+
+/// Every `$ref` string in `value`.
+fn references(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match inner {
+                    Value::String(target) if key == "$ref" => found.push(target.clone()),
+                    _ => references(inner, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| references(item, found)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_valid_and_complete() {
+    let api = api().await;
+    let described = Described::fetch(&api).await;
+    let document = &described.document;
+
+    let text = document.to_string();
+    let spec = oas3::from_json(&text).expect("the document parses as OpenAPI 3.1");
+    let version = spec
+        .validate_version()
+        .expect("a supported OpenAPI version");
+    assert_eq!(version.major, 3);
+
+    let mut found = Vec::new();
+    references(document, &mut found);
+    assert!(!found.is_empty());
+    for reference in &found {
+        let pointer = reference.strip_prefix('#').expect("references are local");
+        assert!(document.pointer(pointer).is_some(), "{reference} dangles");
+    }
+
+    let mut operation_ids = std::collections::BTreeSet::new();
+    for (path, method, operation) in spec.operations() {
+        let id = operation
+            .operation_id
+            .clone()
+            .expect("every operation has an id");
+        assert!(operation_ids.insert(id.clone()), "{id} is used twice");
+        assert!(!operation.responses(&spec).is_empty(), "{method} {path}");
+        let parameters = operation.parameters(&spec).unwrap();
+        for name in path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        {
+            assert!(
+                parameters
+                    .iter()
+                    .any(|p| p.name == name && p.location == oas3::spec::ParameterIn::Path),
+                "{method} {path}: `{name}` is not described"
+            );
+        }
+    }
+
+    // The entity examples of the other tests are valid documents, and typos are not.
+    let valid = [
+        ("Upstream", API),
+        ("Route", ROUTE),
+        ("Config", DOC),
+        ("Duration", r#""1m 30s""#),
+    ];
+    for (schema, example) in valid {
+        let example: Value = serde_json::from_str(example).unwrap();
+        if let Err(errors) = described.check(&Described::component(schema), &example) {
+            panic!("{example} is not a valid {schema}: {errors}");
+        }
+    }
+    let invalid = [
+        (
+            "Upstream",
+            r#"{"name": "x", "targets": [{"address": "h:1"}], "colour": 1}"#,
+        ),
+        ("Upstream", r#"{"name": "x"}"#),
+        ("Upstream", r#"{"name": "x y", "targets": []}"#),
+        (
+            "Route",
+            r#"{"name": "r", "paths": [{"prefix": "/a", "exact": "/b"}]}"#,
+        ),
+        (
+            "Route",
+            r#"{"name": "r", "paths": [{"prefix": "/a", "x": 1}]}"#,
+        ),
+        ("Route", r#"{"name": "r", "timeout": 5}"#),
+        ("Config", r#"{"consumers": []}"#),
+        ("Duration", r#""soon""#),
+    ];
+    for (schema, example) in invalid {
+        let example: Value = serde_json::from_str(example).unwrap();
+        assert!(
+            described
+                .check(&Described::component(schema), &example)
+                .is_err(),
+            "{example} passes as a {schema}"
+        );
+    }
+}
+
+/// Every described operation is served, and answers as described: the router registers an
+/// endpoint only together with its description (`routes!` reads the method and path from the
+/// handler's `#[utoipa::path]`), and this checks the other direction.
+#[tokio::test]
+async fn every_operation_is_served_as_described() {
+    let api = api().await;
+    let described = Described::fetch(&api).await;
+    let writer = [("x-gateway-message", "described")];
+
+    // Real writes first, so that the reads and dry runs below find something.
+    let created = api
+        .described(
+            &described,
+            Method::POST,
+            "/v1/upstreams",
+            Some(API),
+            &writer,
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let mut edited = created.body.clone();
+    edited["health_check"] = json!({"active": {"interval": "2s"}, "passive": {}});
+    edited["tls"] = json!({"sni": "api.internal"});
+    edited["hash_on"] = json!({"header": "x-user"});
+    edited["balance"] = json!("consistent_hash");
+    let replaced = api
+        .described(
+            &described,
+            Method::PUT,
+            "/v1/upstreams/api",
+            Some(&edited.to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    let shadow = API.replace("\"api\"", "\"shadow\"");
+    let created = api
+        .described(
+            &described,
+            Method::POST,
+            "/v1/upstreams",
+            Some(&shadow),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let route = json!({
+        "name": "r1",
+        "hosts": ["*.example.com"],
+        "paths": [{"prefix": "/api"}, {"regex": "/v[0-9]+/.*"}],
+        "headers": [{"name": "x-canary", "present": true, "invert": true}],
+        "backends": [{"upstream": "api", "weight": 3}],
+        "request_headers": {"set": {"x-a": "1"}, "remove": ["x-b"]},
+        "rewrite": {"prefix": "/"},
+        "retries": {"attempts": 2, "on": ["502", "connect_failure"], "per_try_timeout": "1s"},
+        "timeout": "5s",
+        "mirror": {"upstream": "shadow", "percent": 10},
+    });
+    let created = api
+        .described(
+            &described,
+            Method::POST,
+            "/v1/routes",
+            Some(&route.to_string()),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+
+    let operations: Vec<(String, Method)> = described.document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter_map(|method| Method::from_bytes(method.to_uppercase().as_bytes()).ok())
+                .map(|method| (path.clone(), method))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(operations.len() >= 20, "{operations:?}");
+    for (template, method) in &operations {
+        let path = template
+            .replace(
+                "{name}",
+                if template.contains("routes") {
+                    "r1"
+                } else {
+                    "api"
+                },
+            )
+            .replace("{n}", "1")
+            .replace("{a}", "1")
+            .replace("{b}", "4");
+        let (uri, body) = match *method {
+            Method::GET => (path, None),
+            Method::DELETE => (format!("{path}?dry_run=true"), None),
+            _ if template.starts_with("/v1/routes") => {
+                (format!("{path}?dry_run=true"), Some(route.to_string()))
+            }
+            _ if template == "/v1/config" => (format!("{path}?dry_run=true"), Some(DOC.to_owned())),
+            _ => (
+                format!("{path}?dry_run=true"),
+                Some(API.replace("api", "web")),
+            ),
+        };
+        let reply = api
+            .described(&described, method.clone(), &uri, body.as_deref(), &[])
+            .await;
+        assert!(
+            reply.status != StatusCode::METHOD_NOT_ALLOWED
+                && reply.body["error"]["message"] != "no such path",
+            "{method} {uri} is described but not served: {}",
+            reply.body
+        );
+    }
+
+    // Errors answer as described too.
+    type Headers = &'static [(&'static str, &'static str)];
+    let errors: &[(Method, &str, Option<&str>, Headers)] = &[
+        (Method::GET, "/v1/upstreams/ghost", None, &[]),
+        (Method::GET, "/v1/routes?limit=0", None, &[]),
+        (Method::GET, "/v1/revisions?cursor=zz", None, &[]),
+        (Method::GET, "/v1/revisions/99", None, &[]),
+        (Method::GET, "/v1/config?format=xml", None, &[]),
+        (Method::POST, "/v1/upstreams", Some("{"), &[]),
+        (Method::POST, "/v1/upstreams", Some(API), &[]),
+        (Method::POST, "/v1/routes", Some(r#"{"name": "r9"}"#), &[]),
+        (Method::PUT, "/v1/config", Some("{\"routes\": 1}"), &[]),
+        (Method::DELETE, "/v1/upstreams/api", None, &[]),
+        (Method::DELETE, "/v1/routes/r1", None, &[("if-match", "1")]),
+        (
+            Method::POST,
+            "/v1/revisions/1/rollback?dry_run=maybe",
+            None,
+            &[],
+        ),
+    ];
+    for (method, uri, body, extra) in errors {
+        let reply = api
+            .described(&described, method.clone(), uri, *body, extra)
+            .await;
+        assert!(
+            reply.status.is_client_error(),
+            "{method} {uri}: {}",
+            reply.body
+        );
+    }
+    let yaml = api
+        .described(&described, Method::GET, "/v1/config?format=yaml", None, &[])
+        .await;
+    assert_eq!(yaml.headers["content-type"], "application/yaml");
+
+    api.db.store.pool().close().await;
+    for uri in ["/readyz", "/v1/nodes", "/v1/revisions"] {
+        let reply = api.described(&described, Method::GET, uri, None, &[]).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+    }
+}

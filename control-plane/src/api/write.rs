@@ -7,8 +7,11 @@ use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gateway_config::Change as ConfigChange;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{Required, Schema};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
 use crate::store::{StoreError, WriteOptions};
@@ -38,9 +41,82 @@ pub const REVISION_HEADER: &str = "x-gateway-revision";
 const DEFAULT_ACTOR: &str = "admin-api";
 
 /// Query parameters every write accepts.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WriteQuery {
+    /// Validate and answer with the changes the write would make, storing nothing
+    /// (`true`, `false`, `1`, `0`, or empty for true).
+    #[param(value_type = Option<bool>)]
     pub dry_run: Option<String>,
+}
+
+/// The request headers every write takes, for the API description.
+pub struct WriteHeaders;
+
+impl IntoParams for WriteHeaders {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let text = |pattern: Option<&str>| {
+            Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(pattern)
+                    .build(),
+            )
+        };
+        let header = |name: &str, description: &str, pattern: Option<&str>| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(text(pattern)))
+                .build()
+        };
+        vec![
+            header(
+                "If-Match",
+                "Write only if this is the latest revision, else answer 412. A revision number, \
+                 quotes and a `W/` prefix optional; `*` or an empty value matches any revision.",
+                Some(r#"^\s*(\*|(W/)?"?[-+]?[0-9]+"?)?\s*$"#),
+            ),
+            header(
+                ACTOR_HEADER,
+                "Who makes the change, recorded in the revision (default `admin-api`).",
+                None,
+            ),
+            header(
+                MESSAGE_HEADER,
+                "The revision's message, instead of the default that names the change.",
+                None,
+            ),
+        ]
+    }
+}
+
+/// The answer to a dry run: what the write would change, at the current revision.
+// `deny_unknown_fields` does nothing to serializing; it makes the schema closed, so that every
+// answer matches exactly one of the schemas that a write may answer with.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunAnswer {
+    /// Always true: nothing was stored.
+    pub dry_run: bool,
+    /// The latest revision, which the write would have built on.
+    pub revision: i64,
+    pub changed: bool,
+    #[schema(value_type = Vec<super::openapi::Change>)]
+    pub changes: Vec<ConfigChange>,
+}
+
+/// The answer to a whole-config write: the revision it made (the latest one if nothing
+/// changed) and what changed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppliedAnswer {
+    pub revision: i64,
+    pub changed: bool,
+    #[schema(value_type = Vec<super::openapi::Change>)]
+    pub changes: Vec<ConfigChange>,
 }
 
 fn header_text(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
@@ -96,22 +172,22 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 
 /// The answer to a dry run: what the write would change, at the current revision.
 pub fn dry_run_response(revision: i64, changes: Vec<ConfigChange>) -> Response {
-    let body = json!({
-        "dry_run": true,
-        "revision": revision,
-        "changed": !changes.is_empty(),
-        "changes": changes,
-    });
+    let body = DryRunAnswer {
+        dry_run: true,
+        revision,
+        changed: !changes.is_empty(),
+        changes,
+    };
     with_revision(Json(body).into_response(), revision)
 }
 
 /// The answer to a whole-config write.
 pub fn applied_response(revision: i64, changes: Vec<ConfigChange>) -> Response {
-    let body = json!({
-        "revision": revision,
-        "changed": !changes.is_empty(),
-        "changes": changes,
-    });
+    let body = AppliedAnswer {
+        revision,
+        changed: !changes.is_empty(),
+        changes,
+    };
     with_revision((StatusCode::OK, Json(body)).into_response(), revision)
 }
 

@@ -82,6 +82,18 @@ struct Worker {
 }
 
 async fn start_worker(upstream: SocketAddr, delay: Duration, deadline: Duration) -> Worker {
+    let settings = ListenerSettings {
+        drain_deadline: deadline,
+        ..ListenerSettings::default()
+    };
+    start_worker_with(upstream, delay, settings).await
+}
+
+async fn start_worker_with(
+    upstream: SocketAddr,
+    delay: Duration,
+    settings: ListenerSettings,
+) -> Worker {
     let state = Arc::new(State::new(NodeIdentity {
         id: "drain".into(),
         group: "default".into(),
@@ -98,10 +110,6 @@ async fn start_worker(upstream: SocketAddr, delay: Duration, deadline: Duration)
     let proxy_addr = listener.local_addr().unwrap();
     let proxy = Arc::new(Proxy::new(state.clone(), ProxySettings::default()));
     let (trigger, requested) = oneshot::channel::<()>();
-    let settings = ListenerSettings {
-        drain_deadline: deadline,
-        ..ListenerSettings::default()
-    };
     let served = tokio::spawn(async move {
         let requested = async move {
             let _ = requested.await;
@@ -239,4 +247,72 @@ async fn the_deadline_cuts_off_what_is_still_running() {
         .unwrap()
         .unwrap();
     assert_eq!(report, DrainReport { cut_off: 1 });
+}
+
+#[tokio::test]
+async fn a_request_sent_right_after_a_response_while_draining_is_answered_with_connection_close() {
+    let (upstream, _arrived, _release) = start_upstream().await;
+    // A grace far longer than the test: the connection cannot be closed as idle meanwhile.
+    let settings = ListenerSettings {
+        drain_deadline: DEADLINE,
+        drain_idle_grace: Duration::from_secs(600),
+        ..ListenerSettings::default()
+    };
+    let mut worker = start_worker_with(upstream, Duration::ZERO, settings).await;
+    let (mut kept, driver) = http1(worker.proxy).await;
+    let response = kept.send_request(get("/fast")).await.unwrap();
+    assert!(!response.headers().contains_key("connection"));
+    response.into_body().collect().await.unwrap();
+
+    let _ = worker.trigger.take().map(|t| t.send(()));
+    let started = Instant::now();
+    while TcpStream::connect(worker.proxy).await.is_ok() {
+        assert!(started.elapsed() < DEADLINE, "still accepting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The drain has begun and the connection was idle: the client's next request on it is
+    // answered, and the worker asks to close the connection.
+    let response = kept.send_request(get("/fast")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["connection"], "close");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"done");
+    timeout(DEADLINE, driver)
+        .await
+        .expect("the connection stayed open after Connection: close")
+        .unwrap();
+    let report = timeout(DEADLINE, &mut worker.served)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report, DrainReport { cut_off: 0 });
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_once_its_grace_has_run_out() {
+    let (upstream, _arrived, _release) = start_upstream().await;
+    let settings = ListenerSettings {
+        drain_deadline: DEADLINE,
+        drain_idle_grace: Duration::from_millis(200),
+        ..ListenerSettings::default()
+    };
+    let mut worker = start_worker_with(upstream, Duration::ZERO, settings).await;
+    let (mut idle, driver) = http1(worker.proxy).await;
+    let response = idle.send_request(get("/fast")).await.unwrap();
+    response.into_body().collect().await.unwrap();
+
+    let _ = worker.trigger.take().map(|t| t.send(()));
+    timeout(DEADLINE, driver)
+        .await
+        .expect("the idle connection was never closed")
+        .unwrap();
+    assert!(
+        idle.ready().await.is_err(),
+        "the connection still takes requests"
+    );
+    let report = timeout(DEADLINE, &mut worker.served)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report, DrainReport { cut_off: 0 });
 }

@@ -55,12 +55,11 @@ impl ProxyError {
         }
     }
 
-    /// The metrics label of the error; agrees with [`ProxyError::code`], except that
-    /// `no_healthy_target` and `circuit_open` count as `upstream_unavailable` until the metrics
-    /// have labels of their own.
+    /// The metrics label of the error; agrees with [`ProxyError::code`].
     pub fn outcome(self) -> Outcome {
         match self {
-            ProxyError::NoHealthyTarget | ProxyError::CircuitOpen => Outcome::UpstreamUnavailable,
+            ProxyError::NoHealthyTarget => Outcome::NoHealthyTarget,
+            ProxyError::CircuitOpen => Outcome::CircuitOpen,
             ProxyError::NoConfig => Outcome::NoConfig,
             ProxyError::NoRoute => Outcome::NoRoute,
             ProxyError::BadFraming | ProxyError::InvalidRequest => Outcome::BadRequest,
@@ -131,9 +130,7 @@ mod tests {
             assert_eq!(json["error"]["code"], error.code());
             assert_eq!(json["error"]["message"], error.to_string());
             assert_eq!(error.response().status(), error.status());
-            if !matches!(error, ProxyError::NoHealthyTarget | ProxyError::CircuitOpen) {
-                assert_eq!(error.outcome().code(), error.code());
-            }
+            assert_eq!(error.outcome().code(), error.code());
         }
     }
 }

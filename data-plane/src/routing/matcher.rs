@@ -113,15 +113,19 @@ impl PathCond {
     }
 }
 
-/// Compiles a full-match regex with the same limits validation used.
+/// Compiles a full-match regex with the same limits validation used, reusing the one a recent
+/// table build compiled from the same pattern.
 pub fn compile_regex(pattern: &str) -> Option<Regex> {
-    match gateway_config::compile_full_match(pattern) {
-        Ok(re) => Some(re),
-        Err(error) => {
-            tracing::warn!(%error, "regex condition never matches");
-            None
-        }
-    }
+    super::regex_memo::regex(
+        pattern,
+        |pattern| match gateway_config::compile_full_match(pattern) {
+            Ok(re) => Some(re),
+            Err(error) => {
+                tracing::warn!(%error, "regex condition never matches");
+                None
+            }
+        },
+    )
 }
 
 /// A header or query value condition.

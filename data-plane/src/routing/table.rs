@@ -28,6 +28,7 @@ use crate::routing::matcher::{
     HeaderCond, HostPattern, MethodSet, PathCond, QueryCond, RequestInfo, ValueCond, host_buffer,
     host_without_port, lowercase_host,
 };
+use crate::routing::regex_memo;
 
 /// Regex groups up to this size are tried one by one in rank order; larger ones go through a
 /// `RegexSet` first.
@@ -226,10 +227,7 @@ impl Bucket {
             })
             .collect();
         self.regex = Some(
-            match regex::RegexSetBuilder::new(patterns)
-                .size_limit(REGEX_SET_SIZE_LIMIT)
-                .build()
-            {
+            match regex_memo::regex_set(&patterns, REGEX_SET_SIZE_LIMIT) {
                 Ok(set) => RegexGroup::Set { set, entries: ids },
                 Err(error) => {
                     tracing::warn!(%error, "regex routes are matched one by one");
@@ -302,6 +300,16 @@ struct Best(u32);
 impl RouteTable {
     /// Builds the table; `upstream_index` maps an upstream name to its compiled index.
     pub fn build(
+        config: &Config,
+        upstream_index: impl Fn(&str) -> Option<usize>,
+    ) -> Result<Self, RouteError> {
+        let generation = regex_memo::begin_build();
+        let built = Self::assemble(config, upstream_index);
+        regex_memo::end_build(generation);
+        built
+    }
+
+    fn assemble(
         config: &Config,
         upstream_index: impl Fn(&str) -> Option<usize>,
     ) -> Result<Self, RouteError> {

@@ -156,7 +156,8 @@ pub fn prepare(current: Option<&Compiled>, push: v1::ConfigPush) -> Result<Prepa
         config.apply_changes(push.upserts, push.removals, false)?;
         config
     };
-    config.validate()?;
+    // The served config was validated when it was applied; a push mostly repeats its entities.
+    config.validate_since(current.map(|c| &c.config))?;
     let actual = digest(&config);
     if actual != push.digest {
         return Err(ApplyError::DigestMismatch {
