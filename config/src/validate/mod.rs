@@ -218,17 +218,34 @@ impl Config {
 
     /// Names of the routes that send traffic to `upstream`.
     pub fn routes_using(&self, upstream: &str) -> Vec<&str> {
-        self.routes
-            .values()
-            .filter(|route| {
-                route.backends.iter().any(|b| b.upstream == upstream)
-                    || route
-                        .mirror
-                        .as_ref()
-                        .is_some_and(|m| m.upstream == upstream)
-            })
-            .map(|route| route.name.as_str())
-            .collect()
+        let mut routes: Vec<&str> = self
+            .references_to(upstream)
+            .into_iter()
+            .map(|(route, _)| route)
+            .collect();
+        routes.dedup();
+        routes
+    }
+
+    /// Every place a route names `upstream`: the route's name and the field, such as
+    /// `backends[1].upstream` or `mirror.upstream`.
+    pub fn references_to(&self, upstream: &str) -> Vec<(&str, String)> {
+        let mut references = Vec::new();
+        for route in self.routes.values() {
+            for (i, backend) in route.backends.iter().enumerate() {
+                if backend.upstream == upstream {
+                    references.push((route.name.as_str(), format!("backends[{i}].upstream")));
+                }
+            }
+            if route
+                .mirror
+                .as_ref()
+                .is_some_and(|m| m.upstream == upstream)
+            {
+                references.push((route.name.as_str(), "mirror.upstream".to_owned()));
+            }
+        }
+        references
     }
 }
 

@@ -623,6 +623,10 @@ mod tests {
         config.routes.insert("r".into(), mirrored);
         assert!(config.validate().is_ok());
         assert_eq!(config.routes_using("shadow"), ["r"]);
+        assert_eq!(
+            config.references_to("shadow"),
+            [("r", "mirror.upstream".to_owned())]
+        );
         config.upstreams.remove("shadow");
         let errors = config.validate().unwrap_err();
         assert_eq!(errors.0.len(), 1);

@@ -139,13 +139,15 @@ impl From<StoreError> for ApiError {
                 "precondition_failed",
                 format!("{message}; the current revision is {current}"),
             ),
-            StoreError::InUse { name, routes } => ApiError {
-                details: routes
+            StoreError::InUse {
+                name, references, ..
+            } => ApiError {
+                details: references
                     .iter()
-                    .map(|route| Detail {
+                    .map(|(route, field)| Detail {
                         kind: "route".into(),
                         name: route.clone(),
-                        field: "backends".into(),
+                        field: field.clone(),
                         message: format!("sends traffic to upstream `{name}`"),
                     })
                     .collect(),

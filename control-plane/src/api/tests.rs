@@ -340,6 +340,11 @@ async fn bad_inputs_are_refused_and_store_nothing() {
         "{}",
         in_use.body
     );
+    assert_eq!(
+        in_use.body["error"]["details"][0]["field"], "backends[0].upstream",
+        "{}",
+        in_use.body
+    );
     assert_eq!(api.revisions().await, before);
     assert_eq!(api.hub.current().revision, 2);
 }

@@ -52,7 +52,12 @@ pub enum StoreError {
     #[error("{kind} `{name}` does not exist")]
     NotFound { kind: &'static str, name: String },
     #[error("upstream `{name}` is used by routes {}", routes.join(", "))]
-    InUse { name: String, routes: Vec<String> },
+    InUse {
+        name: String,
+        routes: Vec<String>,
+        /// Each reference: the route and the field that names the upstream.
+        references: Vec<(String, String)>,
+    },
     #[error("invalid configuration: {0}")]
     Invalid(ValidationErrors),
     #[error("stored {kind} `{name}` is unreadable: {message}")]

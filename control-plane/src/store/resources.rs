@@ -14,7 +14,7 @@ use super::revisions::LatestConfig;
 use super::{Store, StoreError};
 
 /// An entity kind stored in the `resources` table.
-pub trait Entity: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+pub trait Entity: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static {
     const KIND: Kind;
 
     fn name(&self) -> &str;
@@ -337,13 +337,22 @@ impl Store {
                     return Err(StoreError::NotFound { kind, name });
                 }
                 if T::KIND == Kind::Upstream {
-                    let routes: Vec<String> = config
-                        .routes_using(&name)
+                    let references: Vec<(String, String)> = config
+                        .references_to(&name)
                         .into_iter()
-                        .map(str::to_owned)
+                        .map(|(route, field)| (route.to_owned(), field))
                         .collect();
-                    if !routes.is_empty() {
-                        return Err(StoreError::InUse { name, routes });
+                    if !references.is_empty() {
+                        let routes = config
+                            .routes_using(&name)
+                            .into_iter()
+                            .map(str::to_owned)
+                            .collect();
+                        return Err(StoreError::InUse {
+                            name,
+                            routes,
+                            references,
+                        });
                     }
                 }
                 ("delete", name, false)
@@ -359,7 +368,26 @@ impl Store {
         }
 
         let entity = T::map(&config).get(&name).cloned();
-        let touched = BTreeSet::from([(T::KIND, name.clone())]);
+        // Writing what is already stored changes nothing, so it makes no revision, as a
+        // whole-config apply of the same content makes none.
+        let unchanged = entity.is_some() && T::map(&current.config).get(&name) == entity.as_ref();
+        let unchanged_record = if unchanged {
+            existing_meta(&name)
+                .zip(entity.clone())
+                .map(|(meta, entity)| Record {
+                    entity,
+                    created_at: meta.created_at,
+                    updated_at: meta.updated_at,
+                    revision: meta.revision,
+                })
+        } else {
+            None
+        };
+        let touched = if unchanged {
+            BTreeSet::new()
+        } else {
+            BTreeSet::from([(T::KIND, name.clone())])
+        };
         let finished = self
             .finish_write(
                 pending,
@@ -376,7 +404,7 @@ impl Store {
                 updated_at: meta.updated_at,
                 revision: meta.revision,
             }),
-            _ => None,
+            _ => unchanged_record,
         };
         Ok(WriteOutcome {
             revision: finished.revision,

@@ -108,6 +108,17 @@ async fn exercise_resources(store: &Store) {
     assert_eq!(record.entity.priority, 9);
     assert_eq!(record.revision, 3);
 
+    // The same content again is no change: no revision, and the stored record comes back.
+    let mut same = route("r", "api");
+    same.priority = 9;
+    let repeated = store.write(Change::Put(same), "t").await.unwrap();
+    assert_eq!(repeated.revision, 3);
+    assert!(repeated.latest.is_none());
+    assert!(repeated.changes.is_empty());
+    let record = repeated.record.unwrap();
+    assert_eq!(record.revision, 3);
+    assert_eq!(record.created_at, route_created);
+
     let put_new = store
         .write(Change::Put(upstream("web")), "t")
         .await
