@@ -81,7 +81,8 @@ pub struct Route {
     pub mirror: Option<Mirror>,
     #[serde(default)]
     pub priority: i32,
-    /// Limit for the whole request, until the upstream's response headers arrive.
+    /// Limit for the upstream's response headers to arrive, counted from the last part of the
+    /// request body the client sent; a response already streaming is not cut.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

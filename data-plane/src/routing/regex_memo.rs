@@ -7,7 +7,7 @@
 //! its size follows the served config, and builds only ever happen off the request path.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
 use regex::{Regex, RegexSet, RegexSetBuilder};
 
@@ -27,27 +27,23 @@ struct Memo {
     sets: HashMap<Box<[Box<str>]>, Remembered<RegexSet>>,
 }
 
-static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
+static MEMO: LazyLock<Mutex<Memo>> = LazyLock::new(Mutex::default);
 
-fn memo() -> MutexGuard<'static, Option<Memo>> {
+fn memo() -> MutexGuard<'static, Memo> {
     // The memo only caches; state left by a panicking build is still valid.
     MEMO.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Marks the start of a table build; returns its generation.
 pub fn begin_build() -> u64 {
-    let mut guard = memo();
-    let memo = guard.get_or_insert_with(Memo::default);
+    let mut memo = memo();
     memo.generation += 1;
     memo.generation
 }
 
 /// Forgets what neither this build nor the ones just before it used.
 pub fn end_build(generation: u64) {
-    let mut guard = memo();
-    let Some(memo) = guard.as_mut() else {
-        return;
-    };
+    let mut memo = memo();
     let oldest_kept = generation.saturating_sub(GENERATIONS_KEPT - 1);
     memo.regexes.retain(|_, (_, used)| *used >= oldest_kept);
     memo.sets.retain(|_, (_, used)| *used >= oldest_kept);
@@ -55,8 +51,7 @@ pub fn end_build(generation: u64) {
 
 /// The compiled `pattern`, compiled now only if no recent build had it.
 pub fn regex(pattern: &str, compile: impl FnOnce(&str) -> Option<Regex>) -> Option<Regex> {
-    let mut guard = memo();
-    let memo = guard.get_or_insert_with(Memo::default);
+    let mut memo = memo();
     let generation = memo.generation;
     if let Some((regex, used)) = memo.regexes.get_mut(pattern) {
         *used = generation;
@@ -72,8 +67,7 @@ pub fn regex(pattern: &str, compile: impl FnOnce(&str) -> Option<Regex>) -> Opti
 pub fn regex_set(patterns: &[&str], size_limit: usize) -> Result<RegexSet, regex::Error> {
     let key: Box<[Box<str>]> = patterns.iter().map(|p| Box::from(*p)).collect();
     {
-        let mut guard = memo();
-        let memo = guard.get_or_insert_with(Memo::default);
+        let mut memo = memo();
         let generation = memo.generation;
         if let Some((set, used)) = memo.sets.get_mut(&key) {
             *used = generation;
@@ -86,8 +80,7 @@ pub fn regex_set(patterns: &[&str], size_limit: usize) -> Result<RegexSet, regex
     let built = RegexSetBuilder::new(patterns)
         .size_limit(size_limit)
         .build();
-    let mut guard = memo();
-    let memo = guard.get_or_insert_with(Memo::default);
+    let mut memo = memo();
     let generation = memo.generation;
     memo.sets
         .insert(key, (built.as_ref().ok().cloned(), generation));
