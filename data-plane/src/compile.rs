@@ -1,28 +1,29 @@
-//! Turns a validated [`Config`] into the form the request path reads: a route table, upstreams
-//! with their runtime state from the [`Registry`], and the routes' timeout and retry policies.
-//! Runs off the hot path, once per revision.
+//! Turns a validated config into the form the request path reads: a route table and upstreams
+//! with their runtime state from the [`Registry`]. Runs off the hot path, once per revision.
+//!
+//! A revision that keeps every upstream name is compiled as a patch of the one before: only the
+//! changed routes are compiled, and unchanged upstreams keep their compiled form.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use gateway_config::Config;
 
 use crate::registry::Registry;
-use crate::retry::RoutePolicy;
 use crate::routing::{RouteError, RouteTable};
+use crate::served::{Changes, ServedConfig};
 use crate::upstream::{CompiledUpstream, UpstreamError};
 
-/// One revision of the configuration, in its domain form (kept for deltas and digests) and its
-/// compiled form.
+/// One revision of the configuration, in its domain form (kept for deltas, digests and the
+/// cache) and its compiled form.
 #[derive(Debug)]
 pub struct Compiled {
     pub revision: u64,
     pub digest: String,
-    pub config: Config,
+    pub config: ServedConfig,
     pub routes: RouteTable,
-    /// Indexed by the upstream indices stored in the route table.
+    /// Indexed by the upstream indices stored in the route table: upstreams in name order.
     pub upstreams: Vec<CompiledUpstream>,
-    /// Timeout and retry policies of the routes that set one, by route name.
-    policies: HashMap<Box<str>, RoutePolicy>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,50 +35,86 @@ pub enum CompileError {
 }
 
 impl Compiled {
-    /// Compiles with the worker's upstream registry.
+    /// Compiles a plain config with the worker's upstream registry.
     pub fn compile(revision: u64, digest: String, config: Config) -> Result<Self, CompileError> {
-        Self::compile_in(Registry::global(), revision, digest, config)
+        Self::build(revision, digest, ServedConfig::from_config(&config))
     }
 
-    pub fn compile_in(
+    /// Compiles everything with the worker's upstream registry.
+    pub fn build(
+        revision: u64,
+        digest: String,
+        config: ServedConfig,
+    ) -> Result<Self, CompileError> {
+        Self::build_in(Registry::global(), revision, digest, config)
+    }
+
+    pub fn build_in(
         registry: &Registry,
         revision: u64,
         digest: String,
-        config: Config,
+        config: ServedConfig,
     ) -> Result<Self, CompileError> {
         let upstreams = config
-            .upstreams
-            .values()
-            .map(|u| CompiledUpstream::compile_in(registry, u))
+            .upstreams()
+            .map(|u| CompiledUpstream::compile_in(registry, &u.value))
             .collect::<Result<Vec<_>, _>>()?;
-        let policies = config
-            .routes
-            .values()
-            .filter_map(|r| Some((r.name.as_str().into(), RoutePolicy::of(r)?)))
-            .collect();
-        let index: HashMap<&str, usize> = config
-            .upstreams
-            .keys()
-            .enumerate()
-            .map(|(i, name)| (name.as_str(), i))
-            .collect();
-        let routes = RouteTable::build(&config, |name| index.get(name).copied())?;
+        let index = upstream_index(&config);
+        let routes = RouteTable::build_from(config.routes(), |name| index.get(name).copied())?;
         Ok(Compiled {
             revision,
             digest,
             config,
             routes,
             upstreams,
-            policies,
         })
     }
 
-    /// The timeout and retry policy of route `name`, when it sets one.
-    #[inline]
-    pub fn route_policy(&self, name: &str) -> Option<RoutePolicy> {
-        if self.policies.is_empty() {
-            return None;
+    /// Compiles `config`, which is `self.config` with `changes` applied, reusing everything the
+    /// changes do not touch.
+    pub fn patch(
+        &self,
+        revision: u64,
+        digest: String,
+        config: ServedConfig,
+        changes: &Changes,
+    ) -> Result<Self, CompileError> {
+        if changes.upstream_names_changed(&self.config) {
+            // Upstream indices move: every route refers to them.
+            return Self::build(revision, digest, config);
         }
-        self.policies.get(name).copied()
+        let registry = Registry::global();
+        let upstreams = config
+            .upstreams()
+            .zip(self.config.upstreams().zip(&self.upstreams))
+            .map(|(now, (before, compiled))| {
+                if Arc::ptr_eq(now, before) {
+                    Ok(compiled.clone())
+                } else {
+                    CompiledUpstream::compile_in(registry, &now.value)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let index = upstream_index(&config);
+        let routes = self.routes.patch(
+            changes.routes_before.iter().map(|r| &r.value),
+            changes.routes_after.iter().map(|r| &r.value),
+            |name| index.get(name).copied(),
+        )?;
+        Ok(Compiled {
+            revision,
+            digest,
+            config,
+            routes,
+            upstreams,
+        })
     }
+}
+
+fn upstream_index(config: &ServedConfig) -> HashMap<&str, usize> {
+    config
+        .upstreams()
+        .enumerate()
+        .map(|(i, u)| (u.value.name.as_str(), i))
+        .collect()
 }

@@ -23,6 +23,7 @@ pub mod registry;
 pub mod retry;
 pub mod routing;
 pub mod run;
+pub mod served;
 pub mod state;
 pub mod status;
 pub mod sync;

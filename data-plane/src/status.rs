@@ -49,8 +49,8 @@ impl StatusReport {
             connected_to: state.connected_to(),
             draining: state.is_draining(),
             last_error: state.last_error(),
-            routes: current.as_ref().map_or(0, |c| c.config.routes.len()),
-            upstreams: current.as_ref().map_or(0, |c| c.config.upstreams.len()),
+            routes: current.as_ref().map_or(0, |c| c.config.route_count()),
+            upstreams: current.as_ref().map_or(0, |c| c.config.upstream_count()),
         }
     }
 }

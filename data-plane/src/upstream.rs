@@ -10,7 +10,8 @@ use crate::registry::{Choice, Registry, RuntimeTarget, UpstreamRuntime};
 
 pub use crate::registry::UpstreamError;
 
-#[derive(Debug)]
+/// Cheap to clone: the runtime state is shared.
+#[derive(Debug, Clone)]
 pub struct CompiledUpstream {
     pub name: Box<str>,
     runtime: Arc<UpstreamRuntime>,

@@ -188,30 +188,7 @@ impl Config {
             if *key != route.name {
                 errors.push(key_mismatch(Kind::Route, key, &route.name));
             }
-            let mut report = Report {
-                kind: Kind::Route,
-                name: &route.name,
-                errors: &mut errors,
-            };
-            for (i, backend) in route.backends.iter().enumerate() {
-                if !backend.upstream.is_empty() && !self.upstreams.contains_key(&backend.upstream) {
-                    report.push(
-                        format!("backends[{i}].upstream"),
-                        format!("upstream `{}` does not exist", backend.upstream),
-                        ErrorKind::UnknownReference,
-                    );
-                }
-            }
-            if let Some(mirror) = &route.mirror
-                && !mirror.upstream.is_empty()
-                && !self.upstreams.contains_key(&mirror.upstream)
-            {
-                report.push(
-                    "mirror.upstream",
-                    format!("upstream `{}` does not exist", mirror.upstream),
-                    ErrorKind::UnknownReference,
-                );
-            }
+            route.reference_errors(|name| self.upstreams.contains_key(name), &mut errors);
         }
         ValidationErrors(errors).into_result()
     }

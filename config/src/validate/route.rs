@@ -1,7 +1,7 @@
 //! Checks of a route on its own; references to upstreams are checked with the whole config.
 
 use super::{
-    FieldError, Kind, MAX_WEIGHT, Report, ValidationErrors, check_hostname, check_tags,
+    ErrorKind, FieldError, Kind, MAX_WEIGHT, Report, ValidationErrors, check_hostname, check_tags,
     validate_name,
 };
 use crate::model::{
@@ -55,6 +55,38 @@ impl Route {
         let mut errors = Vec::new();
         self.collect_errors(&mut errors);
         ValidationErrors(errors).into_result()
+    }
+
+    /// Adds an error for each upstream the route names that `upstream_exists` does not know.
+    pub fn reference_errors(
+        &self,
+        upstream_exists: impl Fn(&str) -> bool,
+        errors: &mut Vec<FieldError>,
+    ) {
+        let mut report = Report {
+            kind: Kind::Route,
+            name: &self.name,
+            errors,
+        };
+        for (i, backend) in self.backends.iter().enumerate() {
+            if !backend.upstream.is_empty() && !upstream_exists(&backend.upstream) {
+                report.push(
+                    format!("backends[{i}].upstream"),
+                    format!("upstream `{}` does not exist", backend.upstream),
+                    ErrorKind::UnknownReference,
+                );
+            }
+        }
+        if let Some(mirror) = &self.mirror
+            && !mirror.upstream.is_empty()
+            && !upstream_exists(&mirror.upstream)
+        {
+            report.push(
+                "mirror.upstream",
+                format!("upstream `{}` does not exist", mirror.upstream),
+                ErrorKind::UnknownReference,
+            );
+        }
     }
 
     pub(crate) fn collect_errors(&self, errors: &mut Vec<FieldError>) {

@@ -157,7 +157,7 @@ impl Proxy {
                 upstream.runtime().clone(),
                 matched.route.preserve_host,
                 matched.strip_len,
-                compiled.route_policy(&matched.route.name),
+                matched.route.policy,
             )
         };
 

@@ -6,6 +6,7 @@
 //! compile only patterns no recent build used. The memo holds what the last two builds used, so
 //! its size follows the served config, and builds only ever happen off the request path.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
@@ -28,6 +29,24 @@ struct Memo {
 }
 
 static MEMO: LazyLock<Mutex<Memo>> = LazyLock::new(Mutex::default);
+
+thread_local! {
+    /// Cleared while a table patch runs on this thread: a patch reads the memo but adds nothing,
+    /// since no later build may ever ask for what it compiled.
+    static REMEMBER: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Runs `f` with the memo read-only on this thread.
+pub fn without_remembering<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            REMEMBER.set(self.0);
+        }
+    }
+    let _restore = Restore(REMEMBER.replace(false));
+    f()
+}
 
 fn memo() -> MutexGuard<'static, Memo> {
     // The memo only caches; state left by a panicking build is still valid.
@@ -57,6 +76,10 @@ pub fn regex(pattern: &str, compile: impl FnOnce(&str) -> Option<Regex>) -> Opti
         *used = generation;
         return regex.clone();
     }
+    if !REMEMBER.get() {
+        drop(memo);
+        return compile(pattern);
+    }
     let regex = compile(pattern);
     memo.regexes
         .insert(pattern.into(), (regex.clone(), generation));
@@ -80,10 +103,12 @@ pub fn regex_set(patterns: &[&str], size_limit: usize) -> Result<RegexSet, regex
     let built = RegexSetBuilder::new(patterns)
         .size_limit(size_limit)
         .build();
-    let mut memo = memo();
-    let generation = memo.generation;
-    memo.sets
-        .insert(key, (built.as_ref().ok().cloned(), generation));
+    if REMEMBER.get() {
+        let mut memo = memo();
+        let generation = memo.generation;
+        memo.sets
+            .insert(key, (built.as_ref().ok().cloned(), generation));
+    }
     built
 }
 

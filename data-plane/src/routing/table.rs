@@ -8,21 +8,26 @@
 //! Entries are indexed so that a lookup never walks the whole table: first by host (an exact-host
 //! map, a wildcard-suffix map and an any-host bucket), then inside each host bucket by path (an
 //! exact-path map, a trie over path segments for prefixes, and the regex entries, behind one
-//! `RegexSet` when there are many). Each candidate list is sorted by rank, so a lookup takes the
-//! first entry of each list whose method, header and query conditions hold, stops as soon as a
-//! list can no longer beat the best entry so far, and keeps the best-ranked one. Nothing is
+//! `RegexSet` when there are many). Each candidate list is sorted by precedence, so a lookup
+//! takes the first entry of each list whose method, header and query conditions hold, stops as
+//! soon as a list can no longer beat the best entry so far, and keeps the best one. Nothing is
 //! allocated per lookup.
+//!
+//! A revision that changes a few routes patches the table instead of building it again: the new
+//! table shares every untouched bucket (and every entry) with the old one, which keeps serving
+//! the requests already routed by it.
 
 use std::cell::RefCell;
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gateway_config::{Config, Sticky};
+use gateway_config::{Config, PathMatch, Route, Sticky};
 use http::{HeaderMap, HeaderName, Method};
 use regex::RegexSet;
 
 use crate::balance::WeightedPick;
+use crate::retry::RoutePolicy;
 use crate::routing::actions::RouteActions;
 use crate::routing::matcher::{
     HeaderCond, HostPattern, MethodSet, PathCond, QueryCond, RequestInfo, ValueCond, host_buffer,
@@ -62,6 +67,8 @@ pub struct CompiledRoute {
     sticky: Option<StickyKey>,
     /// Running sums of the backend weights, for sticky choices.
     cumulative: Box<[u64]>,
+    /// Timeout and retries, when the route sets either.
+    pub policy: Option<RoutePolicy>,
 }
 
 impl CompiledRoute {
@@ -137,34 +144,69 @@ fn stable_hash(key: &[u8]) -> u64 {
     hash
 }
 
+/// Precedence of an entry without its route's name; smaller wins.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank {
+    priority: Reverse<i32>,
+    host: (u8, Reverse<usize>),
+    path: (u8, Reverse<usize>),
+    any_method: bool,
+    headers: Reverse<usize>,
+    query: Reverse<usize>,
+    created: i64,
+}
+
+/// One (host pattern × path condition) of a route.
 #[derive(Debug)]
 struct Entry {
+    rank: Rank,
     path: PathCond,
-    route: u32,
+    route: Arc<CompiledRoute>,
+    /// Position among the route's own entries: the last tie-break.
+    order: u32,
+}
+
+impl Entry {
+    /// Rank, then route name (older first is already in the rank), then the entry's order.
+    fn cmp_precedence(&self, other: &Entry) -> Ordering {
+        self.rank
+            .cmp(&other.rank)
+            .then_with(|| self.route.name.cmp(&other.route.name))
+            .then(self.order.cmp(&other.order))
+    }
+
+    #[inline]
+    fn precedes(&self, other: &Entry) -> bool {
+        self.cmp_precedence(other) == Ordering::Less
+    }
+}
+
+/// Entries are shared between the tables of successive revisions.
+type Slot = Arc<Entry>;
+
+/// Inserts into a list kept in precedence order; appending is the common case in a full build.
+fn insert_sorted(list: &mut Vec<Slot>, slot: Slot) {
+    let at = list.partition_point(|e| e.precedes(&slot));
+    list.insert(at, slot);
 }
 
 /// One node of a bucket's path-segment trie; its entries are the prefixes that end here.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Node {
     children: HashMap<Box<str>, u32>,
-    entries: Vec<u32>,
-}
-
-#[derive(Debug)]
-enum RegexGroup {
-    /// Entry ids in rank order; each is tried on its own.
-    List(Vec<u32>),
-    /// One set over the entries' patterns, in the same (rank) order as `entries`.
-    Set { set: RegexSet, entries: Vec<u32> },
+    entries: Vec<Slot>,
 }
 
 /// The entries of one host pattern, indexed by path.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Bucket {
-    exact: HashMap<Box<str>, Vec<u32>>,
+    exact: HashMap<Box<str>, Vec<Slot>>,
     /// Node 0 is the root (prefix `/` and entries without a path condition).
     trie: Vec<Node>,
-    regex: Option<RegexGroup>,
+    /// Regex entries in precedence order.
+    regexes: Vec<Slot>,
+    /// Over the patterns of `regexes`, in the same order, once there are enough of them.
+    regex_set: Option<RegexSet>,
 }
 
 impl Default for Bucket {
@@ -172,7 +214,8 @@ impl Default for Bucket {
         Bucket {
             exact: HashMap::new(),
             trie: vec![Node::default()],
-            regex: None,
+            regexes: Vec::new(),
+            regex_set: None,
         }
     }
 }
@@ -186,55 +229,95 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
 }
 
 impl Bucket {
-    /// Adds entry `id`; ids arrive in rank order, so every list stays sorted.
-    fn insert(&mut self, id: u32, path: &PathCond, regexes: &mut Vec<u32>) {
-        match path {
-            PathCond::Exact(p) => self.exact.entry(p.clone()).or_default().push(id),
+    fn insert(&mut self, slot: Slot) {
+        let list = match &slot.path {
+            PathCond::Exact(p) => self.exact.entry(p.clone()).or_default(),
             PathCond::Prefix(p) => {
-                let mut node = 0usize;
-                for segment in segments(p) {
-                    let next = self.trie.len() as u32;
-                    let child = *self.trie[node]
-                        .children
-                        .entry(segment.into())
-                        .or_insert(next);
-                    if child == next {
-                        self.trie.push(Node::default());
-                    }
-                    node = child as usize;
-                }
-                self.trie[node].entries.push(id);
+                let node = self.node_for(p);
+                &mut self.trie[node].entries
             }
-            PathCond::Any => self.trie[0].entries.push(id),
-            PathCond::Regex(_) => regexes.push(id),
-        }
+            PathCond::Any => &mut self.trie[0].entries,
+            PathCond::Regex(_) => &mut self.regexes,
+        };
+        insert_sorted(list, slot);
     }
 
-    fn finish(&mut self, ids: Vec<u32>, entries: &[Entry]) {
-        if ids.is_empty() {
+    /// The trie node of `prefix`, created with its parents if missing.
+    fn node_for(&mut self, prefix: &str) -> usize {
+        let mut node = 0usize;
+        for segment in segments(prefix) {
+            let next = self.trie.len() as u32;
+            let child = *self.trie[node]
+                .children
+                .entry(segment.into())
+                .or_insert(next);
+            if child == next {
+                self.trie.push(Node::default());
+            }
+            node = child as usize;
+        }
+        node
+    }
+
+    fn find_node(&self, prefix: &str) -> Option<usize> {
+        let mut node = 0usize;
+        for segment in segments(prefix) {
+            node = *self.trie.get(node)?.children.get(segment)? as usize;
+        }
+        Some(node)
+    }
+
+    /// Removes route `name`'s entries for `path`; says whether they were regex entries.
+    fn remove(&mut self, path: &PathCond, name: &str) -> bool {
+        let keep = |e: &Slot| &*e.route.name != name;
+        match path {
+            PathCond::Exact(p) => {
+                if let Some(list) = self.exact.get_mut(p) {
+                    list.retain(keep);
+                    if list.is_empty() {
+                        self.exact.remove(p);
+                    }
+                }
+            }
+            PathCond::Prefix(p) => {
+                if let Some(node) = self.find_node(p) {
+                    self.trie[node].entries.retain(keep);
+                }
+            }
+            PathCond::Any => self.trie[0].entries.retain(keep),
+            PathCond::Regex(_) => {
+                self.regexes.retain(keep);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty()
+            && self.regexes.is_empty()
+            && self.trie.iter().all(|n| n.entries.is_empty())
+    }
+
+    /// Rebuilds the regex set after `regexes` changed.
+    fn refresh_regex_set(&mut self) {
+        self.regex_set = None;
+        if self.regexes.len() < REGEX_SET_MIN {
             return;
         }
-        if ids.len() < REGEX_SET_MIN {
-            self.regex = Some(RegexGroup::List(ids));
-            return;
-        }
-        let patterns: Vec<&str> = ids
+        let patterns: Vec<&str> = self
+            .regexes
             .iter()
-            .map(|id| match &entries[*id as usize].path {
+            .map(|e| match &e.path {
                 PathCond::Regex(Some(re)) => re.as_str(),
                 // A pattern that did not compile must never match: this one cannot.
                 _ => "[^\\s\\S]",
             })
             .collect();
-        self.regex = Some(
-            match regex_memo::regex_set(&patterns, REGEX_SET_SIZE_LIMIT) {
-                Ok(set) => RegexGroup::Set { set, entries: ids },
-                Err(error) => {
-                    tracing::warn!(%error, "regex routes are matched one by one");
-                    RegexGroup::List(ids)
-                }
-            },
-        );
+        match regex_memo::regex_set(&patterns, REGEX_SET_SIZE_LIMIT) {
+            Ok(set) => self.regex_set = Some(set),
+            Err(error) => tracing::warn!(%error, "regex routes are matched one by one"),
+        }
     }
 }
 
@@ -243,15 +326,15 @@ thread_local! {
     static REGEX_HITS: RefCell<Vec<bool>> = const { RefCell::new(Vec::new()) };
 }
 
-#[derive(Debug, Default)]
+/// Buckets are shared between the tables of successive revisions: a patch copies only the
+/// buckets it changes.
+#[derive(Debug, Default, Clone)]
 pub struct RouteTable {
-    routes: Vec<CompiledRoute>,
-    /// In rank order: an entry's id is its rank.
-    entries: Vec<Entry>,
-    exact: HashMap<Box<str>, Bucket>,
+    exact: HashMap<Arc<str>, Arc<Bucket>>,
     /// Keyed by the suffix with its leading dot.
-    wildcard: HashMap<Box<str>, Bucket>,
-    any: Bucket,
+    wildcard: HashMap<Arc<str>, Arc<Bucket>>,
+    any: Arc<Bucket>,
+    len: usize,
 }
 
 /// The route chosen for a request.
@@ -282,20 +365,71 @@ pub enum RouteError {
     NoWeight { route: String },
 }
 
-type SortKey = (
-    Reverse<i32>,
-    (u8, Reverse<usize>),
-    (u8, Reverse<usize>),
-    bool,
-    Reverse<usize>,
-    Reverse<usize>,
-    i64,
-    usize,
-    usize,
-);
+/// The best entry found so far.
+struct Best<'t>(Option<&'t Entry>);
 
-/// The best entry found so far: its id (= rank), or `u32::MAX` for none.
-struct Best(u32);
+impl Best<'_> {
+    #[inline]
+    fn beaten_by(&self, entry: &Entry) -> bool {
+        self.0.is_none_or(|best| entry.precedes(best))
+    }
+}
+
+fn host_patterns(route: &Route) -> Vec<HostPattern> {
+    if route.hosts.is_empty() {
+        vec![HostPattern::Any]
+    } else {
+        route.hosts.iter().map(|h| HostPattern::parse(h)).collect()
+    }
+}
+
+/// The path conditions of a route that is being removed: regexes are not compiled for that.
+fn removal_paths(route: &Route) -> Vec<PathCond> {
+    if route.paths.is_empty() {
+        return vec![PathCond::Any];
+    }
+    route
+        .paths
+        .iter()
+        .map(|p| match p {
+            PathMatch::Regex(_) => PathCond::Regex(None),
+            _ => PathCond::from_config(p),
+        })
+        .collect()
+}
+
+/// Every entry of `route`, with the host pattern whose bucket it belongs in.
+fn expand(route: &Route, compiled: &Arc<CompiledRoute>) -> Vec<(HostPattern, Slot)> {
+    let hosts = host_patterns(route);
+    let paths: Vec<PathCond> = if route.paths.is_empty() {
+        vec![PathCond::Any]
+    } else {
+        route.paths.iter().map(PathCond::from_config).collect()
+    };
+    let mut entries = Vec::with_capacity(hosts.len() * paths.len());
+    for host in hosts {
+        for path in &paths {
+            let rank = Rank {
+                priority: Reverse(route.priority),
+                host: host.specificity(),
+                path: path.specificity(),
+                any_method: compiled.methods.is_empty(),
+                headers: Reverse(compiled.headers.len()),
+                query: Reverse(compiled.query.len()),
+                created: route.created_at_unix_ms,
+            };
+            let order = entries.len() as u32;
+            let slot = Arc::new(Entry {
+                rank,
+                path: path.clone(),
+                route: compiled.clone(),
+                order,
+            });
+            entries.push((host.clone(), slot));
+        }
+    }
+    entries
+}
 
 impl RouteTable {
     /// Builds the table; `upstream_index` maps an upstream name to its compiled index.
@@ -303,116 +437,172 @@ impl RouteTable {
         config: &Config,
         upstream_index: impl Fn(&str) -> Option<usize>,
     ) -> Result<Self, RouteError> {
+        Self::build_from(config.routes.values(), upstream_index)
+    }
+
+    /// Builds the table from routes in name order.
+    pub fn build_from<'r>(
+        routes: impl Iterator<Item = &'r Route>,
+        upstream_index: impl Fn(&str) -> Option<usize>,
+    ) -> Result<Self, RouteError> {
         let generation = regex_memo::begin_build();
-        let built = Self::assemble(config, upstream_index);
+        let built = Self::assemble(routes, upstream_index);
         regex_memo::end_build(generation);
         built
     }
 
-    fn assemble(
-        config: &Config,
+    fn assemble<'r>(
+        routes: impl Iterator<Item = &'r Route>,
         upstream_index: impl Fn(&str) -> Option<usize>,
     ) -> Result<Self, RouteError> {
-        let mut routes = Vec::with_capacity(config.routes.len());
-        let mut keyed: Vec<(SortKey, HostPattern, PathCond, u32)> = Vec::new();
-        // Routes come sorted by name, so the route index is the final name tie-break.
-        for (route_index, route) in config.routes.values().enumerate() {
-            let compiled = compile_route(route, &upstream_index)?;
-            let hosts: Vec<HostPattern> = if route.hosts.is_empty() {
-                vec![HostPattern::Any]
-            } else {
-                route.hosts.iter().map(|h| HostPattern::parse(h)).collect()
-            };
-            let paths: Vec<PathCond> = if route.paths.is_empty() {
-                vec![PathCond::Any]
-            } else {
-                route.paths.iter().map(PathCond::from_config).collect()
-            };
-            let mut order = 0;
-            for host in &hosts {
-                for path in &paths {
-                    let key = (
-                        Reverse(route.priority),
-                        host.specificity(),
-                        path.specificity(),
-                        compiled.methods.is_empty(),
-                        Reverse(compiled.headers.len()),
-                        Reverse(compiled.query.len()),
-                        route.created_at_unix_ms,
-                        route_index,
-                        order,
-                    );
-                    order += 1;
-                    keyed.push((key, host.clone(), path.clone(), route_index as u32));
-                }
-            }
-            routes.push(compiled);
+        let mut len = 0;
+        let mut expanded = Vec::new();
+        for route in routes {
+            let compiled = Arc::new(compile_route(route, &upstream_index)?);
+            expanded.extend(expand(route, &compiled));
+            len += 1;
         }
-        keyed.sort_by_key(|entry| entry.0);
-        let mut table = RouteTable {
-            routes,
-            ..RouteTable::default()
+        expanded.sort_by(|a, b| a.1.cmp_precedence(&b.1));
+        let mut exact: HashMap<Arc<str>, Bucket> = HashMap::new();
+        let mut wildcard: HashMap<Arc<str>, Bucket> = HashMap::new();
+        let mut any = Bucket::default();
+        for (host, slot) in expanded {
+            let bucket = match host {
+                HostPattern::Exact(name) => exact.entry(Arc::from(name)).or_default(),
+                HostPattern::Wildcard(suffix) => wildcard.entry(Arc::from(suffix)).or_default(),
+                HostPattern::Any => &mut any,
+            };
+            bucket.insert(slot);
+        }
+        let finish = |mut bucket: Bucket| {
+            bucket.refresh_regex_set();
+            Arc::new(bucket)
         };
-        let mut regexes: HashMap<(u8, Box<str>), Vec<u32>> = HashMap::new();
-        for (id, (_, host, path, route)) in keyed.into_iter().enumerate() {
-            let id = id as u32;
-            let (bucket, key) = match host {
-                HostPattern::Exact(name) => {
-                    (table.exact.entry(name.clone()).or_default(), (0, name))
+        Ok(RouteTable {
+            exact: exact.into_iter().map(|(k, b)| (k, finish(b))).collect(),
+            wildcard: wildcard.into_iter().map(|(k, b)| (k, finish(b))).collect(),
+            any: finish(any),
+            len,
+        })
+    }
+
+    /// This table with the routes in `before` (as they were) taken out and the routes in
+    /// `after` put in, for a revision that changed only those routes and kept every upstream
+    /// name at its index. Shares every bucket the change does not touch with `self`, which is
+    /// left as it was.
+    pub fn patch<'r>(
+        &self,
+        before: impl IntoIterator<Item = &'r Route>,
+        after: impl IntoIterator<Item = &'r Route>,
+        upstream_index: impl Fn(&str) -> Option<usize>,
+    ) -> Result<Self, RouteError> {
+        // Patches compile only the changed routes' regexes and keep them out of the memo, whose
+        // size then stays that of the last full build.
+        regex_memo::without_remembering(|| self.patch_inner(before, after, upstream_index))
+    }
+
+    fn patch_inner<'r>(
+        &self,
+        before: impl IntoIterator<Item = &'r Route>,
+        after: impl IntoIterator<Item = &'r Route>,
+        upstream_index: impl Fn(&str) -> Option<usize>,
+    ) -> Result<Self, RouteError> {
+        let mut table = self.clone();
+        // Buckets that changed, and whether their regexes did.
+        let mut touched: Vec<(HostPattern, bool)> = Vec::new();
+        let mut touch =
+            |host: &HostPattern, regex: bool| match touched.iter_mut().find(|(h, _)| h == host) {
+                Some((_, r)) => *r |= regex,
+                None => touched.push((host.clone(), regex)),
+            };
+        for route in before {
+            let paths = removal_paths(route);
+            for host in host_patterns(route) {
+                let Some(bucket) = table.bucket_mut(&host, false) else {
+                    continue;
+                };
+                let mut regex = false;
+                for path in &paths {
+                    regex |= bucket.remove(path, &route.name);
                 }
-                HostPattern::Wildcard(suffix) => (
-                    table.wildcard.entry(suffix.clone()).or_default(),
-                    (1, suffix),
-                ),
-                HostPattern::Any => (&mut table.any, (2, Box::from(""))),
-            };
-            bucket.insert(id, &path, regexes.entry(key).or_default());
-            table.entries.push(Entry { path, route });
+                touch(&host, regex);
+            }
+            table.len = table.len.saturating_sub(1);
         }
-        for ((kind, name), ids) in regexes {
-            let bucket = match kind {
-                0 => table.exact.get_mut(&name),
-                1 => table.wildcard.get_mut(&name),
-                _ => Some(&mut table.any),
+        for route in after {
+            let compiled = Arc::new(compile_route(route, &upstream_index)?);
+            for (host, slot) in expand(route, &compiled) {
+                let regex = matches!(slot.path, PathCond::Regex(_));
+                if let Some(bucket) = table.bucket_mut(&host, true) {
+                    bucket.insert(slot);
+                }
+                touch(&host, regex);
+            }
+            table.len += 1;
+        }
+        for (host, regex) in touched {
+            let Some(bucket) = table.bucket_mut(&host, false) else {
+                continue;
             };
-            if let Some(bucket) = bucket {
-                bucket.finish(ids, &table.entries);
+            if regex {
+                bucket.refresh_regex_set();
+            }
+            if bucket.is_empty() {
+                match &host {
+                    HostPattern::Exact(name) => table.exact.remove(&**name),
+                    HostPattern::Wildcard(suffix) => table.wildcard.remove(&**suffix),
+                    HostPattern::Any => None,
+                };
             }
         }
         Ok(table)
     }
 
+    /// The bucket of `host` for changing, copied first if an older table shares it.
+    fn bucket_mut(&mut self, host: &HostPattern, create: bool) -> Option<&mut Bucket> {
+        let shared = match host {
+            HostPattern::Exact(name) if create => self.exact.entry(Arc::from(&**name)).or_default(),
+            HostPattern::Exact(name) => self.exact.get_mut(&**name)?,
+            HostPattern::Wildcard(suffix) if create => {
+                self.wildcard.entry(Arc::from(&**suffix)).or_default()
+            }
+            HostPattern::Wildcard(suffix) => self.wildcard.get_mut(&**suffix)?,
+            HostPattern::Any => &mut self.any,
+        };
+        Some(Arc::make_mut(shared))
+    }
+
     pub fn len(&self) -> usize {
-        self.routes.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
+        self.len == 0
     }
 
     /// The best route for a request. The host (raw `Host` header or URI authority) is compared
     /// without port and case.
     pub fn lookup(&self, request: &RequestInfo<'_>) -> Option<RouteMatch<'_>> {
-        let mut best = Best(u32::MAX);
+        let mut best = Best(None);
         if let Some(raw) = request.host {
             let mut buf = host_buffer();
             if let Some(host) = lowercase_host(host_without_port(raw), &mut buf) {
                 if let Some(bucket) = self.exact.get(host) {
-                    self.best_in(bucket, request, &mut best);
+                    best_in(bucket, request, &mut best);
                 }
                 if !self.wildcard.is_empty() {
                     // Every suffix that starts at a dot, longest first: `.b.example.com`, ...
                     for (at, _) in host.match_indices('.').filter(|(at, _)| *at > 0) {
                         if let Some(bucket) = self.wildcard.get(&host[at..]) {
-                            self.best_in(bucket, request, &mut best);
+                            best_in(bucket, request, &mut best);
                         }
                     }
                 }
             }
         }
-        self.best_in(&self.any, request, &mut best);
-        let entry = self.entries.get(best.0 as usize)?;
-        let route = self.routes.get(entry.route as usize)?;
+        best_in(&self.any, request, &mut best);
+        let entry = best.0?;
+        let route = &*entry.route;
         let strip_len = if route.strip_prefix {
             entry.path.strip_len()
         } else {
@@ -424,94 +614,87 @@ impl RouteTable {
             matched_len: entry.path.matched_len(request.path),
         })
     }
+}
 
-    fn best_in(&self, bucket: &Bucket, request: &RequestInfo<'_>, best: &mut Best) {
-        let path = request.path;
-        if let Some(list) = bucket.exact.get(path) {
-            self.first_in(list, request, false, best);
+fn best_in<'t>(bucket: &'t Bucket, request: &RequestInfo<'_>, best: &mut Best<'t>) {
+    let path = request.path;
+    if let Some(list) = bucket.exact.get(path) {
+        first_in(list, request, false, best);
+    }
+    let Some(root) = bucket.trie.first() else {
+        return;
+    };
+    // A path that does not start with `/` (e.g. `OPTIONS *`) only meets entries without a
+    // path condition, which the check of the root's entries sorts out.
+    let rooted = path.starts_with('/');
+    first_in(&root.entries, request, !rooted, best);
+    if rooted {
+        let mut node = root;
+        for segment in segments(path) {
+            let Some(child) = node
+                .children
+                .get(segment)
+                .and_then(|c| bucket.trie.get(*c as usize))
+            else {
+                break;
+            };
+            node = child;
+            first_in(&node.entries, request, false, best);
         }
-        let Some(root) = bucket.trie.first() else {
-            return;
+    }
+    let regexes = &bucket.regexes;
+    let Some(set) = &bucket.regex_set else {
+        return first_in(regexes, request, true, best);
+    };
+    if regexes.first().is_none_or(|first| !best.beaten_by(first)) {
+        return;
+    }
+    REGEX_HITS.with(|hits| {
+        let Ok(mut hits) = hits.try_borrow_mut() else {
+            return first_in(regexes, request, true, best);
         };
-        // A path that does not start with `/` (e.g. `OPTIONS *`) only meets entries without a
-        // path condition, which the check of the root's entries sorts out.
-        let rooted = path.starts_with('/');
-        self.first_in(&root.entries, request, !rooted, best);
-        if rooted {
-            let mut node = root;
-            for segment in segments(path) {
-                let Some(child) = node
-                    .children
-                    .get(segment)
-                    .and_then(|c| bucket.trie.get(*c as usize))
-                else {
-                    break;
-                };
-                node = child;
-                self.first_in(&node.entries, request, false, best);
-            }
+        if hits.len() < regexes.len() {
+            hits.resize(regexes.len(), false);
         }
-        match &bucket.regex {
-            None => {}
-            Some(RegexGroup::List(ids)) => self.first_in(ids, request, true, best),
-            Some(RegexGroup::Set { set, entries }) => {
-                if entries.first().is_none_or(|first| *first >= best.0) {
-                    return;
-                }
-                REGEX_HITS.with(|hits| {
-                    let Ok(mut hits) = hits.try_borrow_mut() else {
-                        return self.first_in(entries, request, true, best);
-                    };
-                    if hits.len() < entries.len() {
-                        hits.resize(entries.len(), false);
-                    }
-                    let hits = &mut hits[..entries.len()];
-                    hits.fill(false);
-                    if !set.matches_read_at(hits, path, 0) {
-                        return;
-                    }
-                    for (id, _) in entries.iter().zip(hits.iter()).filter(|(_, hit)| **hit) {
-                        if *id >= best.0 {
-                            return;
-                        }
-                        if self.conditions_hold(*id, request) {
-                            best.0 = *id;
-                            return;
-                        }
-                    }
-                });
-            }
+        let hits = &mut hits[..regexes.len()];
+        hits.fill(false);
+        if !set.matches_read_at(hits, path, 0) {
+            return;
         }
-    }
-
-    /// Takes the first entry of a rank-sorted list that beats `best` and whose conditions hold.
-    fn first_in(&self, ids: &[u32], request: &RequestInfo<'_>, check_path: bool, best: &mut Best) {
-        for id in ids {
-            if *id >= best.0 {
+        for (entry, _) in regexes.iter().zip(hits.iter()).filter(|(_, hit)| **hit) {
+            if !best.beaten_by(entry) {
                 return;
             }
-            let path_ok = !check_path
-                || self
-                    .entries
-                    .get(*id as usize)
-                    .is_some_and(|e| e.path.matches(request.path));
-            if path_ok && self.conditions_hold(*id, request) {
-                best.0 = *id;
+            if entry.route.conditions_hold(request) {
+                best.0 = Some(entry);
                 return;
             }
         }
-    }
+    });
+}
 
-    fn conditions_hold(&self, id: u32, request: &RequestInfo<'_>) -> bool {
-        self.entries
-            .get(id as usize)
-            .and_then(|e| self.routes.get(e.route as usize))
-            .is_some_and(|r| r.conditions_hold(request))
+/// Takes the first entry of a precedence-sorted list that beats `best` and whose conditions
+/// hold.
+fn first_in<'t>(
+    list: &'t [Slot],
+    request: &RequestInfo<'_>,
+    check_path: bool,
+    best: &mut Best<'t>,
+) {
+    for entry in list {
+        if !best.beaten_by(entry) {
+            return;
+        }
+        let path_ok = !check_path || entry.path.matches(request.path);
+        if path_ok && entry.route.conditions_hold(request) {
+            best.0 = Some(entry);
+            return;
+        }
     }
 }
 
 fn compile_route(
-    route: &gateway_config::Route,
+    route: &Route,
     upstream_index: &impl Fn(&str) -> Option<usize>,
 ) -> Result<CompiledRoute, RouteError> {
     let methods = route
@@ -599,6 +782,7 @@ fn compile_route(
         pick,
         sticky,
         cumulative,
+        policy: RoutePolicy::of(route),
     })
 }
 
@@ -961,10 +1145,7 @@ mod tests {
             .chain([serde_json::json!({"name": "wide", "hosts": ["h.com"], "paths": [{"regex": "/item/.*"}]})])
             .collect();
         let t = json_table(serde_json::Value::Array(routes));
-        assert!(matches!(
-            t.exact["h.com"].regex,
-            Some(RegexGroup::Set { .. })
-        ));
+        assert!(t.exact["h.com"].regex_set.is_some());
         assert_eq!(with_headers(&t, "/item/7/abc", &[]).unwrap(), "r07");
         // More header conditions rank first, and a failed condition falls through.
         assert_eq!(
@@ -1091,5 +1272,178 @@ mod tests {
             .unwrap()
             .route;
         assert!(route.actions.as_ref().is_some_and(|a| a.answer.is_some()));
+    }
+
+    mod patching {
+        use gateway_config::{HeaderMatch, PathMatch, Route};
+
+        use super::*;
+
+        const HOSTS: [&str; 4] = [
+            "a.example.com",
+            "b.example.com",
+            "*.example.com",
+            "*.b.example.com",
+        ];
+        const REGEXES: [&str; 5] = ["/x/[0-9]+", "/.*", "/x/.+", "/[a-z]/y", "/z"];
+
+        fn random_path(rng: &mut fastrand::Rng) -> PathMatch {
+            match rng.u8(0..10) {
+                0 => PathMatch::Exact("/x".into()),
+                1 => PathMatch::Exact("/x/y".into()),
+                2 => PathMatch::Prefix("/".into()),
+                3 => PathMatch::Prefix("/x".into()),
+                4 => PathMatch::Prefix("/x/y/".into()),
+                5 => PathMatch::Prefix("/z".into()),
+                _ => PathMatch::Regex(REGEXES[rng.usize(..REGEXES.len())].into()),
+            }
+        }
+
+        fn random_route(rng: &mut fastrand::Rng, name: &str) -> Route {
+            Route {
+                name: name.into(),
+                hosts: (0..rng.usize(0..3))
+                    .map(|_| HOSTS[rng.usize(..HOSTS.len())].into())
+                    .collect(),
+                paths: (0..rng.usize(0..3)).map(|_| random_path(rng)).collect(),
+                methods: match rng.u8(0..4) {
+                    0 => vec!["GET".into()],
+                    1 => vec!["POST".into()],
+                    _ => vec![],
+                },
+                headers: if rng.u8(0..4) == 0 {
+                    vec![HeaderMatch {
+                        name: "x-env".into(),
+                        exact: Some("canary".into()),
+                        ..Default::default()
+                    }]
+                } else {
+                    vec![]
+                },
+                strip_prefix: rng.bool(),
+                backends: vec![Backend {
+                    upstream: "u".into(),
+                    weight: 1,
+                }],
+                priority: rng.i32(0..3),
+                created_at_unix_ms: rng.i64(0..5),
+                ..Default::default()
+            }
+        }
+
+        /// What every probe request gets from `table`.
+        fn answers(table: &RouteTable) -> Vec<Option<(String, usize, usize)>> {
+            let hosts = [
+                None,
+                Some("a.example.com"),
+                Some("B.example.com:8080"),
+                Some("c.b.example.com"),
+                Some("x.example.com"),
+                Some("other.org"),
+            ];
+            let paths = [
+                "/", "/x", "/x/1", "/x/12", "/x/y", "/x/y/z", "/z", "/q/y", "*",
+            ];
+            let mut canary = HeaderMap::new();
+            canary.insert("x-env", http::HeaderValue::from_static("canary"));
+            let header_sets = [HeaderMap::new(), canary];
+            let mut found = Vec::new();
+            for host in hosts {
+                for path in paths {
+                    for method in [Method::GET, Method::POST] {
+                        for headers in &header_sets {
+                            found.push(
+                                lookup(table, host, path, &method, headers).map(|m| {
+                                    (m.route.name.to_string(), m.strip_len, m.matched_len)
+                                }),
+                            );
+                        }
+                    }
+                }
+            }
+            found
+        }
+
+        #[test]
+        fn a_patched_table_routes_exactly_like_a_rebuilt_one() {
+            let mut rng = fastrand::Rng::with_seed(0x5eed);
+            for round in 0..40 {
+                let mut config = Config::default();
+                for i in 0..rng.usize(0..70) {
+                    let name = format!("r{i:02}");
+                    config
+                        .routes
+                        .insert(name.clone(), random_route(&mut rng, &name));
+                }
+                let base = RouteTable::build(&config, |_| Some(0)).unwrap();
+                let base_answers = answers(&base);
+
+                let mut names: Vec<usize> = (0..90).collect();
+                rng.shuffle(&mut names);
+                let mut next = config.clone();
+                let (mut before, mut after) = (Vec::new(), Vec::new());
+                for i in names.into_iter().take(rng.usize(1..12)) {
+                    let name = format!("r{i:02}");
+                    if rng.u8(0..3) == 0 {
+                        before.extend(next.routes.remove(&name));
+                    } else {
+                        let route = random_route(&mut rng, &name);
+                        before.extend(next.routes.insert(name, route.clone()));
+                        after.push(route);
+                    }
+                }
+                let patched = base.patch(&before, &after, |_| Some(0)).unwrap();
+                let rebuilt = RouteTable::build(&next, |_| Some(0)).unwrap();
+                assert_eq!(patched.len(), rebuilt.len(), "round {round}");
+                assert_eq!(answers(&patched), answers(&rebuilt), "round {round}");
+                assert_eq!(answers(&base), base_answers, "round {round}: base changed");
+                // Patching onward from a patched table stays right too.
+                let back = patched.patch(&after, &before, |_| Some(0)).unwrap();
+                assert_eq!(answers(&back), base_answers, "round {round}: patch back");
+            }
+        }
+
+        #[test]
+        fn a_patch_shares_untouched_buckets_and_drops_emptied_ones() {
+            let mut config = Config::default();
+            for (name, host) in [("a", "a.example.com"), ("b", "b.example.com")] {
+                let route = Route {
+                    name: name.into(),
+                    hosts: vec![host.into()],
+                    backends: vec![Backend {
+                        upstream: "u".into(),
+                        weight: 1,
+                    }],
+                    ..Default::default()
+                };
+                config.routes.insert(name.into(), route);
+            }
+            let base = RouteTable::build(&config, |_| Some(0)).unwrap();
+            let patched = base.patch([&config.routes["b"]], [], |_| Some(0)).unwrap();
+            assert!(Arc::ptr_eq(
+                &base.exact["a.example.com"],
+                &patched.exact["a.example.com"]
+            ));
+            assert!(!patched.exact.contains_key("b.example.com"));
+            assert_eq!(patched.len(), 1);
+        }
+
+        #[test]
+        fn a_patch_with_a_bad_route_fails_and_changes_nothing() {
+            let base = RouteTable::default();
+            let bad = Route {
+                name: "bad".into(),
+                backends: vec![Backend {
+                    upstream: "missing".into(),
+                    weight: 1,
+                }],
+                ..Default::default()
+            };
+            assert!(matches!(
+                base.patch([], [&bad], |_| None),
+                Err(RouteError::UnknownUpstream { .. })
+            ));
+            assert!(base.is_empty());
+        }
     }
 }

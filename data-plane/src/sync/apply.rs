@@ -2,12 +2,13 @@
 //! compile it and swap it in. Any failure leaves the served config untouched and becomes a NACK
 //! with per-resource details.
 
-use gateway_config::{Config, Kind, ValidationErrors, WireError, config_from_resources, digest};
+use gateway_config::{Kind, ValidationErrors, WireError};
 use gateway_proto::v1;
 use gateway_proto::v1::worker_message::Message;
 
 use crate::compile::{CompileError, Compiled};
 use crate::routing::RouteError;
+use crate::served::ServedConfig;
 use crate::state::{Source, State};
 use crate::upstream::UpstreamError;
 
@@ -149,16 +150,16 @@ pub fn prepare(current: Option<&Compiled>, push: v1::ConfigPush) -> Result<Prepa
             "the control plane pushed an older revision in full; applying it"
         );
     }
-    let config = if full {
-        config_from_resources(push.upserts)?
-    } else {
-        let mut config: Config = current.map(|c| c.config.clone()).unwrap_or_default();
-        config.apply_changes(push.upserts, push.removals, false)?;
-        config
+    let (config, changes) = match current {
+        Some(current) if !full => {
+            let (config, changes) = current.config.with_changes(push.upserts, push.removals)?;
+            (config, Some(changes))
+        }
+        _ => (ServedConfig::from_resources(push.upserts)?, None),
     };
-    // The served config was validated when it was applied; a push mostly repeats its entities.
-    config.validate_since(current.map(|c| &c.config))?;
-    let actual = digest(&config);
+    // The served config was validated when it was applied; a delta is checked where it changed.
+    config.validate(changes.as_ref())?;
+    let actual = config.digest();
     if actual != push.digest {
         return Err(ApplyError::DigestMismatch {
             expected: push.digest,
@@ -171,7 +172,10 @@ pub fn prepare(current: Option<&Compiled>, push: v1::ConfigPush) -> Result<Prepa
     {
         return Ok(Prepared::AlreadyServed);
     }
-    let compiled = Compiled::compile(push.revision, actual, config)?;
+    let compiled = match (current, &changes) {
+        (Some(current), Some(changes)) => current.patch(push.revision, actual, config, changes)?,
+        _ => Compiled::build(push.revision, actual, config)?,
+    };
     Ok(Prepared::Swap(Box::new(compiled)))
 }
 
@@ -228,6 +232,8 @@ pub fn handle_push(state: &State, push: v1::ConfigPush) -> v1::WorkerMessage {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use gateway_config::resources_from_config;
+
+    use gateway_config::{Config, digest};
 
     use super::*;
     use crate::state::NodeIdentity;

@@ -11,7 +11,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use gateway_config::resources_from_config;
 use gateway_proto::v1;
 use prost::Message;
 
@@ -70,20 +69,20 @@ impl Cache {
         &self.path
     }
 
-    /// The whole config `compiled` as a full push, the form the cache file holds.
-    pub fn snapshot(compiled: &Compiled, committed_at_unix_ms: i64) -> v1::ConfigPush {
-        v1::ConfigPush {
-            revision: compiled.revision,
-            digest: compiled.digest.clone(),
-            base_revision: 0,
-            upserts: resources_from_config(&compiled.config),
-            removals: Vec::new(),
-            committed_at_unix_ms,
-        }
+    /// The whole config `compiled` as an encoded full push, the form the cache file holds.
+    pub fn snapshot(compiled: &Compiled, committed_at_unix_ms: i64) -> Vec<u8> {
+        compiled
+            .config
+            .encode_full_push(compiled.revision, &compiled.digest, committed_at_unix_ms)
     }
 
     /// Replaces the cache file with `push`, atomically.
-    pub fn write(&self, push: &v1::ConfigPush) -> Result<(), CacheError> {
+    pub fn write_push(&self, push: &v1::ConfigPush) -> Result<(), CacheError> {
+        self.write(&push.encode_to_vec())
+    }
+
+    /// Replaces the cache file with `encoded` (a full push), atomically.
+    pub fn write(&self, encoded: &[u8]) -> Result<(), CacheError> {
         let io = |action, path: &Path| {
             let path = path.to_owned();
             move |error| CacheError::Io {
@@ -111,8 +110,7 @@ impl Cache {
                 .create_new(true)
                 .open(&temp)
                 .map_err(io("create", &temp))?;
-            file.write_all(&push.encode_to_vec())
-                .map_err(io("write", &temp))?;
+            file.write_all(encoded).map_err(io("write", &temp))?;
             file.sync_all().map_err(io("fsync", &temp))?;
             fs::rename(&temp, &self.path).map_err(io("rename into place", &self.path))
         })();
@@ -217,6 +215,10 @@ mod tests {
         Compiled::compile(revision, digest(&config), config).unwrap()
     }
 
+    fn snapshot_push(compiled: &Compiled) -> v1::ConfigPush {
+        v1::ConfigPush::decode(Cache::snapshot(compiled, 0).as_slice()).unwrap()
+    }
+
     fn state() -> State {
         State::new(NodeIdentity {
             id: "n".into(),
@@ -279,9 +281,9 @@ mod tests {
         assert!(matches!(cache.load(), Err(CacheError::Decode { .. })));
         assert!(!cache.restore(&state));
 
-        let mut push = Cache::snapshot(&compiled(3, "127.0.0.1:1"), 0);
+        let mut push = snapshot_push(&compiled(3, "127.0.0.1:1"));
         push.digest = "0".repeat(64);
-        cache.write(&push).unwrap();
+        cache.write_push(&push).unwrap();
         assert!(matches!(
             cache.load(),
             Err(CacheError::Invalid {
@@ -291,9 +293,9 @@ mod tests {
         ));
         assert!(!cache.restore(&state));
 
-        let mut push = Cache::snapshot(&compiled(3, "127.0.0.1:1"), 0);
+        let mut push = snapshot_push(&compiled(3, "127.0.0.1:1"));
         push.base_revision = 2;
-        cache.write(&push).unwrap();
+        cache.write_push(&push).unwrap();
         assert!(matches!(cache.load(), Err(CacheError::NotFull { .. })));
         assert!(state.current().is_none());
         assert_eq!(state.source(), None);

@@ -169,7 +169,7 @@ async fn acks_nacks_deltas_and_resumes_after_reconnect() {
     assert_eq!(hello.applied_digest, digest(&config("127.0.0.1:3")));
     let current = state.current().unwrap();
     assert_eq!(current.revision, 3);
-    assert_eq!(current.config, config("127.0.0.1:3"));
+    assert_eq!(current.config.to_config(), config("127.0.0.1:3"));
 
     worker.abort();
 }
