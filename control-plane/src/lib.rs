@@ -87,13 +87,16 @@ pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunEr
     tracing::info!("config sync listening on {sync_addr}");
 
     let (stop, stopped) = watch::channel(false);
-    let replica = uuid::Uuid::new_v4().to_string();
+    let replica = store.replica().clone();
     tracing::info!(replica = %replica, "control plane started");
 
     let poller = tokio::spawn(hub.clone().poll(store.clone(), stopped.clone()));
-    let listener = store
-        .postgres_url()
-        .map(|url| tokio::spawn(hub.clone().listen(url.to_owned(), stopped.clone())));
+    let listener = store.postgres_url().map(|url| {
+        let listening = hub
+            .clone()
+            .listen(url.to_owned(), replica.clone(), stopped.clone());
+        tokio::spawn(listening)
+    });
     let metrics = Metrics::new();
     let router = api::router(AppState {
         store: store.clone(),

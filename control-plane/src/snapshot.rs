@@ -130,9 +130,10 @@ impl SnapshotHub {
         published
     }
 
-    /// Follows Postgres NOTIFY on `url` and wakes the loader for each new revision, until
+    /// Follows Postgres NOTIFY on `url` and wakes the loader for each new revision committed by
+    /// another replica than `replica` (whose writes are published as they commit), until
     /// `shutdown`. A lost connection also wakes it, since notifications may have been missed.
-    pub async fn listen(self, url: String, mut shutdown: watch::Receiver<bool>) {
+    pub async fn listen(self, url: String, replica: Arc<str>, mut shutdown: watch::Receiver<bool>) {
         use sqlx::postgres::PgListener;
         loop {
             let connected = async {
@@ -158,8 +159,12 @@ impl SnapshotHub {
                 tokio::select! {
                     received = listener.try_recv() => match received {
                         Ok(Some(notification)) => {
-                            tracing::debug!(revision = notification.payload(), "revision notified");
-                            self.wake.notify_one();
+                            let payload = notification.payload();
+                            tracing::debug!(payload, "revision notified");
+                            // Loading our own write again would only compete with pushing it.
+                            if !crate::store::notified_by(payload, &replica) {
+                                self.wake.notify_one();
+                            }
                         }
                         Ok(None) => self.wake.notify_one(),
                         Err(error) => {

@@ -15,6 +15,18 @@ use super::{Store, StoreError, now_ms};
 /// The channel on which Postgres writers announce each new revision.
 pub const NOTIFY_CHANNEL: &str = "gateway_revisions";
 
+/// The payload of a revision notification: `<revision> <replica>`.
+pub fn notification(revision: i64, replica: &str) -> String {
+    format!("{revision} {replica}")
+}
+
+/// Whether a notification payload comes from `replica`.
+pub fn notified_by(payload: &str, replica: &str) -> bool {
+    payload
+        .split_once(' ')
+        .is_some_and(|(_, sender)| sender == replica)
+}
+
 /// How a write is to be made.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
@@ -190,7 +202,7 @@ impl Store {
             // Delivered to the listeners only when the transaction commits.
             sqlx::query("SELECT 1 AS sent FROM (SELECT pg_notify($1, $2)) AS n")
                 .bind(NOTIFY_CHANNEL)
-                .bind(revision.to_string())
+                .bind(notification(revision, &self.replica))
                 .fetch_all(&mut *tx)
                 .await?;
         }

@@ -21,7 +21,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, Connection, SqlSafeStr};
 
-pub use commit::{Applied, NOTIFY_CHANNEL, WriteOptions};
+pub use commit::{Applied, NOTIFY_CHANNEL, WriteOptions, notified_by};
 pub use history::{ConfigAt, KeptRange};
 pub use nodes::{HelloRecord, NodeRow};
 pub use resources::{Change, Entity, EntityMeta, Record, WriteOutcome};
@@ -146,10 +146,18 @@ pub struct Store {
     pool: AnyPool,
     /// Set on Postgres, where writes NOTIFY other replicas; they LISTEN with this URL.
     postgres_url: Option<Arc<str>>,
+    /// Names this replica in its notifications, so that it can ignore its own: it publishes its
+    /// writes itself.
+    replica: Arc<str>,
     retention: i64,
 }
 
 impl Store {
+    /// This replica's id, as its notifications carry it.
+    pub fn replica(&self) -> &Arc<str> {
+        &self.replica
+    }
+
     /// Connects, switches SQLite to WAL so readers never block the writer, and runs the
     /// migrations.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
@@ -179,6 +187,7 @@ impl Store {
         let store = Store {
             pool,
             postgres_url,
+            replica: uuid::Uuid::new_v4().to_string().into(),
             retention: DEFAULT_RETENTION,
         };
         store.migrate().await?;

@@ -448,7 +448,15 @@ async fn postgres_writes_notify_other_replicas() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(notification.payload(), "1");
+    assert_eq!(notification.payload(), format!("1 {}", db.store.replica()));
+    assert!(crate::store::notified_by(
+        notification.payload(),
+        db.store.replica()
+    ));
+    assert!(!crate::store::notified_by(
+        notification.payload(),
+        "another-replica"
+    ));
     // A refused write notifies nobody: the next notification is revision 2.
     assert!(
         db.store
@@ -464,7 +472,7 @@ async fn postgres_writes_notify_other_replicas() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(notification.payload(), "2");
+    assert_eq!(notification.payload(), format!("2 {}", db.store.replica()));
     drop(listener);
     db.cleanup().await;
 }
