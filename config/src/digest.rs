@@ -1,53 +1,54 @@
 //! Content digest of a whole config: equal configs have equal digests on every build of the
 //! control plane and the worker, so a worker can prove it serves exactly what was committed.
 //!
-//! The digest is the hex SHA-256 of the config's canonical JSON form: `{"upstreams":[...],
-//! "routes":[...]}`, entities sorted by name, fields in declaration order, no whitespace. That
-//! form is the concatenation of each entity's own canonical JSON, so a holder that keeps every
-//! entity's JSON (see [`canonical_json`]) digests a changed config without serializing it again.
+//! Each entity is hashed on its own (SHA-256 of its canonical JSON: fields in declaration order,
+//! no whitespace), and the digest is the hex SHA-256 of those entity hashes, upstreams then
+//! routes, each in name order and preceded by their count. A holder that keeps every entity's
+//! hash (see [`entity_hash`]) digests a changed config by hashing 32 bytes per entity instead of
+//! serializing the whole config again.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::model::Config;
 
-/// Hex SHA-256 of the canonical JSON form of `config`.
+/// SHA-256 of one entity's canonical JSON.
+pub type EntityHash = [u8; 32];
+
+/// Marks the digest's layout, so that a digest computed another way can never collide with it.
+const LAYOUT: &[u8] = b"gateway config digest v2\n";
+
+/// Hex digest of `config`.
 pub fn digest(config: &Config) -> String {
-    let upstreams: Vec<Vec<u8>> = config.upstreams.values().map(canonical_json).collect();
-    let routes: Vec<Vec<u8>> = config.routes.values().map(canonical_json).collect();
-    digest_of_parts(
-        upstreams.iter().map(Vec::as_slice),
-        routes.iter().map(Vec::as_slice),
-    )
+    let upstreams: Vec<EntityHash> = config.upstreams.values().map(entity_hash).collect();
+    let routes: Vec<EntityHash> = config.routes.values().map(entity_hash).collect();
+    digest_of_parts(&upstreams, &routes)
 }
 
-/// The canonical JSON of one entity, the piece [`digest_of_parts`] takes.
-pub fn canonical_json(entity: &impl Serialize) -> Vec<u8> {
+/// The hash of one entity, the piece [`digest_of_parts`] takes.
+pub fn entity_hash(entity: &impl Serialize) -> EntityHash {
     // Serializing plain structs, vectors and strings into a Vec cannot fail.
-    serde_json::to_vec(entity).unwrap_or_default()
+    let json = serde_json::to_vec(entity).unwrap_or_default();
+    Sha256::digest(&json).into()
 }
 
-/// The digest of a config given each entity's [`canonical_json`], upstreams and routes each in
+/// The digest of a config given each entity's [`entity_hash`], upstreams and routes each in
 /// name order; equal to [`digest`] of that config.
 pub fn digest_of_parts<'a>(
-    upstreams: impl IntoIterator<Item = &'a [u8]>,
-    routes: impl IntoIterator<Item = &'a [u8]>,
+    upstreams: impl IntoIterator<Item = &'a EntityHash, IntoIter: ExactSizeIterator>,
+    routes: impl IntoIterator<Item = &'a EntityHash, IntoIter: ExactSizeIterator>,
 ) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(b"{\"upstreams\":[");
-    hash_list(&mut hasher, upstreams);
-    hasher.update(b"],\"routes\":[");
-    hash_list(&mut hasher, routes);
-    hasher.update(b"]}");
+    hasher.update(LAYOUT);
+    hash_list(&mut hasher, upstreams.into_iter());
+    hash_list(&mut hasher, routes.into_iter());
     hex::encode(hasher.finalize())
 }
 
-fn hash_list<'a>(hasher: &mut Sha256, parts: impl IntoIterator<Item = &'a [u8]>) {
-    for (i, part) in parts.into_iter().enumerate() {
-        if i > 0 {
-            hasher.update(b",");
-        }
-        hasher.update(part);
+fn hash_list<'a>(hasher: &mut Sha256, list: impl ExactSizeIterator<Item = &'a EntityHash>) {
+    hasher.update((list.len() as u64).to_be_bytes());
+    for hash in list {
+        hasher.update(hash);
     }
 }
 
@@ -78,39 +79,47 @@ mod tests {
         assert_ne!(digest(&a), empty);
     }
 
-    /// Stored revisions carry digests of the serialized whole config; the piecewise form must
-    /// give exactly the same value.
     #[test]
-    fn digest_is_the_hash_of_the_whole_serialized_config() {
+    fn every_entity_and_its_kind_count() {
+        let upstream = |name: &str| Upstream {
+            name: name.into(),
+            targets: vec![Target {
+                address: format!("{name}.internal:80"),
+                weight: 2,
+            }],
+            ..Default::default()
+        };
+        let route = |name: &str| Route {
+            name: name.into(),
+            paths: vec![PathMatch::Prefix(format!("/{name}"))],
+            backends: vec![Backend {
+                upstream: "a".into(),
+                weight: 1,
+            }],
+            ..Default::default()
+        };
         let mut config = Config::default();
-        let whole =
-            |config: &Config| hex::encode(Sha256::digest(serde_json::to_vec(config).unwrap()));
-        assert_eq!(digest(&config), whole(&config));
-        for name in ["b", "a", "c"] {
-            config.upstreams.insert(
-                name.into(),
-                Upstream {
-                    name: name.into(),
-                    targets: vec![Target {
-                        address: format!("{name}.internal:80"),
-                        weight: 2,
-                    }],
-                    ..Default::default()
-                },
-            );
-            config.routes.insert(
-                format!("r-{name}"),
-                Route {
-                    name: format!("r-{name}"),
-                    paths: vec![PathMatch::Prefix(format!("/{name}"))],
-                    backends: vec![Backend {
-                        upstream: name.into(),
-                        weight: 1,
-                    }],
-                    ..Default::default()
-                },
-            );
-            assert_eq!(digest(&config), whole(&config));
-        }
+        config.upstreams.insert("a".into(), upstream("a"));
+        config.routes.insert("r".into(), route("r"));
+        let base = digest(&config);
+        assert_eq!(
+            base,
+            digest_of_parts(&[entity_hash(&upstream("a"))], &[entity_hash(&route("r"))])
+        );
+
+        let mut changed = config.clone();
+        changed.routes.get_mut("r").unwrap().priority = 1;
+        assert_ne!(digest(&changed), base);
+
+        // The same entity bytes counted as another kind give another digest.
+        let hashes = [entity_hash(&upstream("a")), entity_hash(&route("r"))];
+        assert_ne!(
+            digest_of_parts(&hashes[..1], &hashes[1..]),
+            digest_of_parts(&hashes[..0], &hashes[..])
+        );
+        assert_ne!(
+            digest_of_parts(&hashes[..0], &hashes[..]),
+            digest_of_parts(&hashes[..], &hashes[..0])
+        );
     }
 }

@@ -12,7 +12,7 @@ mod validate;
 mod wire;
 
 pub use diff::{Change, Op};
-pub use digest::{canonical_json, digest, digest_of_parts};
+pub use digest::{EntityHash, digest, digest_of_parts, entity_hash};
 pub use model::{
     ActiveHealthCheck, AllUnhealthy, CircuitBreaker, HashOn, HealthCheck, PassiveHealthCheck,
     Protocol, UpstreamTimeouts, UpstreamTls,

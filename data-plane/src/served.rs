@@ -1,8 +1,8 @@
 //! The served config in its domain form: what deltas apply to, what the digest is computed over
 //! and what the cache file holds.
 //!
-//! Each entity is kept with its canonical JSON (the digest's input) and its wire encoding (the
-//! cache file's content), computed once when the entity arrives. Entities sit behind `Arc`s, so
+//! Each entity is kept with its hash (the digest's input) and its wire encoding (the cache
+//! file's content), computed once when the entity arrives. Entities sit behind `Arc`s, so
 //! a revision that changes one route out of thousands shares every other entity with the one
 //! before: copying the config, digesting it and writing the cache cost a pointer or a memory
 //! copy per entity instead of a serialization.
@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gateway_config::{
-    Config, FieldError, Kind, Route, Upstream, ValidationErrors, WireError, canonical_json,
-    digest_of_parts,
+    Config, EntityHash, FieldError, Kind, Route, Upstream, ValidationErrors, WireError,
+    digest_of_parts, entity_hash,
 };
 use gateway_proto::v1;
 use prost::Message;
@@ -21,18 +21,18 @@ use prost::encoding::{WireType, encode_key, encode_varint};
 /// Field number of `ConfigPush.upserts`.
 const UPSERTS_FIELD: u32 = 4;
 
-/// One entity with its two serialized forms.
+/// One entity with its digest hash and its wire encoding.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Held<T> {
     pub value: T,
-    json: Box<[u8]>,
+    hash: EntityHash,
     wire: Box<[u8]>,
 }
 
 impl<T: serde::Serialize> Held<T> {
     fn new(value: T, wire: Box<[u8]>) -> Arc<Self> {
-        let json = canonical_json(&value).into_boxed_slice();
-        Arc::new(Held { value, json, wire })
+        let hash = entity_hash(&value);
+        Arc::new(Held { value, hash, wire })
     }
 }
 
@@ -210,8 +210,8 @@ impl ServedConfig {
     /// Equal to `gateway_config::digest` of the same config.
     pub fn digest(&self) -> String {
         digest_of_parts(
-            self.upstreams.values().map(|u| &*u.json),
-            self.routes.values().map(|r| &*r.json),
+            self.upstreams.values().map(|u| &u.hash),
+            self.routes.values().map(|r| &r.hash),
         )
     }
 

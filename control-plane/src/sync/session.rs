@@ -224,7 +224,11 @@ impl Session {
                 let loaded =
                     tokio::time::timeout(BASE_LOAD_TIMEOUT, self.store.config_at(revision)).await;
                 match loaded {
-                    Ok(Ok(at)) => Some(delta::build(base, &at.config, &at.row.digest, target)),
+                    Ok(Ok(at)) => {
+                        // Recomputed: the stored digest may predate the current digest layout.
+                        let base_digest = gateway_config::digest(&at.config);
+                        Some(delta::build(base, &at.config, &base_digest, target))
+                    }
                     Ok(Err(error)) => {
                         tracing::debug!(%error, base, "no delta base; pushing in full");
                         None
