@@ -1,10 +1,12 @@
 //! Compiled regexes and regex sets remembered across route-table builds.
 //!
 //! Compiling a regex (and above all a `RegexSet`, which determinizes every pattern of a host
-//! together) costs far more than everything else in a table build, and a new revision usually
-//! changes one route out of thousands. Builds therefore take their regexes from this memo and
-//! compile only patterns no recent build used. The memo holds what the last two builds used, so
-//! its size follows the served config, and builds only ever happen off the request path.
+//! together) costs far more than everything else in a table build. Most revisions patch the
+//! table and share the compiled regexes of untouched hosts; the full builds that remain (a full
+//! push, a change of upstream names) take their regexes from this memo and compile only patterns
+//! no recent build used. The memo holds what the last two full builds used, so its size follows
+//! the served config; patches read it but add nothing. Builds only ever happen off the request
+//! path.
 
 use std::cell::Cell;
 use std::collections::HashMap;
