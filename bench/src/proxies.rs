@@ -80,6 +80,20 @@ fn nginx(dir: &Path, name: &str, cpu: usize, http_block: &str) -> anyhow::Result
     Ok(pinned(name, cpu, Path::new("/usr/sbin/nginx"), &args))
 }
 
+/// What the gateway does to every proxied message, asked of nginx too so that all three do the
+/// same work: `X-Forwarded-For/-Proto/-Host` and `Via` on the request, `Via` on the response.
+/// (Each also drops the hop-by-hop headers and sets its own `Host`, as proxies do anyway.)
+const FORWARDED_NGINX: &str = " proxy_set_header X-Forwarded-For $remote_addr; \
+     proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host; \
+     proxy_set_header Via \"1.1 nginx\"; add_header Via \"1.1 nginx\" always;";
+
+/// The same headers as [`FORWARDED_NGINX`], for HAProxy's frontend.
+const FORWARDED_HAPROXY: &str = "  option forwardfor\n  \
+     http-request set-header X-Forwarded-Proto http\n  \
+     http-request set-header X-Forwarded-Host %[req.hdr(host)]\n  \
+     http-request add-header Via \"1.1 haproxy\"\n  \
+     http-response add-header Via \"1.1 haproxy\"\n";
+
 /// The fixed fast upstream: nginx answering `ok` from memory.
 pub fn start_upstream(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Process> {
     let block = format!(
@@ -89,9 +103,11 @@ pub fn start_upstream(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<P
     nginx(dir, "upstream", cpu, &block)
 }
 
+/// nginx with a pool of kept-alive upstream connections that, like the gateway's and HAProxy's,
+/// is not recycled every 1,000 requests (the default of `keepalive_requests` in an upstream).
 pub fn start_nginx(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Proxy> {
     let block = format!(
-        "  upstream backend {{ server 127.0.0.1:{}; keepalive 64; }}\n  server {{ listen 127.0.0.1:{}; location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}",
+        "  upstream backend {{ server 127.0.0.1:{}; keepalive 64; keepalive_requests 1000000; }}\n  server {{ listen 127.0.0.1:{}; location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";{FORWARDED_NGINX} }} }}",
         ports.upstream, ports.nginx
     );
     let process = nginx(dir, "nginx", cpu, &block)?;
@@ -107,7 +123,7 @@ pub fn start_nginx(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Prox
 
 pub fn start_haproxy(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Proxy> {
     let config = format!(
-        "global\n  nbthread 1\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n  http-reuse always\nfrontend bench\n  bind 127.0.0.1:{}\n  default_backend upstream\nbackend upstream\n  server s1 127.0.0.1:{}\n",
+        "global\n  nbthread 1\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n  http-reuse always\nfrontend bench\n  bind 127.0.0.1:{}\n{FORWARDED_HAPROXY}  default_backend upstream\nbackend upstream\n  server s1 127.0.0.1:{}\n",
         ports.haproxy, ports.upstream
     );
     let file = write(dir, "haproxy.cfg", &config)?;

@@ -80,7 +80,7 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_timeout: u64,
 
-    /// Runtime worker threads (default: one per core).
+    /// Runtime worker threads (default: one per core); with 1, everything runs on one thread.
     #[arg(long, env = "GATEWAY_WORKER_THREADS")]
     pub worker_threads: Option<NonZeroUsize>,
 

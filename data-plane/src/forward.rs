@@ -310,10 +310,9 @@ pub async fn forward(
         *outgoing.version_mut() = upstream.version;
         *outgoing.headers_mut() = headers;
 
-        let now = Instant::now();
         let try_deadline = retries
             .and_then(|r| r.per_try_timeout)
-            .map_or(deadline, |t| (now + t).min(deadline));
+            .map_or(deadline, |t| (Instant::now() + t).min(deadline));
         let answer = upstream.client.request(outgoing);
         let failure = match wait_for_answer(answer, try_deadline, timeout, activity.as_deref())
             .await

@@ -46,12 +46,15 @@ impl Default for ListenerSettings {
         ListenerSettings {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
-            max_headers: 100,
+            max_headers: HYPER_DEFAULT_MAX_HEADERS,
             drain_deadline: Duration::from_secs(30),
             drain_idle_grace: Duration::from_secs(1),
         }
     }
 }
+
+/// The number of request headers hyper accepts when no limit is set.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
 /// How a drain ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,8 +272,12 @@ fn server_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
-        .max_buf_size(settings.max_header_bytes.max(8192))
-        .max_headers(settings.max_headers);
+        .max_buf_size(settings.max_header_bytes.max(8192));
+    // hyper parses up to its default number of headers into an uninitialised stack array; any
+    // explicit limit, even the same number, makes it fill a buffer of that size on every request.
+    if settings.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        builder.http1().max_headers(settings.max_headers);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())

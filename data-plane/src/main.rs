@@ -1,6 +1,7 @@
 //! Binary entry point: parse flags, set up logging and the runtime, run the worker.
 
 use std::io::IsTerminal;
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -9,6 +10,12 @@ use data_plane::Cli;
 use data_plane::cli::LogFormat;
 use data_plane::run::Exit;
 use tracing_subscriber::EnvFilter;
+
+// Each request allocates and frees a few dozen small blocks (header maps, body frames, futures,
+// pool entries); mimalloc serves them from per-thread free lists, with fewer instructions than
+// glibc malloc and without its arenas growing and trimming under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,11 +30,20 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     init_logging(cli.log_format);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    let mut runtime = match cli.worker_threads.map(NonZeroUsize::get) {
+        // One thread needs no work stealing: the current-thread scheduler runs every connection
+        // on the thread that polls the sockets, without the multi-thread scheduler's queues and
+        // cross-thread wake-ups (blocking work such as compiling a config still goes to the
+        // blocking pool).
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(threads) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     runtime.enable_all();
-    if let Some(threads) = cli.worker_threads {
-        runtime.worker_threads(threads.get());
-    }
     let runtime = runtime.build().context("cannot start the runtime")?;
     let exit = runtime.block_on(data_plane::run(cli))?;
     // A forced stop must not wait for connections or blocking tasks still running.

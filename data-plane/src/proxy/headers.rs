@@ -48,22 +48,51 @@ pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
     Ok(())
 }
 
+/// Whether `name` is one of the hop-by-hop headers every message loses.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == CONNECTION
+        || name == TRANSFER_ENCODING
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+        || name == TE
+        || name == TRAILER
+        || name == UPGRADE
+}
+
 /// Removes the headers that describe one connection rather than the message. Returns whether the
 /// message had a Transfer-Encoding (its Content-Length, if any, must then go as well).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) -> bool {
+    // One pass over the few names a message has is cheaper than hashing seven absent ones, and
+    // most messages have none of them.
+    if !headers.keys().any(is_hop_by_hop) {
+        return false;
+    }
     if headers.contains_key(CONNECTION) {
-        // Only when a Connection header exists, so the common case allocates nothing.
-        let named: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
+        // The values are reference-counted, so keeping them while the map changes copies nothing;
+        // only a second Connection line needs the vector to allocate.
+        let mut values = headers.get_all(CONNECTION).iter();
+        let first = values.next().cloned();
+        let rest: Vec<HeaderValue> = values.cloned().collect();
         headers.remove(CONNECTION);
+        for value in first.iter().chain(&rest) {
+            let Ok(value) = value.to_str() else { continue };
+            for token in value.split(',').map(str::trim) {
+                // `close` names no header and `keep-alive` one that goes below anyway; they
+                // are nearly all a Connection header ever says.
+                if token.is_empty()
+                    || token.eq_ignore_ascii_case("keep-alive")
+                    || token.eq_ignore_ascii_case("close")
+                {
+                    continue;
+                }
+                // By `&str`, the name is looked up without being allocated; an invalid one
+                // matches nothing.
+                headers.remove(token);
+            }
+        }
+        if !headers.keys().any(is_hop_by_hop) {
+            return false;
+        }
     }
     let had_transfer_encoding = headers.remove(TRANSFER_ENCODING).is_some();
     if had_transfer_encoding {
@@ -79,6 +108,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) -> bool {
 
 /// Request side of [`remove_hop_by_hop`]: `TE: trailers` survives, since gRPC needs it end to end.
 pub fn remove_hop_by_hop_request(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let wants_trailers = headers
         .get_all(TE)
         .iter()
@@ -188,6 +220,26 @@ mod tests {
         let mut plain = map(&[("content-length", "3")]);
         assert!(!remove_hop_by_hop(&mut plain));
         assert_eq!(plain["content-length"], "3");
+    }
+
+    #[test]
+    fn connection_tokens_are_matched_without_regard_to_case() {
+        let mut headers = map(&[
+            ("connection", "Keep-Alive, X-Internal, not a name"),
+            ("x-internal", "1"),
+            ("keep-alive", "timeout=5"),
+            ("content-length", "3"),
+        ]);
+        assert!(!remove_hop_by_hop(&mut headers));
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert_eq!(headers["content-length"], "3");
+        let mut only_connection = map(&[("connection", "keep-alive"), ("x-kept", "yes")]);
+        assert!(!remove_hop_by_hop(&mut only_connection));
+        assert_eq!(only_connection.len(), 1, "{only_connection:?}");
+        let mut request = map(&[("connection", "te"), ("te", "trailers"), ("x-kept", "yes")]);
+        remove_hop_by_hop_request(&mut request);
+        assert_eq!(request["te"], "trailers");
+        assert_eq!(request.len(), 2, "{request:?}");
     }
 
     #[test]
