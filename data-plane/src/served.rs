@@ -7,7 +7,7 @@
 //! before: copying the config, digesting it and writing the cache cost a pointer or a memory
 //! copy per entity instead of a serialization.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use gateway_config::{
@@ -112,8 +112,9 @@ impl ServedConfig {
         Self::from_resources(resources).unwrap_or_default()
     }
 
-    /// This config with a delta applied: removals first, then upserts (which may replace).
-    /// `self` is left as it was.
+    /// This config with a delta applied: removals first, then upserts (which may replace). An
+    /// entity upserted twice in one delta is refused, as in a full push. `self` is left as it
+    /// was.
     pub fn with_changes(
         &self,
         upserts: Vec<v1::Resource>,
@@ -134,10 +135,22 @@ impl ServedConfig {
                 _ => return Err(WireError::UnknownKind(key.kind)),
             }
         }
+        let mut upserted: HashSet<(Kind, Arc<str>)> = HashSet::with_capacity(upserts.len());
+        let mut first_time = |kind: Kind, name: &Arc<str>| {
+            if upserted.insert((kind, name.clone())) {
+                Ok(())
+            } else {
+                Err(WireError::Duplicate {
+                    kind,
+                    name: name.to_string(),
+                })
+            }
+        };
         for resource in upserts {
             match entity(resource)? {
                 Entity::Upstream(u) => {
                     let name: Arc<str> = u.value.name.as_str().into();
+                    first_time(Kind::Upstream, &name)?;
                     let old = next.upstreams.insert(name, u.clone());
                     if old.is_none_or(|old| old.value != u.value) {
                         changes.upstreams_upserted.push(u);
@@ -145,6 +158,7 @@ impl ServedConfig {
                 }
                 Entity::Route(r) => {
                     let name: Arc<str> = r.value.name.as_str().into();
+                    first_time(Kind::Route, &name)?;
                     match next.routes.insert(name, r.clone()) {
                         Some(old) if old.value == r.value => {}
                         Some(old) => {
@@ -461,7 +475,11 @@ mod tests {
         ));
         let twice = vec![resource_of(&route("x", "/x", "a")); 2];
         assert!(matches!(
-            ServedConfig::from_resources(twice),
+            ServedConfig::from_resources(twice.clone()),
+            Err(WireError::Duplicate { .. })
+        ));
+        assert!(matches!(
+            base.with_changes(twice, vec![]),
             Err(WireError::Duplicate { .. })
         ));
     }
