@@ -280,10 +280,6 @@ impl ServedConfig {
         self.upstreams.values()
     }
 
-    pub fn upstream(&self, name: &str) -> Option<&Arc<Held<Upstream>>> {
-        self.upstreams.get(name)
-    }
-
     /// The plain config, for status pages and tests.
     pub fn to_config(&self) -> Config {
         Config {

@@ -231,9 +231,7 @@ pub fn handle_push(state: &State, push: v1::ConfigPush) -> v1::WorkerMessage {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use gateway_config::resources_from_config;
-
-    use gateway_config::{Config, digest};
+    use gateway_config::{Config, digest, resources_from_config};
 
     use super::*;
     use crate::state::NodeIdentity;
