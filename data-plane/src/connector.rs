@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use gateway_config::{Protocol, UpstreamTls};
 use http::Uri;
+use http::uri::Authority;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
@@ -103,15 +104,28 @@ impl UpstreamConnector {
     }
 
     async fn connect(self, uri: Uri) -> Result<UpstreamConnection, ConnectError> {
+        let host = uri.host().ok_or(ConnectError::NoAddress)?;
+        self.open(host, uri.port_u16()).await
+    }
+
+    /// A connection to `authority` (a target's address, which always names a port).
+    pub async fn open_to(&self, authority: &Authority) -> Result<UpstreamConnection, ConnectError> {
+        self.open(authority.host(), authority.port_u16()).await
+    }
+
+    async fn open(
+        &self,
+        host: &str,
+        port: Option<u16>,
+    ) -> Result<UpstreamConnection, ConnectError> {
         let inner = &self.inner;
         let tls = inner
             .tls
             .as_ref()
             .map_err(|e| ConnectError::Tls(io::Error::other(e.to_string())))?;
         let slot = ConnectionSlot::acquire(&inner.connections).ok_or(ConnectError::CircuitOpen)?;
-        let host = uri.host().ok_or(ConnectError::NoAddress)?;
         let default_port = if tls.is_some() { 443 } else { 80 };
-        let port = uri.port_u16().unwrap_or(default_port);
+        let port = port.unwrap_or(default_port);
         let opened = tokio::time::timeout(inner.connect_timeout, async {
             let addresses = inner
                 .dns

@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use crate::balance::hash_key;
 use crate::connector::ConnectError;
+use crate::pool::Pooled;
 use crate::proxy::error::ProxyError;
 use crate::registry::{Choice, UpstreamRuntime};
 use crate::retry::{Failure, RoutePolicy};
@@ -107,11 +108,39 @@ impl Drop for InFlight {
     }
 }
 
-/// An upstream response body, streamed through; it holds the request's slots until it ends.
+/// An upstream response body, streamed through; it holds the request's slots and its HTTP/1
+/// connection until it ends, and gives the connection back to the pool then.
 #[derive(Debug)]
 pub struct UpstreamBody {
     inner: Incoming,
     in_flight: Option<InFlight>,
+    pooled: Option<Pooled>,
+}
+
+impl UpstreamBody {
+    fn new(inner: Incoming, in_flight: Option<InFlight>, pooled: Option<Pooled>) -> Self {
+        UpstreamBody {
+            inner,
+            in_flight,
+            pooled,
+        }
+    }
+
+    fn ended(&mut self) {
+        self.in_flight = None;
+        if let Some(pooled) = self.pooled.take() {
+            pooled.give_back();
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // A server that knows the body is over (its length is reached) stops polling it.
+        if self.inner.is_end_stream() {
+            self.ended();
+        }
+    }
 }
 
 impl Body for UpstreamBody {
@@ -125,7 +154,7 @@ impl Body for UpstreamBody {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None)) {
-            this.in_flight = None;
+            this.ended();
         }
         polled
     }
@@ -295,29 +324,23 @@ pub async fn forward(
                 headers.remove(HOST);
             }
         }
-        let uri = Uri::builder()
-            .scheme(upstream.scheme.clone())
-            .authority(target.authority.clone())
-            .path_and_query(request.path.clone())
-            .build()
-            .map_err(|_| ProxyError::InvalidRequest)?;
         let mut outgoing = Request::new(match body.take() {
             Some(body) => Either::Left(body),
             None => Either::Right(Full::new(Bytes::new())),
         });
         *outgoing.method_mut() = request.method.clone();
-        *outgoing.uri_mut() = uri;
+        *outgoing.uri_mut() = Uri::from(request.path.clone());
         *outgoing.version_mut() = upstream.version;
         *outgoing.headers_mut() = headers;
 
         let try_deadline = retries
             .and_then(|r| r.per_try_timeout)
             .map_or(deadline, |t| (Instant::now() + t).min(deadline));
-        let answer = upstream.client.request(outgoing);
+        let answer = upstream.transport.send(index, target, outgoing);
         let failure = match wait_for_answer(answer, try_deadline, timeout, activity.as_deref())
             .await
         {
-            Some(Ok(mut response)) => {
+            Some(Ok((mut response, pooled))) => {
                 in_flight.headers_received();
                 let status = response.status();
                 let failed = status.is_server_error();
@@ -333,32 +356,25 @@ pub async fn forward(
                 {
                     let server = hyper::upgrade::on(&mut response);
                     tokio::spawn(tunnel(client, server, in_flight));
+                    // The connection now belongs to the tunnel.
+                    drop(pooled);
                     let (parts, body) = response.into_parts();
-                    return Ok(Response::from_parts(
-                        parts,
-                        Either::Left(UpstreamBody {
-                            inner: body,
-                            in_flight: None,
-                        }),
-                    ));
+                    let body = UpstreamBody::new(body, None, None);
+                    return Ok(Response::from_parts(parts, Either::Left(body)));
                 }
                 let (parts, body) = response.into_parts();
-                return Ok(Response::from_parts(
-                    parts,
-                    Either::Left(UpstreamBody {
-                        inner: body,
-                        in_flight: Some(in_flight),
-                    }),
-                ));
+                let body = UpstreamBody::new(body, Some(in_flight), pooled);
+                return Ok(Response::from_parts(parts, Either::Left(body)));
             }
             Some(Err(error)) => {
-                if refused_by_breaker(&error) {
+                let connect_error = error.connect_error();
+                if matches!(connect_error, Some(ConnectError::CircuitOpen)) {
                     return Err(ProxyError::CircuitOpen);
                 }
                 tracing::debug!(upstream = %upstream.name, target = %target.authority,
                     error = %crate::proxy::handler::DisplayChain(&error), "upstream request failed");
                 if error.is_connect() {
-                    last_error = if connect_timed_out(&error) {
+                    last_error = if matches!(connect_error, Some(ConnectError::Timeout)) {
                         ProxyError::UpstreamTimeout
                     } else {
                         ProxyError::UpstreamUnavailable
@@ -384,27 +400,6 @@ pub async fn forward(
         tracing::debug!(upstream = %upstream.name, ?failure, attempt, "retrying");
     }
     Err(last_error)
-}
-
-fn refused_by_breaker(error: &hyper_util::client::legacy::Error) -> bool {
-    find::<ConnectError>(error).is_some_and(|e| matches!(e, ConnectError::CircuitOpen))
-}
-
-fn connect_timed_out(error: &hyper_util::client::legacy::Error) -> bool {
-    find::<ConnectError>(error).is_some_and(|e| matches!(e, ConnectError::Timeout))
-}
-
-fn find<'a, T: std::error::Error + 'static>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(found) = error.downcast_ref::<T>() {
-            return Some(found);
-        }
-        current = error.source();
-    }
-    None
 }
 
 /// Copies bytes both ways between the client's and the target's upgraded connections until

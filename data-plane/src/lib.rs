@@ -18,6 +18,7 @@ pub mod forward;
 pub mod health;
 pub mod listener;
 pub mod metrics;
+pub mod pool;
 pub mod proxy;
 pub mod registry;
 pub mod retry;
@@ -27,6 +28,7 @@ pub mod served;
 pub mod state;
 pub mod status;
 pub mod sync;
+pub mod transport;
 pub mod upstream;
 
 pub use cli::Cli;

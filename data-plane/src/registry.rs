@@ -17,7 +17,7 @@ use bytes::Bytes;
 use gateway_config::{ActiveHealthCheck, AllUnhealthy, HashOn, Protocol, Upstream};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Uri, Version};
-use http_body_util::{Either, Full};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
@@ -26,6 +26,8 @@ use crate::circuit::Breaker;
 use crate::connector::UpstreamConnector;
 use crate::dns::{self, DnsCache};
 use crate::health::{self, TargetHealth, now_ms};
+use crate::pool::{self, Http1Pool};
+use crate::transport::Transport;
 
 /// Request bodies sent upstream: the client's, streamed, or one built in memory (empty for a
 /// retried or probing request).
@@ -35,6 +37,8 @@ pub type ForwardBody = Either<crate::forward::RequestBody, Full<Bytes>>;
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(30);
+/// Answers of active probes are read up to this size; a larger one closes its connection.
+const MAX_PROBE_BODY: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UpstreamError {
@@ -69,8 +73,7 @@ pub struct UpstreamRuntime {
     pub passive: Option<gateway_config::PassiveHealthCheck>,
     pub all_unhealthy: AllUnhealthy,
     pub breaker: Breaker,
-    pub client: Client<UpstreamConnector, ForwardBody>,
-    pub scheme: Scheme,
+    pub transport: Transport,
     /// Version of the requests sent: HTTP/1.1, or HTTP/2 for `http2` and `h2c`.
     pub version: Version,
     _dns: Arc<DnsCache>,
@@ -142,22 +145,30 @@ impl UpstreamRuntime {
             breaker.connections.clone(),
             dns.clone(),
         );
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(timeouts.idle.map_or(DEFAULT_IDLE_TIMEOUT, |d| d.as_std()))
-            // The proxy always sets Host itself.
-            .set_host(false);
-        let tls = connector.is_tls();
-        let version = match upstream.protocol {
-            Protocol::Http1 => Version::HTTP_11,
+        let idle_timeout = timeouts.idle.map_or(DEFAULT_IDLE_TIMEOUT, |d| d.as_std());
+        let (transport, version) = match upstream.protocol {
+            Protocol::Http1 => {
+                let pool = Http1Pool::new(connector, targets.len(), idle_timeout);
+                (Transport::Http1(Arc::new(pool)), Version::HTTP_11)
+            }
             Protocol::Http2 | Protocol::H2c => {
-                builder.http2_only(true);
-                Version::HTTP_2
+                let scheme = if connector.is_tls() {
+                    Scheme::HTTPS
+                } else {
+                    Scheme::HTTP
+                };
+                let client = Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .pool_idle_timeout(idle_timeout)
+                    // The proxy always sets Host itself.
+                    .set_host(false)
+                    .http2_only(true)
+                    .build(connector);
+                let client = Box::new(client);
+                (Transport::Http2 { client, scheme }, Version::HTTP_2)
             }
         };
-        let client = builder.build(connector);
         let runtime = Arc::new(UpstreamRuntime {
             name: upstream.name.as_str().into(),
             settings: Upstream {
@@ -174,8 +185,7 @@ impl UpstreamRuntime {
                 .and_then(|h| h.passive.clone()),
             all_unhealthy: upstream.all_unhealthy,
             breaker,
-            client,
-            scheme: if tls { Scheme::HTTPS } else { Scheme::HTTP },
+            transport,
             version,
             _dns: dns.clone(),
         });
@@ -189,6 +199,9 @@ impl UpstreamRuntime {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        if let Transport::Http1(pool) = &self.transport {
+            handle.spawn(pool::reap_loop(Arc::downgrade(pool), pool.idle_timeout()));
+        }
         if let Some(active) = upstream
             .health_check
             .as_ref()
@@ -274,24 +287,29 @@ impl UpstreamRuntime {
         let Ok(path) = PathAndQuery::from_str(&policy.path) else {
             return false;
         };
-        let uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(target.authority.clone())
-            .path_and_query(path)
-            .build();
-        let Ok(uri) = uri else { return false };
-        let request = Request::get(uri)
+        let request = Request::get(Uri::from(path))
             .version(self.version)
             .header(http::header::HOST, target.host_header.clone())
             .header(http::header::USER_AGENT, "gateway-health-check")
             .body(Either::Right(Full::new(Bytes::new())));
         let Ok(request) = request else { return false };
-        match tokio::time::timeout(policy.timeout.as_std(), self.client.request(request)).await {
-            Ok(Ok(response)) => {
-                health::status_passes(response.status().as_u16(), &policy.expected_status)
+        let exchange = async {
+            let (response, pooled) = self.transport.send(index, target, request).await.ok()?;
+            let passed = health::status_passes(response.status().as_u16(), &policy.expected_status);
+            // Read the (small) answer, so that its connection can serve the next request.
+            let body = Limited::new(response.into_body(), MAX_PROBE_BODY);
+            if body.collect().await.is_ok()
+                && let Some(pooled) = pooled
+            {
+                pooled.give_back();
             }
-            _ => false,
-        }
+            Some(passed)
+        };
+        tokio::time::timeout(policy.timeout.as_std(), exchange)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
     }
 }
 

@@ -3,7 +3,9 @@
 //! peers, and message framing that could smuggle a second request refused.
 
 use http::Version;
-use http::header::{CONNECTION, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, TE, TRAILER};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, Entry, HeaderMap, HeaderName, HeaderValue, TE, TRAILER,
+};
 use http::header::{TRANSFER_ENCODING, UPGRADE, VIA};
 
 use crate::proxy::error::ProxyError;
@@ -59,6 +61,20 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == UPGRADE
 }
 
+/// A Connection token that names no header of its own to remove.
+fn is_plain_token(token: &str) -> bool {
+    token.is_empty()
+        || token.eq_ignore_ascii_case("keep-alive")
+        || token.eq_ignore_ascii_case("close")
+}
+
+/// Whether a Connection value names headers to remove besides the hop-by-hop ones.
+fn names_headers(value: &HeaderValue) -> bool {
+    value
+        .to_str()
+        .is_ok_and(|v| !v.split(',').map(str::trim).all(is_plain_token))
+}
+
 /// Removes the headers that describe one connection rather than the message. Returns whether the
 /// message had a Transfer-Encoding (its Content-Length, if any, must then go as well).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) -> bool {
@@ -67,27 +83,20 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) -> bool {
     if !headers.keys().any(is_hop_by_hop) {
         return false;
     }
-    if headers.contains_key(CONNECTION) {
-        // The values are reference-counted, so keeping them while the map changes copies nothing;
-        // only a second Connection line needs the vector to allocate.
-        let mut values = headers.get_all(CONNECTION).iter();
-        let first = values.next().cloned();
-        let rest: Vec<HeaderValue> = values.cloned().collect();
-        headers.remove(CONNECTION);
-        for value in first.iter().chain(&rest) {
+    if let Entry::Occupied(connection) = headers.entry(CONNECTION) {
+        // Nearly all a Connection header ever says is `keep-alive` or `close`, which name no
+        // header to remove (`keep-alive` goes below anyway); only values naming others are kept
+        // (reference-counted, so nothing is copied) while the map changes.
+        let (_, values) = connection.remove_entry_mult();
+        let naming: Vec<HeaderValue> = values.filter(names_headers).collect();
+        for value in &naming {
             let Ok(value) = value.to_str() else { continue };
             for token in value.split(',').map(str::trim) {
-                // `close` names no header and `keep-alive` one that goes below anyway; they
-                // are nearly all a Connection header ever says.
-                if token.is_empty()
-                    || token.eq_ignore_ascii_case("keep-alive")
-                    || token.eq_ignore_ascii_case("close")
-                {
-                    continue;
+                if !is_plain_token(token) {
+                    // By `&str`, the name is looked up without being allocated; an invalid one
+                    // matches nothing.
+                    headers.remove(token);
                 }
-                // By `&str`, the name is looked up without being allocated; an invalid one
-                // matches nothing.
-                headers.remove(token);
             }
         }
         if !headers.keys().any(is_hop_by_hop) {

@@ -1,0 +1,393 @@
+//! Kept-alive HTTP/1 connections to an upstream's targets.
+//!
+//! Each target has a bounded lock-free queue of idle connections, allocated when the target
+//! first gives one back. A request takes an idle connection that is ready (or opens one), and
+//! the connection goes back when the response body ends, so nothing per request is spawned,
+//! boxed or looked up by key. A reaper started with the upstream's runtime closes connections
+//! idle for longer than the upstream's idle timeout, and those whose target closed them.
+//!
+//! A pooled connection the target closed just before the request went out is a normal event
+//! of keep-alive; the request was not written, so it goes out again on another connection.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use http::Response;
+use http::uri::Authority;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+
+use crate::connector::{ConnectError, UpstreamConnector};
+use crate::registry::ForwardBody;
+
+/// Idle connections kept per target; more are closed when given back.
+const MAX_IDLE_PER_TARGET: usize = 512;
+/// The reaper runs this many times per idle timeout, so a connection is closed after between
+/// one and `1 + 1 / REAPS_PER_IDLE_TIMEOUT` idle timeouts.
+const REAPS_PER_IDLE_TIMEOUT: u32 = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+}
+
+pub struct Http1Pool {
+    connector: UpstreamConnector,
+    builder: http1::Builder,
+    targets: Box<[Idle]>,
+    idle_timeout: Duration,
+    /// Ticks of the reaper; an idle connection remembers the tick it was given back in.
+    tick: AtomicU64,
+}
+
+impl std::fmt::Debug for Http1Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http1Pool")
+            .field("targets", &self.targets.len())
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Idle {
+    queue: OnceLock<ArrayQueue<IdleConnection>>,
+}
+
+struct IdleConnection {
+    sender: SendRequest<ForwardBody>,
+    since_tick: u64,
+}
+
+/// A connection a request is using; [`Pooled::give_back`] once its response body has ended.
+pub struct Pooled {
+    pool: Arc<Http1Pool>,
+    target: usize,
+    sender: SendRequest<ForwardBody>,
+}
+
+impl std::fmt::Debug for Pooled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pooled")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Http1Pool {
+    pub fn new(connector: UpstreamConnector, targets: usize, idle_timeout: Duration) -> Self {
+        Http1Pool {
+            connector,
+            builder: http1::Builder::new(),
+            targets: (0..targets).map(|_| Idle::default()).collect(),
+            idle_timeout,
+            tick: AtomicU64::new(0),
+        }
+    }
+
+    /// Sends `request` (origin-form URI, `Host` set) to target `index` at `authority`.
+    pub async fn send(
+        self: &Arc<Self>,
+        index: usize,
+        authority: &Authority,
+        mut request: http::Request<ForwardBody>,
+    ) -> Result<(Response<Incoming>, Pooled), SendError> {
+        loop {
+            let (mut sender, reused) = match self.take_idle(index) {
+                Some(sender) => (sender, true),
+                // Boxed: connecting (TLS included) is a large future, and the request's future
+                // would otherwise carry it, and copy it around, on every request.
+                None => (Box::pin(self.open(authority)).await?, false),
+            };
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    let pooled = Pooled {
+                        pool: self.clone(),
+                        target: index,
+                        sender,
+                    };
+                    return Ok((response, pooled));
+                }
+                Err(mut error) => match error.take_message() {
+                    // The target closed a kept-alive connection before the request went out.
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(SendError::Http(error.into_error())),
+                },
+            }
+        }
+    }
+
+    fn take_idle(&self, index: usize) -> Option<SendRequest<ForwardBody>> {
+        let queue = self.targets.get(index)?.queue.get()?;
+        while let Some(idle) = queue.pop() {
+            // An idle connection is ready until its target closes it.
+            if idle.sender.is_ready() {
+                return Some(idle.sender);
+            }
+        }
+        None
+    }
+
+    async fn open(&self, authority: &Authority) -> Result<SendRequest<ForwardBody>, SendError> {
+        let io = self.connector.open_to(authority).await?;
+        let (sender, connection) = self.builder.handshake(io).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.with_upgrades().await {
+                tracing::debug!(%error, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    fn put_idle(&self, index: usize, sender: SendRequest<ForwardBody>) {
+        let Some(target) = self.targets.get(index) else {
+            return;
+        };
+        let queue = target
+            .queue
+            .get_or_init(|| ArrayQueue::new(MAX_IDLE_PER_TARGET));
+        let idle = IdleConnection {
+            sender,
+            since_tick: self.tick.load(Ordering::Relaxed),
+        };
+        // A full queue drops (closes) the connection.
+        let _ = queue.push(idle);
+    }
+
+    /// Closes idle connections past the idle timeout or closed by their target.
+    fn reap(&self) {
+        let tick = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
+        for target in self.targets.iter() {
+            let Some(queue) = target.queue.get() else {
+                continue;
+            };
+            for _ in 0..queue.len() {
+                let Some(idle) = queue.pop() else { break };
+                // Given back during tick `since`: idle for at least `tick - since - 1` periods.
+                let expired =
+                    tick.saturating_sub(idle.since_tick) > u64::from(REAPS_PER_IDLE_TIMEOUT);
+                if !expired && !idle.sender.is_closed() {
+                    let _ = queue.push(idle);
+                }
+            }
+        }
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// Idle connections of target `index`.
+    pub fn idle(&self, index: usize) -> usize {
+        self.targets
+            .get(index)
+            .and_then(|t| t.queue.get())
+            .map_or(0, ArrayQueue::len)
+    }
+}
+
+/// Reaps `pool` until it is dropped.
+pub async fn reap_loop(pool: Weak<Http1Pool>, idle_timeout: Duration) {
+    let period = (idle_timeout / REAPS_PER_IDLE_TIMEOUT).max(Duration::from_millis(10));
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.reap();
+    }
+}
+
+impl Pooled {
+    /// Puts the connection back once the response has been read to its end; a connection whose
+    /// response was not read to the end cannot carry another request and closes.
+    pub fn give_back(self) {
+        let Pooled {
+            pool,
+            target,
+            mut sender,
+        } = self;
+        if sender.is_ready() {
+            pool.put_idle(target, sender);
+            return;
+        }
+        if sender.is_closed() {
+            return;
+        }
+        // The connection's task has not yet noticed the end of the exchange (it runs on another
+        // thread), or the request body is still on its way: wait for it off the request's path.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if sender.ready().await.is_ok() {
+                    pool.put_idle(target, sender);
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::atomic::AtomicUsize;
+
+    use bytes::Bytes;
+    use gateway_config::Protocol;
+    use http_body_util::{BodyExt, Either, Full};
+    use hyper_util::rt::TokioIo;
+
+    use super::*;
+    use crate::circuit::Gauge;
+    use crate::dns::DnsCache;
+
+    /// An upstream answering `ok`, or 4 MiB for `/big`; counts the connections it accepted.
+    /// With `close_after_one`, every connection closes right after its first response.
+    async fn upstream(close_after_one: bool) -> (Authority, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|request: http::Request<_>| {
+                        let body = if request.uri().path() == "/big" {
+                            Bytes::from(vec![b'x'; 4 << 20])
+                        } else {
+                            Bytes::from_static(b"ok")
+                        };
+                        async { Ok::<_, Infallible>(Response::new(Full::new(body))) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(!close_after_one)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (authority, accepted)
+    }
+
+    fn pool(idle_timeout: Duration) -> Arc<Http1Pool> {
+        let connector = UpstreamConnector::new(
+            None,
+            Protocol::Http1,
+            Duration::from_secs(2),
+            Arc::new(Gauge::new(None)),
+            Arc::new(DnsCache::default()),
+        );
+        Arc::new(Http1Pool::new(connector, 1, idle_timeout))
+    }
+
+    fn get(authority: &Authority) -> http::Request<ForwardBody> {
+        get_path(authority, "/")
+    }
+
+    fn get_path(authority: &Authority, path: &str) -> http::Request<ForwardBody> {
+        http::Request::get(path)
+            .header(http::header::HOST, authority.as_str())
+            .body(Either::Right(Full::new(Bytes::new())))
+            .unwrap()
+    }
+
+    /// Sends a request, reads its body to the end and gives the connection back.
+    async fn exchange(pool: &Arc<Http1Pool>, authority: &Authority) -> Bytes {
+        let (response, pooled) = pool.send(0, authority, get(authority)).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        pooled.give_back();
+        body
+    }
+
+    /// Polls until the pool holds `count` idle connections of target 0.
+    async fn until_idle(pool: &Http1Pool, count: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while pool.idle(0) != count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "idle {} != {count}",
+                pool.idle(0)
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_once_its_response_is_read() {
+        let (authority, accepted) = upstream(false).await;
+        let pool = pool(Duration::from_secs(60));
+        for _ in 0..5 {
+            assert_eq!(exchange(&pool, &authority).await, "ok");
+            until_idle(&pool, 1).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_response_not_read_to_its_end_does_not_return_its_connection() {
+        let (authority, accepted) = upstream(false).await;
+        let pool = pool(Duration::from_secs(60));
+        let big = get_path(&authority, "/big");
+        let (response, pooled) = pool.send(0, &authority, big).await.unwrap();
+        drop(response);
+        pooled.give_back();
+        assert_eq!(pool.idle(0), 0);
+        assert_eq!(exchange(&pool, &authority).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_target_closed_is_not_used_again() {
+        let (authority, accepted) = upstream(true).await;
+        let pool = pool(Duration::from_secs(60));
+        for round in 1..=3 {
+            assert_eq!(exchange(&pool, &authority).await, "ok");
+            assert_eq!(accepted.load(Ordering::SeqCst), round);
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed_after_the_idle_timeout() {
+        let (authority, _) = upstream(false).await;
+        let pool = pool(Duration::from_millis(40));
+        tokio::spawn(reap_loop(Arc::downgrade(&pool), Duration::from_millis(40)));
+        exchange(&pool, &authority).await;
+        until_idle(&pool, 1).await;
+        until_idle(&pool, 0).await;
+    }
+
+    #[tokio::test]
+    async fn a_reaped_pool_keeps_connections_in_use_recently() {
+        let (authority, _) = upstream(false).await;
+        let pool = pool(Duration::from_secs(60));
+        exchange(&pool, &authority).await;
+        until_idle(&pool, 1).await;
+        for _ in 0..REAPS_PER_IDLE_TIMEOUT {
+            pool.reap();
+        }
+        assert_eq!(pool.idle(0), 1, "idle for less than the timeout");
+        pool.reap();
+        assert_eq!(pool.idle(0), 0, "idle for a whole timeout");
+    }
+
+    #[tokio::test]
+    async fn connect_errors_are_reported_as_such() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let authority: Authority = closed.local_addr().unwrap().to_string().parse().unwrap();
+        drop(closed);
+        let pool = pool(Duration::from_secs(60));
+        let error = pool.send(0, &authority, get(&authority)).await.unwrap_err();
+        assert!(matches!(
+            error,
+            SendError::Connect(ConnectError::Connect(_))
+        ));
+    }
+}
