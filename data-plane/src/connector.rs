@@ -5,7 +5,6 @@
 //! Every upstream has its own connector and its own pool, so a pooled connection is only ever
 //! reused for the same address, scheme, SNI and verification settings.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -14,10 +13,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use gateway_config::{Protocol, UpstreamTls};
-use http::Uri;
 use http::uri::Authority;
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -37,7 +34,7 @@ pub enum ConnectError {
     CircuitOpen,
     #[error("connecting timed out")]
     Timeout,
-    #[error("the request has no target address")]
+    #[error("no such target")]
     NoAddress,
     #[error("cannot resolve the target: {0}")]
     Resolve(io::Error),
@@ -103,11 +100,6 @@ impl UpstreamConnector {
         !matches!(self.inner.tls, Ok(None))
     }
 
-    async fn connect(self, uri: Uri) -> Result<UpstreamConnection, ConnectError> {
-        let host = uri.host().ok_or(ConnectError::NoAddress)?;
-        self.open(host, uri.port_u16()).await
-    }
-
     /// A connection to `authority` (a target's address, which always names a port).
     pub async fn open_to(&self, authority: &Authority) -> Result<UpstreamConnection, ConnectError> {
         self.open(authority.host(), authority.port_u16()).await
@@ -150,11 +142,8 @@ impl UpstreamConnector {
         })
         .await
         .map_err(|_| ConnectError::Timeout)??;
-        let h2 =
-            matches!(&opened, Stream::Tls(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2"));
         Ok(UpstreamConnection {
             io: TokioIo::new(opened),
-            h2,
             _slot: slot,
         })
     }
@@ -198,20 +187,6 @@ async fn connect_any(addresses: &[SocketAddr]) -> Result<TcpStream, ConnectError
         }
     }
     Err(ConnectError::Connect(last))
-}
-
-impl tower_service::Service<Uri> for UpstreamConnector {
-    type Response = UpstreamConnection;
-    type Error = ConnectError;
-    type Future = Pin<Box<dyn Future<Output = Result<UpstreamConnection, ConnectError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        Box::pin(self.clone().connect(uri))
-    }
 }
 
 enum Stream {
@@ -280,19 +255,7 @@ impl tokio::io::AsyncWrite for Stream {
 /// A connection to a target; its slot in `max_connections` is given back when it closes.
 pub struct UpstreamConnection {
     io: TokioIo<Stream>,
-    h2: bool,
     _slot: ConnectionSlot,
-}
-
-impl Connection for UpstreamConnection {
-    fn connected(&self) -> Connected {
-        let connected = Connected::new();
-        if self.h2 {
-            connected.negotiated_h2()
-        } else {
-            connected
-        }
-    }
 }
 
 impl Read for UpstreamConnection {
@@ -479,15 +442,15 @@ mod tests {
             Arc::new(DnsCache::default()),
         );
         assert!(!connector.is_tls());
-        let uri: Uri = format!("http://{addr}/").parse().unwrap();
-        let first = connector.clone().connect(uri.clone()).await.unwrap();
+        let target: Authority = addr.to_string().parse().unwrap();
+        let first = connector.open_to(&target).await.unwrap();
         assert_eq!(gauge.get(), 1);
         assert!(matches!(
-            connector.clone().connect(uri.clone()).await,
+            connector.open_to(&target).await,
             Err(ConnectError::CircuitOpen)
         ));
         drop(first);
         assert_eq!(gauge.get(), 0);
-        assert!(connector.connect(uri).await.is_ok());
+        assert!(connector.open_to(&target).await.is_ok());
     }
 }

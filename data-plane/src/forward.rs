@@ -29,10 +29,11 @@ use tokio::time::Instant;
 
 use crate::balance::hash_key;
 use crate::connector::ConnectError;
-use crate::pool::Pooled;
+use crate::http1_pool::Pooled;
 use crate::proxy::error::ProxyError;
 use crate::registry::{Choice, UpstreamRuntime};
 use crate::retry::{Failure, RoutePolicy};
+use crate::transport::SendError;
 
 /// The request as it goes upstream, minus what depends on the target.
 #[derive(Debug)]
@@ -367,22 +368,24 @@ pub async fn forward(
                 return Ok(Response::from_parts(parts, Either::Left(body)));
             }
             Some(Err(error)) => {
-                let connect_error = error.connect_error();
-                if matches!(connect_error, Some(ConnectError::CircuitOpen)) {
+                if let SendError::Connect(ConnectError::CircuitOpen) = error {
                     return Err(ProxyError::CircuitOpen);
                 }
                 tracing::debug!(upstream = %upstream.name, target = %target.authority,
                     error = %crate::proxy::handler::DisplayChain(&error), "upstream request failed");
-                if error.is_connect() {
-                    last_error = if matches!(connect_error, Some(ConnectError::Timeout)) {
-                        ProxyError::UpstreamTimeout
-                    } else {
-                        ProxyError::UpstreamUnavailable
-                    };
-                    Failure::Connect
-                } else {
-                    last_error = ProxyError::UpstreamUnavailable;
-                    Failure::Reset
+                match error {
+                    SendError::Connect(ConnectError::Timeout) => {
+                        last_error = ProxyError::UpstreamTimeout;
+                        Failure::Connect
+                    }
+                    SendError::Connect(_) => {
+                        last_error = ProxyError::UpstreamUnavailable;
+                        Failure::Connect
+                    }
+                    SendError::Http(_) => {
+                        last_error = ProxyError::UpstreamUnavailable;
+                        Failure::Reset
+                    }
                 }
             }
             None => {

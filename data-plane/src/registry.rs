@@ -15,18 +15,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_config::{ActiveHealthCheck, AllUnhealthy, HashOn, Protocol, Upstream};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderValue, Request, Uri, Version};
 use http_body_util::{BodyExt, Either, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::balance::Balancer;
 use crate::circuit::Breaker;
 use crate::connector::UpstreamConnector;
 use crate::dns::{self, DnsCache};
 use crate::health::{self, TargetHealth, now_ms};
-use crate::pool::{self, Http1Pool};
+use crate::http1_pool::Http1Pool;
+use crate::http2_pool::Http2Pool;
 use crate::transport::Transport;
 
 /// Request bodies sent upstream: the client's, streamed, or one built in memory (empty for a
@@ -152,21 +151,8 @@ impl UpstreamRuntime {
                 (Transport::Http1(Arc::new(pool)), Version::HTTP_11)
             }
             Protocol::Http2 | Protocol::H2c => {
-                let scheme = if connector.is_tls() {
-                    Scheme::HTTPS
-                } else {
-                    Scheme::HTTP
-                };
-                let client = Client::builder(TokioExecutor::new())
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .pool_idle_timeout(idle_timeout)
-                    // The proxy always sets Host itself.
-                    .set_host(false)
-                    .http2_only(true)
-                    .build(connector);
-                let client = Box::new(client);
-                (Transport::Http2 { client, scheme }, Version::HTTP_2)
+                let pool = Http2Pool::new(connector, targets.len(), idle_timeout);
+                (Transport::Http2(Arc::new(pool)), Version::HTTP_2)
             }
         };
         let runtime = Arc::new(UpstreamRuntime {
@@ -199,9 +185,7 @@ impl UpstreamRuntime {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if let Transport::Http1(pool) = &self.transport {
-            handle.spawn(pool::reap_loop(Arc::downgrade(pool), pool.idle_timeout()));
-        }
+        self.transport.start_reaper(&handle);
         if let Some(active) = upstream
             .health_check
             .as_ref()

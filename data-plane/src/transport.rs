@@ -1,103 +1,88 @@
-//! How requests reach an upstream's targets: HTTP/1 over the worker's own pool of kept-alive
-//! connections ([`crate::pool`]), HTTP/2 (over TLS or h2c) over hyper-util's client, which
-//! multiplexes requests on one connection per target.
+//! How requests reach an upstream's targets: HTTP/1 over a pool of kept-alive connections
+//! per target ([`crate::http1_pool`]), HTTP/2 (over TLS, or h2c) over one shared connection per
+//! target ([`crate::http2_pool`]). Both pools close connections left unused for the upstream's
+//! idle timeout.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
-use http::uri::{Parts, Scheme};
-use http::{Request, Response, Uri};
+use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{self, Client};
 
-use crate::connector::{ConnectError, UpstreamConnector};
-use crate::pool::{self, Http1Pool, Pooled};
+use crate::connector::ConnectError;
+use crate::http1_pool::{Http1Pool, Pooled};
+use crate::http2_pool::Http2Pool;
 use crate::registry::{ForwardBody, RuntimeTarget};
 
-pub enum Transport {
-    Http1(Arc<Http1Pool>),
-    Http2 {
-        client: Box<Client<UpstreamConnector, ForwardBody>>,
-        scheme: Scheme,
-    },
-}
-
-impl std::fmt::Debug for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Transport::Http1(pool) => f.debug_tuple("Http1").field(pool).finish(),
-            Transport::Http2 { scheme, .. } => {
-                f.debug_struct("Http2").field("scheme", scheme).finish()
-            }
-        }
-    }
-}
+/// The reapers run this many times per idle timeout, so a connection is closed after between
+/// one and `1 + 1 / REAPS_PER_IDLE_TIMEOUT` idle timeouts.
+pub const REAPS_PER_IDLE_TIMEOUT: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    /// No connection to the target could be made, so the request never reached it.
     #[error(transparent)]
-    Http1(#[from] pool::SendError),
+    Connect(#[from] ConnectError),
     #[error(transparent)]
-    Http2(#[from] legacy::Error),
+    Http(#[from] hyper::Error),
 }
 
-impl SendError {
-    /// Why no connection to the target could be used, when that is what failed.
-    pub fn connect_error(&self) -> Option<&ConnectError> {
-        match self {
-            SendError::Http1(pool::SendError::Connect(error)) => Some(error),
-            SendError::Http1(pool::SendError::Http(_)) => None,
-            SendError::Http2(error) => find(error),
-        }
-    }
-
-    /// No connection to the target was made (so the request never reached it).
-    pub fn is_connect(&self) -> bool {
-        match self {
-            SendError::Http1(error) => matches!(error, pool::SendError::Connect(_)),
-            SendError::Http2(error) => error.is_connect(),
-        }
-    }
-}
-
-fn find<'a, T: std::error::Error + 'static>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(found) = error.downcast_ref::<T>() {
-            return Some(found);
-        }
-        current = error.source();
-    }
-    None
+#[derive(Debug)]
+pub enum Transport {
+    Http1(Arc<Http1Pool>),
+    Http2(Arc<Http2Pool>),
 }
 
 impl Transport {
     /// Sends `request`, whose URI is in origin form and which carries its `Host`, to the target
-    /// at `index`. The HTTP/1 connection comes with the response, to be given back when the
+    /// at `index`. An HTTP/1 connection comes with the response, to be given back when the
     /// response body has ended.
     pub async fn send(
         &self,
         index: usize,
         target: &RuntimeTarget,
-        mut request: Request<ForwardBody>,
+        request: Request<ForwardBody>,
     ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
         match self {
             Transport::Http1(pool) => {
                 let (response, pooled) = pool.send(index, &target.authority, request).await?;
                 Ok((response, Some(pooled)))
             }
-            Transport::Http2 { client, scheme } => {
-                // hyper-util's client picks the connection by the URI's scheme and authority.
-                let mut parts = Parts::default();
-                parts.scheme = Some(scheme.clone());
-                parts.authority = Some(target.authority.clone());
-                parts.path_and_query = request.uri().path_and_query().cloned();
-                if let Ok(uri) = Uri::from_parts(parts) {
-                    *request.uri_mut() = uri;
-                }
-                Ok((client.request(request).await?, None))
+            Transport::Http2(pool) => {
+                let response = pool.send(index, &target.authority, request).await?;
+                Ok((response, None))
             }
         }
+    }
+
+    /// Starts closing idle connections, until the transport is dropped.
+    pub fn start_reaper(&self, runtime: &tokio::runtime::Handle) {
+        match self {
+            Transport::Http1(pool) => runtime.spawn(reap_loop(Arc::downgrade(pool))),
+            Transport::Http2(pool) => runtime.spawn(reap_loop(Arc::downgrade(pool))),
+        };
+    }
+}
+
+/// A pool that closes connections left idle.
+pub trait Reap: Send + Sync + 'static {
+    fn idle_timeout(&self) -> Duration;
+    /// One of the [`REAPS_PER_IDLE_TIMEOUT`] rounds per idle timeout.
+    fn reap(&self);
+}
+
+/// Reaps `pool` until it is dropped.
+pub async fn reap_loop<P: Reap>(pool: Weak<P>) {
+    let Some(idle_timeout) = pool.upgrade().map(|p| p.idle_timeout()) else {
+        return;
+    };
+    let period = (idle_timeout / REAPS_PER_IDLE_TIMEOUT).max(Duration::from_millis(10));
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.reap();
     }
 }

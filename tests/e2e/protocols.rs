@@ -161,6 +161,45 @@ async fn an_h2c_upstream_is_spoken_to_in_http2() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.body["version"], "HTTP/2.0");
     assert_eq!(reply.body["path"], "/x");
+    assert_eq!(reply.body["authority"], echo.address().to_string());
+    assert!(
+        reply.body["headers"].get("host").is_none(),
+        "{}",
+        reply.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2c_upstream_gets_the_preserved_or_rewritten_host_as_authority() {
+    let cluster = Cluster::start(1).await;
+    let echo = EchoServer::start("h2").await;
+    let upstream =
+        json!({"name": "u", "protocol": "h2c", "targets": [{"address": echo.address()}]});
+    let preserved = json!({"name": "preserved", "paths": [{"prefix": "/preserved"}],
+        "backends": [{"upstream": "u"}], "preserve_host": true});
+    let rewritten = json!({"name": "rewritten", "paths": [{"prefix": "/rewritten"}],
+        "backends": [{"upstream": "u"}], "host_rewrite": "internal.test"});
+    cluster
+        .apply(&json!({"upstreams": [upstream], "routes": [preserved, rewritten]}))
+        .await;
+    for (path, host) in [
+        ("/preserved", "shop.example.com"),
+        ("/rewritten", "internal.test"),
+    ] {
+        let request = cluster
+            .client
+            .get(cluster.workers[0].url(path))
+            .header("host", "shop.example.com");
+        let reply = send(request).await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.body["version"], "HTTP/2.0");
+        assert_eq!(reply.body["authority"], host, "{path}");
+        assert!(
+            reply.body["headers"].get("host").is_none(),
+            "{}",
+            reply.text
+        );
+    }
 }
 
 fn rss_kib(pid: u32) -> u64 {

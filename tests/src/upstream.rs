@@ -127,6 +127,8 @@ async fn echo(
         "server": name,
         "method": parts.method.as_str(),
         "path": parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        // HTTP/2's `:authority`; HTTP/1 requests in origin form have none.
+        "authority": parts.uri.authority().map(|a| a.as_str()),
         "version": format!("{:?}", parts.version),
         "headers": headers,
         "peer": peer.to_string(),

@@ -10,7 +10,7 @@
 //! of keep-alive; the request was not written, so it goes out again on another connection.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
@@ -19,22 +19,12 @@ use http::uri::Authority;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 
-use crate::connector::{ConnectError, UpstreamConnector};
+use crate::connector::UpstreamConnector;
 use crate::registry::ForwardBody;
+use crate::transport::{REAPS_PER_IDLE_TIMEOUT, Reap, SendError};
 
 /// Idle connections kept per target; more are closed when given back.
 const MAX_IDLE_PER_TARGET: usize = 512;
-/// The reaper runs this many times per idle timeout, so a connection is closed after between
-/// one and `1 + 1 / REAPS_PER_IDLE_TIMEOUT` idle timeouts.
-const REAPS_PER_IDLE_TIMEOUT: u32 = 4;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error(transparent)]
-    Http(#[from] hyper::Error),
-}
 
 pub struct Http1Pool {
     connector: UpstreamConnector,
@@ -159,6 +149,20 @@ impl Http1Pool {
         let _ = queue.push(idle);
     }
 
+    /// Idle connections of target `index`.
+    pub fn idle(&self, index: usize) -> usize {
+        self.targets
+            .get(index)
+            .and_then(|t| t.queue.get())
+            .map_or(0, ArrayQueue::len)
+    }
+}
+
+impl Reap for Http1Pool {
+    fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
     /// Closes idle connections past the idle timeout or closed by their target.
     fn reap(&self) {
         let tick = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
@@ -176,31 +180,6 @@ impl Http1Pool {
                 }
             }
         }
-    }
-
-    pub fn idle_timeout(&self) -> Duration {
-        self.idle_timeout
-    }
-
-    /// Idle connections of target `index`.
-    pub fn idle(&self, index: usize) -> usize {
-        self.targets
-            .get(index)
-            .and_then(|t| t.queue.get())
-            .map_or(0, ArrayQueue::len)
-    }
-}
-
-/// Reaps `pool` until it is dropped.
-pub async fn reap_loop(pool: Weak<Http1Pool>, idle_timeout: Duration) {
-    let period = (idle_timeout / REAPS_PER_IDLE_TIMEOUT).max(Duration::from_millis(10));
-    let mut every = tokio::time::interval(period);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    every.tick().await;
-    loop {
-        every.tick().await;
-        let Some(pool) = pool.upgrade() else { return };
-        pool.reap();
     }
 }
 
@@ -245,6 +224,7 @@ mod tests {
 
     use super::*;
     use crate::circuit::Gauge;
+    use crate::connector::ConnectError;
     use crate::dns::DnsCache;
 
     /// An upstream answering `ok`, or 4 MiB for `/big`; counts the connections it accepted.
@@ -358,7 +338,7 @@ mod tests {
     async fn idle_connections_are_closed_after_the_idle_timeout() {
         let (authority, _) = upstream(false).await;
         let pool = pool(Duration::from_millis(40));
-        tokio::spawn(reap_loop(Arc::downgrade(&pool), Duration::from_millis(40)));
+        tokio::spawn(crate::transport::reap_loop(Arc::downgrade(&pool)));
         exchange(&pool, &authority).await;
         until_idle(&pool, 1).await;
         until_idle(&pool, 0).await;
