@@ -77,8 +77,23 @@ async fn main() -> anyhow::Result<()> {
     let idle_rss = procfs::rss_kib(runners[2].pid)?;
     let loaded_rss = procfs::rss_kib(runners[3].pid)?;
 
+    let upstream_url = format!("http://127.0.0.1:{}/bench/hello", ports.upstream);
     let mut table = Table::default();
+    let mut ceiling = Vec::new();
     for round in 1..=cli.rounds {
+        // wrk straight to the upstream, on the same core: what the load side can do with no
+        // proxy in the way, an upper bound for every proxied run of the round.
+        let direct = wrk::run(
+            &upstream_url,
+            cli.connections,
+            Duration::from_secs(cli.duration),
+            load_cpu,
+        )?;
+        eprintln!(
+            "round {round} {:<26} {:.0} req/s",
+            "load side alone", direct.requests_per_second
+        );
+        ceiling.push(direct.requests_per_second);
         for proxy in &mut runners {
             let cpu_before = procfs::cpu_ticks(&proxy.cpu_pids)?;
             let run = wrk::run(
@@ -95,6 +110,13 @@ async fn main() -> anyhow::Result<()> {
     }
     println!();
     println!("{}", table.render("nginx"));
+    ceiling.sort_by(f64::total_cmp);
+    if let Some(median) = ceiling.get(ceiling.len() / 2) {
+        println!(
+            "load side alone (wrk straight to the upstream on CPU {load_cpu}): {median:.0} req/s; \
+             proxies close to it are held back by the load side, and their ratios say little"
+        );
+    }
     println!(
         "gateway worker RSS: {:.1} MiB idle (1 route), {:.1} MiB with {} routes",
         idle_rss as f64 / 1024.0,
