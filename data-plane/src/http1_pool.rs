@@ -224,48 +224,31 @@ mod tests {
     use hyper_util::rt::TokioIo;
 
     use super::*;
-    use crate::circuit::Gauge;
     use crate::connector::ConnectError;
-    use crate::dns::DnsCache;
+    use crate::transport::test_support::{closed_authority, connector, counting_upstream};
 
     /// An upstream answering `ok`, or 4 MiB for `/big`; counts the connections it accepted.
     /// With `close_after_one`, every connection closes right after its first response.
     async fn upstream(close_after_one: bool) -> (Authority, Arc<AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|request: http::Request<_>| {
-                        let body = if request.uri().path() == "/big" {
-                            Bytes::from(vec![b'x'; 4 << 20])
-                        } else {
-                            Bytes::from_static(b"ok")
-                        };
-                        async { Ok::<_, Infallible>(Response::new(Full::new(body))) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(!close_after_one)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        (authority, accepted)
+        counting_upstream(move |stream| async move {
+            let service = hyper::service::service_fn(|request: http::Request<_>| {
+                let body = if request.uri().path() == "/big" {
+                    Bytes::from(vec![b'x'; 4 << 20])
+                } else {
+                    Bytes::from_static(b"ok")
+                };
+                async { Ok::<_, Infallible>(Response::new(Full::new(body))) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(!close_after_one)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        })
+        .await
     }
 
     fn pool(idle_timeout: Duration) -> Arc<Http1Pool> {
-        let connector = UpstreamConnector::new(
-            None,
-            Protocol::Http1,
-            Duration::from_secs(2),
-            Arc::new(Gauge::new(None)),
-            Arc::new(DnsCache::default()),
-        );
+        let connector = connector(Protocol::Http1);
         Arc::new(Http1Pool::new(connector, 1, idle_timeout))
     }
 
@@ -361,9 +344,7 @@ mod tests {
 
     #[tokio::test]
     async fn connect_errors_are_reported_as_such() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let authority: Authority = closed.local_addr().unwrap().to_string().parse().unwrap();
-        drop(closed);
+        let authority = closed_authority();
         let pool = pool(Duration::from_secs(60));
         let error = pool.send(0, &authority, get(&authority)).await.unwrap_err();
         assert!(matches!(

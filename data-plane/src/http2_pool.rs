@@ -193,43 +193,27 @@ mod tests {
     use hyper_util::rt::TokioIo;
 
     use super::*;
-    use crate::circuit::Gauge;
-    use crate::dns::DnsCache;
+    use crate::transport::test_support::{closed_authority, connector, counting_upstream};
 
-    /// An h2c upstream answering with the `:authority` it got; counts its connections.
+    /// An h2c upstream answering with the `:authority` it got and how many `Host` headers;
+    /// counts its connections.
     async fn upstream() -> (Authority, Arc<AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|request: Request<Incoming>| {
-                        let authority = request.uri().authority().map(|a| a.to_string());
-                        let hosts = request.headers().get_all(HOST).iter().count();
-                        let answer = format!("{} {hosts}", authority.unwrap_or_default());
-                        async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(answer)))) }
-                    });
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        (authority, accepted)
+        counting_upstream(|stream| async move {
+            let service = hyper::service::service_fn(|request: Request<Incoming>| {
+                let authority = request.uri().authority().map(|a| a.to_string());
+                let hosts = request.headers().get_all(HOST).iter().count();
+                let answer = format!("{} {hosts}", authority.unwrap_or_default());
+                async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(answer)))) }
+            });
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        })
+        .await
     }
 
     fn pool(idle_timeout: Duration) -> Arc<Http2Pool> {
-        let connector = UpstreamConnector::new(
-            None,
-            Protocol::H2c,
-            Duration::from_secs(2),
-            Arc::new(Gauge::new(None)),
-            Arc::new(DnsCache::default()),
-        );
+        let connector = connector(Protocol::H2c);
         Arc::new(Http2Pool::new(connector, 1, idle_timeout))
     }
 
@@ -293,9 +277,7 @@ mod tests {
 
     #[tokio::test]
     async fn connect_errors_are_reported_as_such() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let authority: Authority = closed.local_addr().unwrap().to_string().parse().unwrap();
-        drop(closed);
+        let authority = closed_authority();
         let pool = pool(Duration::from_secs(60));
         let error = pool.send(0, &authority, get(None)).await.unwrap_err();
         assert!(matches!(

@@ -86,3 +86,59 @@ pub async fn reap_loop<P: Reap>(pool: Weak<P>) {
         pool.reap();
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod test_support {
+    //! Upstreams and connectors for the pools' tests.
+
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use gateway_config::Protocol;
+    use http::uri::Authority;
+    use tokio::net::TcpStream;
+
+    use crate::circuit::Gauge;
+    use crate::connector::UpstreamConnector;
+    use crate::dns::DnsCache;
+
+    /// A loopback upstream that hands each connection to `serve`; counts the connections.
+    pub async fn counting_upstream<S, F>(serve: S) -> (Authority, Arc<AtomicUsize>)
+    where
+        S: Fn(TcpStream) -> F + Send + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(stream));
+            }
+        });
+        (authority, accepted)
+    }
+
+    /// A plain-TCP connector without limits.
+    pub fn connector(protocol: Protocol) -> UpstreamConnector {
+        UpstreamConnector::new(
+            None,
+            protocol,
+            Duration::from_secs(2),
+            Arc::new(Gauge::new(None)),
+            Arc::new(DnsCache::default()),
+        )
+    }
+
+    /// A loopback address nothing listens on.
+    pub fn closed_authority() -> Authority {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        closed.local_addr().unwrap().to_string().parse().unwrap()
+    }
+}
