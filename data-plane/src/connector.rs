@@ -102,14 +102,6 @@ impl UpstreamConnector {
 
     /// A connection to `authority` (a target's address, which always names a port).
     pub async fn open_to(&self, authority: &Authority) -> Result<UpstreamConnection, ConnectError> {
-        self.open(authority.host(), authority.port_u16()).await
-    }
-
-    async fn open(
-        &self,
-        host: &str,
-        port: Option<u16>,
-    ) -> Result<UpstreamConnection, ConnectError> {
         let inner = &self.inner;
         let tls = inner
             .tls
@@ -117,7 +109,8 @@ impl UpstreamConnector {
             .map_err(|e| ConnectError::Tls(io::Error::other(e.to_string())))?;
         let slot = ConnectionSlot::acquire(&inner.connections).ok_or(ConnectError::CircuitOpen)?;
         let default_port = if tls.is_some() { 443 } else { 80 };
-        let port = port.unwrap_or(default_port);
+        let host = authority.host();
+        let port = authority.port_u16().unwrap_or(default_port);
         let opened = tokio::time::timeout(inner.connect_timeout, async {
             let addresses = inner
                 .dns

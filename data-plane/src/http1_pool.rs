@@ -9,7 +9,6 @@
 //! A pooled connection the target closed just before the request went out is a normal event
 //! of keep-alive; the request was not written, so it goes out again on another connection.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -21,53 +20,37 @@ use hyper::client::conn::http1::{self, SendRequest};
 
 use crate::connector::UpstreamConnector;
 use crate::registry::ForwardBody;
-use crate::transport::{REAPS_PER_IDLE_TIMEOUT, Reap, SendError};
+use crate::transport::{IdleClock, Reap, SendError};
 
 /// Idle connections kept per target; more are closed when given back. The queue takes about
 /// 40 bytes per slot once the target is first used, so a config with many upstreams stays small.
 const MAX_IDLE_PER_TARGET: usize = 128;
 
+#[derive(Debug)]
 pub struct Http1Pool {
     connector: UpstreamConnector,
     builder: http1::Builder,
     targets: Box<[Idle]>,
-    idle_timeout: Duration,
-    /// Ticks of the reaper; an idle connection remembers the tick it was given back in.
-    tick: AtomicU64,
+    clock: IdleClock,
 }
 
-impl std::fmt::Debug for Http1Pool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Http1Pool")
-            .field("targets", &self.targets.len())
-            .field("idle_timeout", &self.idle_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Idle {
     queue: OnceLock<ArrayQueue<IdleConnection>>,
 }
 
+#[derive(Debug)]
 struct IdleConnection {
     sender: SendRequest<ForwardBody>,
     since_tick: u64,
 }
 
 /// A connection a request is using; [`Pooled::give_back`] once its response body has ended.
+#[derive(Debug)]
 pub struct Pooled {
     pool: Arc<Http1Pool>,
     target: usize,
     sender: SendRequest<ForwardBody>,
-}
-
-impl std::fmt::Debug for Pooled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pooled")
-            .field("target", &self.target)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Http1Pool {
@@ -76,8 +59,7 @@ impl Http1Pool {
             connector,
             builder: http1::Builder::new(),
             targets: (0..targets).map(|_| Idle::default()).collect(),
-            idle_timeout,
-            tick: AtomicU64::new(0),
+            clock: IdleClock::new(idle_timeout),
         }
     }
 
@@ -144,7 +126,7 @@ impl Http1Pool {
             .get_or_init(|| ArrayQueue::new(MAX_IDLE_PER_TARGET));
         let idle = IdleConnection {
             sender,
-            since_tick: self.tick.load(Ordering::Relaxed),
+            since_tick: self.clock.now(),
         };
         // A full queue drops (closes) the connection.
         let _ = queue.push(idle);
@@ -160,23 +142,19 @@ impl Http1Pool {
 }
 
 impl Reap for Http1Pool {
-    fn idle_timeout(&self) -> Duration {
-        self.idle_timeout
+    fn clock(&self) -> &IdleClock {
+        &self.clock
     }
 
     /// Closes idle connections past the idle timeout or closed by their target.
-    fn reap(&self) {
-        let tick = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
+    fn reap_at(&self, now: u64) {
         for target in self.targets.iter() {
             let Some(queue) = target.queue.get() else {
                 continue;
             };
             for _ in 0..queue.len() {
                 let Some(idle) = queue.pop() else { break };
-                // Given back during tick `since`: idle for at least `tick - since - 1` periods.
-                let expired =
-                    tick.saturating_sub(idle.since_tick) > u64::from(REAPS_PER_IDLE_TIMEOUT);
-                if !expired && !idle.sender.is_closed() {
+                if !IdleClock::expired(idle.since_tick, now) && !idle.sender.is_closed() {
                     let _ = queue.push(idle);
                 }
             }
@@ -216,7 +194,7 @@ impl Pooled {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::convert::Infallible;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use bytes::Bytes;
     use gateway_config::Protocol;
@@ -225,6 +203,7 @@ mod tests {
 
     use super::*;
     use crate::connector::ConnectError;
+    use crate::transport::REAPS_PER_IDLE_TIMEOUT;
     use crate::transport::test_support::{closed_authority, connector, counting_upstream};
 
     /// An upstream answering `ok`, or 4 MiB for `/big`; counts the connections it accepted.

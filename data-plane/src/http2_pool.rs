@@ -19,28 +19,18 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::connector::{ConnectError, UpstreamConnector};
 use crate::registry::ForwardBody;
-use crate::transport::{REAPS_PER_IDLE_TIMEOUT, Reap, SendError};
+use crate::transport::{IdleClock, Reap, SendError};
 
+#[derive(Debug)]
 pub struct Http2Pool {
     connector: UpstreamConnector,
     builder: http2::Builder<TokioExecutor>,
     scheme: Scheme,
     targets: Box<[Shared]>,
-    idle_timeout: Duration,
-    /// Ticks of the reaper; a target remembers the tick it was last used in.
-    tick: AtomicU64,
+    clock: IdleClock,
 }
 
-impl std::fmt::Debug for Http2Pool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Http2Pool")
-            .field("scheme", &self.scheme)
-            .field("targets", &self.targets.len())
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Shared {
     connection: ArcSwapOption<SendRequest<ForwardBody>>,
     /// Held while a connection is being opened, so that the requests arriving meanwhile wait
@@ -71,8 +61,7 @@ impl Http2Pool {
             builder,
             scheme,
             targets: (0..targets).map(|_| Shared::default()).collect(),
-            idle_timeout,
-            tick: AtomicU64::new(0),
+            clock: IdleClock::new(idle_timeout),
         }
     }
 
@@ -88,7 +77,7 @@ impl Http2Pool {
             .targets
             .get(index)
             .ok_or(SendError::Connect(ConnectError::NoAddress))?;
-        let tick = self.tick.load(Ordering::Relaxed);
+        let tick = self.clock.now();
         // Read first: a store on every request would bounce the cache line between cores.
         if shared.last_used_tick.load(Ordering::Relaxed) != tick {
             shared.last_used_tick.store(tick, Ordering::Relaxed);
@@ -121,13 +110,15 @@ impl Http2Pool {
     /// HTTP/2 carries the host in `:authority`, taken from the URI; a `Host` header beside it
     /// must not differ (RFC 9113 §8.3.1), so it goes.
     fn set_authority(&self, request: &mut Request<ForwardBody>, target: &Authority) {
-        let host = request
-            .headers_mut()
-            .remove(HOST)
-            .and_then(|host| Authority::try_from(host.as_bytes()).ok());
+        let authority = match request.headers_mut().remove(HOST) {
+            // The usual case, sent as it is: the target's own address.
+            Some(host) if host.as_bytes() == target.as_str().as_bytes() => target.clone(),
+            Some(host) => Authority::try_from(host.as_bytes()).unwrap_or_else(|_| target.clone()),
+            None => target.clone(),
+        };
         let mut parts = Parts::default();
         parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(host.unwrap_or_else(|| target.clone()));
+        parts.authority = Some(authority);
         parts.path_and_query = request.uri().path_and_query().cloned();
         if let Ok(uri) = Uri::from_parts(parts) {
             *request.uri_mut() = uri;
@@ -163,17 +154,16 @@ impl Http2Pool {
 }
 
 impl Reap for Http2Pool {
-    fn idle_timeout(&self) -> Duration {
-        self.idle_timeout
+    fn clock(&self) -> &IdleClock {
+        &self.clock
     }
 
     /// Lets go of connections unused for the idle timeout; each closes once the requests
     /// still on it are done.
-    fn reap(&self) {
-        let tick = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
+    fn reap_at(&self, now: u64) {
         for shared in self.targets.iter() {
             let used = shared.last_used_tick.load(Ordering::Relaxed);
-            if tick.saturating_sub(used) > u64::from(REAPS_PER_IDLE_TIMEOUT) {
+            if IdleClock::expired(used, now) {
                 shared.connection.store(None);
             }
         }
@@ -193,6 +183,7 @@ mod tests {
     use hyper_util::rt::TokioIo;
 
     use super::*;
+    use crate::transport::REAPS_PER_IDLE_TIMEOUT;
     use crate::transport::test_support::{closed_authority, connector, counting_upstream};
 
     /// An h2c upstream answering with the `:authority` it got and how many `Host` headers;
