@@ -182,9 +182,42 @@ async fn connect_any(addresses: &[SocketAddr]) -> Result<TcpStream, ConnectError
     Err(ConnectError::Connect(last))
 }
 
-enum Stream {
+pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// Whether an idle connection is still open with nothing unread on it. The readiness the
+    /// runtime already tracks says whether the socket became readable, so a quiet connection
+    /// costs no system call; a readable one is read without waiting: a close, a reset or bytes
+    /// nobody asked for end it. On TLS, records that are not data (session tickets) are taken in
+    /// by that read and leave the connection usable.
+    pub(crate) fn is_open_and_quiet(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let tcp = match self {
+            Stream::Plain(tcp) => &*tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        };
+        match tcp.poll_read_ready(&mut cx) {
+            Poll::Pending => return true,
+            Poll::Ready(Err(_)) => return false,
+            Poll::Ready(Ok(())) => {}
+        }
+        let mut probe = [0u8; 1];
+        let mut probe = tokio::io::ReadBuf::new(&mut probe);
+        match self {
+            Stream::Plain(tcp) => {
+                matches!(tcp.try_read(probe.initialize_unfilled()), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+            Stream::Tls(tls) => {
+                use tokio::io::AsyncRead;
+                Pin::new(tls.as_mut())
+                    .poll_read(&mut cx, &mut probe)
+                    .is_pending()
+            }
+        }
+    }
 }
 
 impl tokio::io::AsyncRead for Stream {
@@ -249,6 +282,17 @@ impl tokio::io::AsyncWrite for Stream {
 pub struct UpstreamConnection {
     io: TokioIo<Stream>,
     _slot: ConnectionSlot,
+}
+
+impl UpstreamConnection {
+    /// The connection as tokio I/O, for the exchange that reads and writes it directly.
+    pub(crate) fn stream(&mut self) -> &mut Stream {
+        self.io.inner_mut()
+    }
+
+    pub(crate) fn is_open_and_quiet(&mut self) -> bool {
+        self.io.inner_mut().is_open_and_quiet()
+    }
 }
 
 impl Read for UpstreamConnection {

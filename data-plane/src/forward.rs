@@ -29,11 +29,12 @@ use tokio::time::Instant;
 
 use crate::balance::hash_key;
 use crate::connector::ConnectError;
+use crate::exchange::{ExchangeError, ResponseBody};
 use crate::http1_pool::Pooled;
 use crate::proxy::error::ProxyError;
 use crate::registry::{Choice, UpstreamRuntime};
 use crate::retry::{Failure, RoutePolicy};
-use crate::transport::SendError;
+use crate::transport::{Answer, SendError};
 
 /// The request as it goes upstream, minus what depends on the target.
 #[derive(Debug)]
@@ -110,26 +111,50 @@ impl Drop for InFlight {
 }
 
 /// An upstream response body, streamed through; it holds the request's slots and its HTTP/1
-/// connection until it ends, and gives the connection back to the pool then.
+/// connection until it ends, and the connection goes back to the pool then.
 #[derive(Debug)]
 pub struct UpstreamBody {
-    inner: Incoming,
+    inner: Received,
     in_flight: Option<InFlight>,
-    pooled: Option<Pooled>,
+}
+
+#[derive(Debug)]
+enum Received {
+    Hyper(Incoming, Option<Pooled>),
+    /// Gives its connection back by itself.
+    Exchange(ResponseBody),
+}
+
+/// Why a response body could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamBodyError {
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
 }
 
 impl UpstreamBody {
-    fn new(inner: Incoming, in_flight: Option<InFlight>, pooled: Option<Pooled>) -> Self {
-        UpstreamBody {
-            inner,
-            in_flight,
-            pooled,
-        }
+    /// The response of `answer`, its body holding `in_flight` until it ends.
+    pub fn response(answer: Answer, in_flight: Option<InFlight>) -> Response<UpstreamBody> {
+        let (parts, inner) = match answer {
+            Answer::Hyper(response, pooled) => {
+                let (parts, body) = response.into_parts();
+                (parts, Received::Hyper(body, pooled))
+            }
+            Answer::Exchange(response) => {
+                let (parts, body) = response.into_parts();
+                (parts, Received::Exchange(body))
+            }
+        };
+        Response::from_parts(parts, UpstreamBody { inner, in_flight })
     }
 
     fn ended(&mut self) {
         self.in_flight = None;
-        if let Some(pooled) = self.pooled.take() {
+        if let Received::Hyper(_, pooled) = &mut self.inner
+            && let Some(pooled) = pooled.take()
+        {
             pooled.give_back();
         }
     }
@@ -138,7 +163,7 @@ impl UpstreamBody {
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         // A server that knows the body is over (its length is reached) stops polling it.
-        if self.inner.is_end_stream() {
+        if self.is_end_stream() {
             self.ended();
         }
     }
@@ -146,14 +171,17 @@ impl Drop for UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = UpstreamBodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let polled = match &mut this.inner {
+            Received::Hyper(body, _) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Received::Exchange(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        };
         if matches!(polled, Poll::Ready(None)) {
             this.ended();
         }
@@ -161,11 +189,17 @@ impl Body for UpstreamBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Received::Hyper(body, _) => body.is_end_stream(),
+            Received::Exchange(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Received::Hyper(body, _) => body.size_hint(),
+            Received::Exchange(body) => body.size_hint(),
+        }
     }
 }
 
@@ -341,9 +375,9 @@ pub async fn forward(
         let failure = match wait_for_answer(answer, try_deadline, timeout, activity.as_deref())
             .await
         {
-            Some(Ok((mut response, pooled))) => {
+            Some(Ok(answer)) => {
                 in_flight.headers_received();
-                let status = response.status();
+                let status = answer.status();
                 let failed = status.is_server_error();
                 upstream.record(index, failed);
                 let failure = Failure::Status(status.as_u16());
@@ -352,20 +386,18 @@ pub async fn forward(
                     last_error = ProxyError::UpstreamUnavailable;
                     continue;
                 }
-                if status == StatusCode::SWITCHING_PROTOCOLS
-                    && let Some(client) = request.upgrade.take()
-                {
-                    let server = hyper::upgrade::on(&mut response);
-                    tokio::spawn(tunnel(client, server, in_flight));
-                    // The connection now belongs to the tunnel.
-                    drop(pooled);
-                    let (parts, body) = response.into_parts();
-                    let body = UpstreamBody::new(body, None, None);
-                    return Ok(Response::from_parts(parts, Either::Left(body)));
-                }
-                let (parts, body) = response.into_parts();
-                let body = UpstreamBody::new(body, Some(in_flight), pooled);
-                return Ok(Response::from_parts(parts, Either::Left(body)));
+                let switched = status == StatusCode::SWITCHING_PROTOCOLS;
+                let response = match (answer, request.upgrade.take().filter(|_| switched)) {
+                    (Answer::Hyper(mut response, pooled), Some(client)) => {
+                        let server = hyper::upgrade::on(&mut response);
+                        tokio::spawn(tunnel(client, server, in_flight));
+                        // The connection now belongs to the tunnel.
+                        drop(pooled);
+                        UpstreamBody::response(Answer::Hyper(response, None), None)
+                    }
+                    (answer, _) => UpstreamBody::response(answer, Some(in_flight)),
+                };
+                return Ok(response.map(Either::Left));
             }
             Some(Err(error)) => {
                 if let SendError::Connect(ConnectError::CircuitOpen) = error {
@@ -382,7 +414,7 @@ pub async fn forward(
                         last_error = ProxyError::UpstreamUnavailable;
                         Failure::Connect
                     }
-                    SendError::Http(_) => {
+                    SendError::Http(_) | SendError::Exchange(_) => {
                         last_error = ProxyError::UpstreamUnavailable;
                         Failure::Reset
                     }

@@ -1,24 +1,30 @@
 //! Kept-alive HTTP/1 connections to an upstream's targets.
 //!
-//! Each target has a bounded lock-free queue of idle connections, allocated when the target
-//! first gives one back. A request takes an idle connection that is ready (or opens one), and
-//! the connection goes back when the response body ends, so nothing per request is spawned,
-//! boxed or looked up by key. A reaper started with the upstream's runtime closes connections
-//! idle for longer than the upstream's idle timeout, and those whose target closed them.
+//! Requests without a body go through the request task's own exchange ([`crate::exchange`]) on
+//! a plain connection; requests with a body, and upgrades, through hyper's client connection,
+//! which sends the body while the response comes in. Each target has a bounded lock-free queue
+//! of idle connections of each kind, allocated when the target first gives one back. A request
+//! takes an idle connection that is ready (or opens one), and the connection goes back when the
+//! response body ends, so nothing per request is spawned, boxed or looked up by key. A reaper
+//! started with the upstream's runtime closes connections idle for longer than the upstream's
+//! idle timeout, and those whose target closed them.
 //!
 //! A pooled connection the target closed just before the request went out is a normal event
-//! of keep-alive; the request was not written, so it goes out again on another connection.
+//! of keep-alive. hyper hands back a request it could not write, which then goes out on another
+//! connection; a bodyless request with an idempotent method that got no byte of an answer on a
+//! kept-alive connection goes out again, once, on a new one.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
-use http::Response;
 use http::uri::Authority;
+use http::{HeaderMap, Method, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 
 use crate::connector::UpstreamConnector;
+use crate::exchange::{self, ExchangeError, ResponseBody};
 use crate::registry::ForwardBody;
 use crate::transport::{IdleClock, Reap, SendError};
 
@@ -36,13 +42,33 @@ pub struct Http1Pool {
 
 #[derive(Debug, Default)]
 struct Idle {
-    queue: OnceLock<ArrayQueue<IdleConnection>>,
+    senders: OnceLock<ArrayQueue<IdleSender>>,
+    connections: OnceLock<ArrayQueue<IdleConnection>>,
+}
+
+#[derive(Debug)]
+struct IdleSender {
+    sender: SendRequest<ForwardBody>,
+    since_tick: u64,
 }
 
 #[derive(Debug)]
 struct IdleConnection {
-    sender: SendRequest<ForwardBody>,
+    connection: exchange::Connection,
     since_tick: u64,
+}
+
+/// Where an exchange's connection goes back once its response has ended.
+#[derive(Debug)]
+pub struct Lender {
+    pool: Arc<Http1Pool>,
+    target: usize,
+}
+
+impl Lender {
+    pub fn give_back(self, connection: exchange::Connection) {
+        self.pool.put_idle_connection(self.target, connection);
+    }
 }
 
 /// A connection a request is using; [`Pooled::give_back`] once its response body has ended.
@@ -95,12 +121,56 @@ impl Http1Pool {
         }
     }
 
+    /// Sends a request without a body (origin-form `path`, `Host` in `headers`) to target
+    /// `index` at `authority` through the request task's own exchange.
+    pub async fn send_bodyless(
+        self: &Arc<Self>,
+        index: usize,
+        authority: &Authority,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Response<ResponseBody>, SendError> {
+        let mut retried = false;
+        loop {
+            let (connection, reused) = match self.take_idle_connection(index) {
+                Some(connection) => (connection, true),
+                None => {
+                    let io = Box::pin(self.connector.open_to(authority)).await?;
+                    (exchange::Connection::new(io), false)
+                }
+            };
+            let lender = Lender {
+                pool: self.clone(),
+                target: index,
+            };
+            match connection.send(method, path, headers, Some(lender)).await {
+                Err(ExchangeError::ClosedBeforeAnswer)
+                    if reused && !retried && method.is_idempotent() =>
+                {
+                    retried = true;
+                }
+                answer => return answer.map_err(SendError::from),
+            }
+        }
+    }
+
     fn take_idle(&self, index: usize) -> Option<SendRequest<ForwardBody>> {
-        let queue = self.targets.get(index)?.queue.get()?;
+        let queue = self.targets.get(index)?.senders.get()?;
         while let Some(idle) = queue.pop() {
             // An idle connection is ready until its target closes it.
             if idle.sender.is_ready() {
                 return Some(idle.sender);
+            }
+        }
+        None
+    }
+
+    fn take_idle_connection(&self, index: usize) -> Option<exchange::Connection> {
+        let queue = self.targets.get(index)?.connections.get()?;
+        while let Some(mut idle) = queue.pop() {
+            if idle.connection.is_reusable() {
+                return Some(idle.connection);
             }
         }
         None
@@ -122,9 +192,9 @@ impl Http1Pool {
             return;
         };
         let queue = target
-            .queue
+            .senders
             .get_or_init(|| ArrayQueue::new(MAX_IDLE_PER_TARGET));
-        let idle = IdleConnection {
+        let idle = IdleSender {
             sender,
             since_tick: self.clock.now(),
         };
@@ -132,12 +202,27 @@ impl Http1Pool {
         let _ = queue.push(idle);
     }
 
+    fn put_idle_connection(&self, index: usize, connection: exchange::Connection) {
+        let Some(target) = self.targets.get(index) else {
+            return;
+        };
+        let queue = target
+            .connections
+            .get_or_init(|| ArrayQueue::new(MAX_IDLE_PER_TARGET));
+        let idle = IdleConnection {
+            connection,
+            since_tick: self.clock.now(),
+        };
+        let _ = queue.push(idle);
+    }
+
     /// Idle connections of target `index`.
     pub fn idle(&self, index: usize) -> usize {
-        self.targets
-            .get(index)
-            .and_then(|t| t.queue.get())
-            .map_or(0, ArrayQueue::len)
+        let Some(target) = self.targets.get(index) else {
+            return 0;
+        };
+        target.senders.get().map_or(0, ArrayQueue::len)
+            + target.connections.get().map_or(0, ArrayQueue::len)
     }
 }
 
@@ -149,13 +234,20 @@ impl Reap for Http1Pool {
     /// Closes idle connections past the idle timeout or closed by their target.
     fn reap_at(&self, now: u64) {
         for target in self.targets.iter() {
-            let Some(queue) = target.queue.get() else {
-                continue;
-            };
-            for _ in 0..queue.len() {
-                let Some(idle) = queue.pop() else { break };
-                if !IdleClock::expired(idle.since_tick, now) && !idle.sender.is_closed() {
-                    let _ = queue.push(idle);
+            if let Some(queue) = target.senders.get() {
+                for _ in 0..queue.len() {
+                    let Some(idle) = queue.pop() else { break };
+                    if !IdleClock::expired(idle.since_tick, now) && !idle.sender.is_closed() {
+                        let _ = queue.push(idle);
+                    }
+                }
+            }
+            if let Some(queue) = target.connections.get() {
+                for _ in 0..queue.len() {
+                    let Some(mut idle) = queue.pop() else { break };
+                    if !IdleClock::expired(idle.since_tick, now) && idle.connection.is_reusable() {
+                        let _ = queue.push(idle);
+                    }
                 }
             }
         }

@@ -14,6 +14,7 @@ pub mod compile;
 pub mod connector;
 pub mod dns;
 pub mod drain;
+pub mod exchange;
 pub mod forward;
 pub mod health;
 pub mod http1_pool;

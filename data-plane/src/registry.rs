@@ -23,6 +23,7 @@ use crate::balance::Balancer;
 use crate::circuit::Breaker;
 use crate::connector::UpstreamConnector;
 use crate::dns::{self, DnsCache};
+use crate::forward::UpstreamBody;
 use crate::health::{self, TargetHealth, now_ms};
 use crate::http1_pool::Http1Pool;
 use crate::http2_pool::Http2Pool;
@@ -278,15 +279,13 @@ impl UpstreamRuntime {
             .body(Either::Right(Full::new(Bytes::new())));
         let Ok(request) = request else { return false };
         let exchange = async {
-            let (response, pooled) = self.transport.send(index, target, request).await.ok()?;
+            let answer = self.transport.send(index, target, request).await.ok()?;
+            let response = UpstreamBody::response(answer, None);
             let passed = health::status_passes(response.status().as_u16(), &policy.expected_status);
             // Read the (small) answer, so that its connection can serve the next request.
-            let body = Limited::new(response.into_body(), MAX_PROBE_BODY);
-            if body.collect().await.is_ok()
-                && let Some(pooled) = pooled
-            {
-                pooled.give_back();
-            }
+            let _ = Limited::new(response.into_body(), MAX_PROBE_BODY)
+                .collect()
+                .await;
             Some(passed)
         };
         tokio::time::timeout(policy.timeout.as_std(), exchange)

@@ -7,10 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use http::header::UPGRADE;
 use http::{Request, Response};
+use http_body::Body;
 use hyper::body::Incoming;
 
 use crate::connector::ConnectError;
+use crate::exchange::{ExchangeError, ResponseBody};
 use crate::http1_pool::{Http1Pool, Pooled};
 use crate::http2_pool::Http2Pool;
 use crate::registry::{ForwardBody, RuntimeTarget};
@@ -26,6 +29,27 @@ pub enum SendError {
     Connect(#[from] ConnectError),
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+}
+
+/// A response as it came from the target, with what its body needs to end properly.
+#[derive(Debug)]
+pub enum Answer {
+    /// Through hyper's client; an HTTP/1 connection comes along, to be given back when the
+    /// response body has ended.
+    Hyper(Response<Incoming>, Option<Pooled>),
+    /// Through the request's own exchange; the body gives its connection back itself.
+    Exchange(Response<ResponseBody>),
+}
+
+impl Answer {
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            Answer::Hyper(response, _) => response.status(),
+            Answer::Exchange(response) => response.status(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -36,22 +60,37 @@ pub enum Transport {
 
 impl Transport {
     /// Sends `request`, whose URI is in origin form and which carries its `Host`, to the target
-    /// at `index`. An HTTP/1 connection comes with the response, to be given back when the
-    /// response body has ended.
+    /// at `index`.
     pub async fn send(
         &self,
         index: usize,
         target: &RuntimeTarget,
         request: Request<ForwardBody>,
-    ) -> Result<(Response<Incoming>, Option<Pooled>), SendError> {
+    ) -> Result<Answer, SendError> {
         match self {
+            Transport::Http1(pool)
+                if request.body().is_end_stream() && !request.headers().contains_key(UPGRADE) =>
+            {
+                let (parts, _) = request.into_parts();
+                let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                let response = pool
+                    .send_bodyless(
+                        index,
+                        &target.authority,
+                        &parts.method,
+                        path,
+                        &parts.headers,
+                    )
+                    .await?;
+                Ok(Answer::Exchange(response))
+            }
             Transport::Http1(pool) => {
                 let (response, pooled) = pool.send(index, &target.authority, request).await?;
-                Ok((response, Some(pooled)))
+                Ok(Answer::Hyper(response, Some(pooled)))
             }
             Transport::Http2(pool) => {
                 let response = pool.send(index, &target.authority, request).await?;
-                Ok((response, None))
+                Ok(Answer::Hyper(response, None))
             }
         }
     }

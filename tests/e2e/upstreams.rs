@@ -1,6 +1,7 @@
 //! Traffic management after a route chose an upstream: every balancer, consistent-hash
 //! stability, passive ejection and active recovery of a killed target, retries that hide a
-//! failed idempotent request and leave a POST alone.
+//! failed idempotent request and leave a POST alone, and chunked, malformed and cut-short
+//! upstream responses passed on or refused.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -235,4 +236,99 @@ async fn no_healthy_target_and_route_timeouts_answer_in_json() {
         "streaming responses are not cut by the timeout"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// An upstream that writes fixed bytes per path, some of them wrong, over kept-alive
+/// connections; a path it has no answer for closes the connection.
+async fn raw_upstream() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn answer(path: &str) -> Option<&'static [u8]> {
+        Some(match path {
+            "/p/chunked" => {
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-from: raw\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 1\r\n\r\n"
+            }
+            "/p/length" => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            "/p/conflicting" => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok!",
+            "/p/garbage" => b"not http at all\r\n\r\n",
+            "/p/cut" => b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this",
+            _ => return None,
+        })
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                loop {
+                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head: Vec<u8> = buffer.drain(..end + 4).collect();
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                    let Some(bytes) = answer(&path) else { return };
+                    if stream.write_all(bytes).await.is_err() || path == "/p/cut" {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_responses_are_framed_and_checked() {
+    let cluster = Cluster::start(1).await;
+    let upstream = raw_upstream().await;
+    let targets = json!([{"address": upstream.to_string()}]);
+    serve(
+        &cluster,
+        json!({"name": "u", "targets": targets}),
+        json!({}),
+    )
+    .await;
+    let worker = &cluster.workers[0];
+
+    // A chunked answer is decoded and passed on whole; the connection stays usable.
+    for _ in 0..3 {
+        let reply = send(cluster.client.get(worker.url("/p/chunked")))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.text, "hello world");
+        assert_eq!(reply.header("x-from"), Some("raw"));
+    }
+    // A head that cannot be trusted is a 502 that says so.
+    for path in ["/p/conflicting", "/p/garbage"] {
+        let reply = send(cluster.client.get(worker.url(path))).await.unwrap();
+        assert_eq!(reply.status, 502, "{path}: {}", reply.text);
+        assert_eq!(reply.error_code(), "upstream_unavailable", "{path}");
+    }
+    // A body cut short cannot be completed: the client sees the response fail, not a short one.
+    let cut = async {
+        let response = cluster.client.get(worker.url("/p/cut")).send().await?;
+        response.bytes().await
+    };
+    assert!(
+        cut.await.is_err(),
+        "a truncated body must not look complete"
+    );
+    // A request to a target that closes without answering is a 502 as well.
+    let reply = send(cluster.client.get(worker.url("/p/silent")))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 502, "{}", reply.text);
+    let reply = send(cluster.client.get(worker.url("/p/length")))
+        .await
+        .unwrap();
+    assert_eq!((reply.status, reply.text.as_str()), (200, "ok"));
 }

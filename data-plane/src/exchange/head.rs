@@ -1,0 +1,190 @@
+//! Message heads: the request head written as one buffer, the response head parsed with
+//! httparse into `http` types whose values share the bytes read (nothing is copied per field).
+
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::response::Parts;
+use http::{HeaderMap, Method, Response, StatusCode, Version};
+
+use super::{ExchangeError, MAX_HEADERS};
+
+/// How the response body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the target closes the connection, which then cannot be reused.
+    UntilClose,
+}
+
+#[derive(Debug)]
+pub struct ParsedHead {
+    pub parts: Parts,
+    pub framing: Framing,
+    /// Whether the connection may carry another request once this response has ended.
+    pub keep_alive: bool,
+}
+
+/// Writes `METHOD path HTTP/1.1`, the header fields and the blank line into `out`.
+pub fn encode_request_head(out: &mut Vec<u8>, method: &Method, path: &str, headers: &HeaderMap) {
+    out.clear();
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Byte ranges of one header field within the head.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSpan {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+/// Parses a complete response head at the start of `buffer` and takes it out of the buffer;
+/// `None` while the head is incomplete. `spans` is scratch space, kept by the connection so that
+/// parsing needs neither an allocation nor a large zeroed array.
+pub fn parse_response_head(
+    buffer: &mut BytesMut,
+    spans: &mut Vec<FieldSpan>,
+    to_head_request: bool,
+) -> Result<Option<ParsedHead>, ExchangeError> {
+    spans.clear();
+    let (head_len, code, minor) = {
+        let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let start = buffer.as_ptr() as usize;
+        let parsed = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut response, buffer, &mut slots)
+            .map_err(|error| {
+                ExchangeError::InvalidResponse(match error {
+                    httparse::Error::TooManyHeaders => "more than 100 header fields",
+                    httparse::Error::Status => "invalid status line",
+                    httparse::Error::Version => "not HTTP/1.x",
+                    _ => "malformed response head",
+                })
+            })?;
+        let httparse::Status::Complete(head_len) = parsed else {
+            return Ok(None);
+        };
+        let offset = |s: &[u8]| s.as_ptr() as usize - start;
+        spans.extend(response.headers.iter().map(|field| {
+            let name = offset(field.name.as_bytes());
+            let value = offset(field.value);
+            FieldSpan {
+                name: (name, name + field.name.len()),
+                value: (value, value + field.value.len()),
+            }
+        }));
+        (
+            head_len,
+            response.code.unwrap_or_default(),
+            response.version.unwrap_or_default(),
+        )
+    };
+    let head: Bytes = buffer.split_to(head_len).freeze();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for span in spans.iter() {
+        let name = HeaderName::from_bytes(&head[span.name.0..span.name.1])
+            .map_err(|_| ExchangeError::InvalidResponse("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(span.value.0..span.value.1))
+            .map_err(|_| ExchangeError::InvalidResponse("invalid header value"))?;
+        headers.append(name, value);
+    }
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| ExchangeError::InvalidResponse("invalid status code"))?;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(ExchangeError::InvalidResponse(
+            "101 Switching Protocols to a request that asked for no upgrade",
+        ));
+    }
+    let version = if minor == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let framing = framing(&headers, status, to_head_request)?;
+    let keep_alive = framing != Framing::UntilClose && keeps_alive(&headers, version);
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = headers;
+    let (parts, ()) = response.into_parts();
+    Ok(Some(ParsedHead {
+        parts,
+        framing,
+        keep_alive,
+    }))
+}
+
+fn framing(
+    headers: &HeaderMap,
+    status: StatusCode,
+    to_head_request: bool,
+) -> Result<Framing, ExchangeError> {
+    if to_head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(Framing::Empty);
+    }
+    if let Some(last) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
+        let chunked_last = last
+            .to_str()
+            .ok()
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"));
+        return Ok(if chunked_last {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        });
+    }
+    let mut length: Option<u64> = None;
+    for value in &headers.get_all(CONTENT_LENGTH) {
+        let text = value
+            .to_str()
+            .map_err(|_| ExchangeError::InvalidResponse("invalid Content-Length"))?;
+        for part in text.split(',') {
+            let part = part.trim();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ExchangeError::InvalidResponse("invalid Content-Length"));
+            }
+            let parsed: u64 = part
+                .parse()
+                .map_err(|_| ExchangeError::InvalidResponse("invalid Content-Length"))?;
+            if length.is_some_and(|l| l != parsed) {
+                return Err(ExchangeError::InvalidResponse(
+                    "Content-Length values disagree",
+                ));
+            }
+            length = Some(parsed);
+        }
+    }
+    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+}
+
+/// HTTP/1.1 keeps the connection unless it says `close`; HTTP/1.0 only if it says `keep-alive`.
+fn keeps_alive(headers: &HeaderMap, version: Version) -> bool {
+    let mut close = false;
+    let mut keep_alive = false;
+    for value in &headers.get_all(CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',').map(str::trim) {
+            close |= token.eq_ignore_ascii_case("close");
+            keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+        }
+    }
+    !close && (version == Version::HTTP_11 || keep_alive)
+}
