@@ -1,7 +1,7 @@
 //! Kept-alive HTTP/1 connections to an upstream's targets.
 //!
-//! Requests without a body go through the request task's own exchange ([`crate::exchange`]) on
-//! a plain connection; requests with a body, and upgrades, through hyper's client connection,
+//! Requests without a body go through the request task's own exchange ([`crate::exchange`]),
+//! which reads and writes the connection itself; requests with a body, and upgrades, through hyper's client connection,
 //! which sends the body while the response comes in. Each target has a bounded lock-free queue
 //! of idle connections of each kind, allocated when the target first gives one back. A request
 //! takes an idle connection that is ready (or opens one), and the connection goes back when the
@@ -188,32 +188,23 @@ impl Http1Pool {
     }
 
     fn put_idle(&self, index: usize, sender: SendRequest<ForwardBody>) {
-        let Some(target) = self.targets.get(index) else {
-            return;
-        };
-        let queue = target
-            .senders
-            .get_or_init(|| ArrayQueue::new(MAX_IDLE_PER_TARGET));
-        let idle = IdleSender {
-            sender,
-            since_tick: self.clock.now(),
-        };
-        // A full queue drops (closes) the connection.
-        let _ = queue.push(idle);
+        if let Some(target) = self.targets.get(index) {
+            let since_tick = self.clock.now();
+            park(&target.senders, IdleSender { sender, since_tick });
+        }
     }
 
     fn put_idle_connection(&self, index: usize, connection: exchange::Connection) {
-        let Some(target) = self.targets.get(index) else {
-            return;
-        };
-        let queue = target
-            .connections
-            .get_or_init(|| ArrayQueue::new(MAX_IDLE_PER_TARGET));
-        let idle = IdleConnection {
-            connection,
-            since_tick: self.clock.now(),
-        };
-        let _ = queue.push(idle);
+        if let Some(target) = self.targets.get(index) {
+            let since_tick = self.clock.now();
+            park(
+                &target.connections,
+                IdleConnection {
+                    connection,
+                    since_tick,
+                },
+            );
+        }
     }
 
     /// Idle connections of target `index`.
@@ -234,22 +225,30 @@ impl Reap for Http1Pool {
     /// Closes idle connections past the idle timeout or closed by their target.
     fn reap_at(&self, now: u64) {
         for target in self.targets.iter() {
-            if let Some(queue) = target.senders.get() {
-                for _ in 0..queue.len() {
-                    let Some(idle) = queue.pop() else { break };
-                    if !IdleClock::expired(idle.since_tick, now) && !idle.sender.is_closed() {
-                        let _ = queue.push(idle);
-                    }
-                }
-            }
-            if let Some(queue) = target.connections.get() {
-                for _ in 0..queue.len() {
-                    let Some(mut idle) = queue.pop() else { break };
-                    if !IdleClock::expired(idle.since_tick, now) && idle.connection.is_reusable() {
-                        let _ = queue.push(idle);
-                    }
-                }
-            }
+            keep_if(&target.senders, |idle| {
+                !IdleClock::expired(idle.since_tick, now) && !idle.sender.is_closed()
+            });
+            keep_if(&target.connections, |idle| {
+                !IdleClock::expired(idle.since_tick, now) && idle.connection.is_reusable()
+            });
+        }
+    }
+}
+
+/// Puts an idle connection in its queue, allocated on first use; a full queue drops (closes) it.
+fn park<T>(queue: &OnceLock<ArrayQueue<T>>, idle: T) {
+    let _ = queue
+        .get_or_init(|| ArrayQueue::new(MAX_IDLE_PER_TARGET))
+        .push(idle);
+}
+
+/// Takes each idle connection out once and puts back those `keep` accepts.
+fn keep_if<T>(queue: &OnceLock<ArrayQueue<T>>, mut keep: impl FnMut(&mut T) -> bool) {
+    let Some(queue) = queue.get() else { return };
+    for _ in 0..queue.len() {
+        let Some(mut idle) = queue.pop() else { break };
+        if keep(&mut idle) {
+            let _ = queue.push(idle);
         }
     }
 }

@@ -310,14 +310,12 @@ async fn a_response_head_over_the_limit_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn a_kept_alive_connection_closed_by_the_target_is_not_used_again() {
+/// Gets an answer from a target that then closes the connection as it sits in the pool, and
+/// polls the reaper until the pool has noticed.
+async fn answer_then_close(pool: &Arc<Http1Pool>, upstream: &Upstream) {
     use crate::transport::Reap;
 
-    let upstream = scripted().await;
-    let pool = pool();
-    // The target answers as if it kept the connection, then closes it.
-    let response = send(&pool, &upstream, Method::GET, "/then-close")
+    let response = send(pool, upstream, Method::GET, "/then-close")
         .await
         .unwrap();
     read(response).await;
@@ -330,6 +328,13 @@ async fn a_kept_alive_connection_closed_by_the_target_is_not_used_again() {
         pool.reap_at(pool.clock().now());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_closed_by_the_target_is_not_used_again() {
+    let upstream = scripted().await;
+    let pool = pool();
+    answer_then_close(&pool, &upstream).await;
     let response = send(&pool, &upstream, Method::GET, "/length")
         .await
         .unwrap();
@@ -460,19 +465,7 @@ async fn over_tls_connections_are_reused_and_a_close_is_noticed() {
         assert_eq!(pool.idle(0), 1);
     }
     assert_eq!(upstream.accepted.load(Ordering::SeqCst), 1);
-    let response = send(&pool, &upstream, Method::GET, "/then-close")
-        .await
-        .unwrap();
-    read(response).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while pool.idle(0) > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the close is never noticed"
-        );
-        pool.reap_at(pool.clock().now());
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    answer_then_close(&pool, &upstream).await;
     let response = send(&pool, &upstream, Method::POST, "/length")
         .await
         .unwrap();
