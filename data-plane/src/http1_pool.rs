@@ -144,7 +144,7 @@ impl Http1Pool {
                 pool: self.clone(),
                 target: index,
             };
-            match connection.send(method, path, headers, Some(lender)).await {
+            match connection.send(method, path, headers, lender).await {
                 Err(ExchangeError::ClosedBeforeAnswer)
                     if reused && !retried && method.is_idempotent() =>
                 {

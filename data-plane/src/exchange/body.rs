@@ -15,9 +15,6 @@ use super::head::Framing;
 use super::{Connection, ExchangeError, READ_CHUNK};
 use crate::http1_pool::Lender;
 
-/// Where a connection goes once its response has ended.
-pub type OnEnd = Option<Lender>;
-
 /// Longest chunk-size line (with extensions) and trailer section accepted.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
 const MAX_TRAILER_BYTES: usize = 16 * 1024;
@@ -39,7 +36,8 @@ pub struct ResponseBody {
     connection: Option<Connection>,
     state: State,
     keep_alive: bool,
-    on_end: OnEnd,
+    /// Where the connection goes once the response has ended; taken then.
+    lender: Option<Lender>,
 }
 
 /// Reads what the connection has into its buffer; `Ok(0)` is the end of the connection.
@@ -62,7 +60,7 @@ impl ResponseBody {
         connection: Connection,
         framing: Framing,
         keep_alive: bool,
-        on_end: OnEnd,
+        lender: Lender,
     ) -> Self {
         let state = match framing {
             Framing::Empty => State::Done,
@@ -74,7 +72,7 @@ impl ResponseBody {
             connection: Some(connection),
             state,
             keep_alive,
-            on_end,
+            lender: Some(lender),
         };
         body.settle();
         body
@@ -93,7 +91,7 @@ impl ResponseBody {
         if let Some(connection) = self.connection.take()
             && self.keep_alive
             && connection.read.is_empty()
-            && let Some(lender) = self.on_end.take()
+            && let Some(lender) = self.lender.take()
         {
             lender.give_back(connection);
         }
@@ -181,9 +179,6 @@ impl ResponseBody {
                 }
                 _ => {}
             }
-            let Some(connection) = self.connection.as_mut() else {
-                return Poll::Ready(None);
-            };
             match ready!(poll_read_more(connection, cx)) {
                 Ok(0) if self.state == State::UntilClose => {
                     self.state = State::Done;

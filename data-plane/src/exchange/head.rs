@@ -4,11 +4,12 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::header::{CONNECTION, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::response::Parts;
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 
 use super::{ExchangeError, MAX_HEADERS};
+use crate::proxy::headers::{InvalidLength, declared_length};
 
 /// How the response body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,27 +152,12 @@ fn framing(
             Framing::UntilClose
         });
     }
-    let mut length: Option<u64> = None;
-    for value in &headers.get_all(CONTENT_LENGTH) {
-        let text = value
-            .to_str()
-            .map_err(|_| ExchangeError::InvalidResponse("invalid Content-Length"))?;
-        for part in text.split(',') {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ExchangeError::InvalidResponse("invalid Content-Length"));
-            }
-            let parsed: u64 = part
-                .parse()
-                .map_err(|_| ExchangeError::InvalidResponse("invalid Content-Length"))?;
-            if length.is_some_and(|l| l != parsed) {
-                return Err(ExchangeError::InvalidResponse(
-                    "Content-Length values disagree",
-                ));
-            }
-            length = Some(parsed);
-        }
-    }
+    let length = declared_length(headers).map_err(|invalid| {
+        ExchangeError::InvalidResponse(match invalid {
+            InvalidLength::NotANumber => "invalid Content-Length",
+            InvalidLength::Disagree => "Content-Length values disagree",
+        })
+    })?;
     Ok(length.map_or(Framing::UntilClose, Framing::Length))
 }
 

@@ -18,6 +18,7 @@ pub use body::ResponseBody;
 pub use head::encode_request_head;
 
 use crate::connector::UpstreamConnection;
+use crate::http1_pool::Lender;
 
 /// Largest response head accepted from an upstream, and most header fields in it.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -80,7 +81,7 @@ impl Connection {
         method: &Method,
         path: &str,
         headers: &HeaderMap,
-        on_end: body::OnEnd,
+        lender: Lender,
     ) -> Result<Response<ResponseBody>, ExchangeError> {
         encode_request_head(&mut self.write, method, path, headers);
         let stream = self.io.stream();
@@ -98,7 +99,7 @@ impl Connection {
                     received_any = true;
                     continue;
                 }
-                let body = ResponseBody::new(self, parsed.framing, parsed.keep_alive, on_end);
+                let body = ResponseBody::new(self, parsed.framing, parsed.keep_alive, lender);
                 return Ok(Response::from_parts(parsed.parts, body));
             }
             if self.read.len() >= MAX_HEAD_BYTES {

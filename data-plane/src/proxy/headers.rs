@@ -25,29 +25,42 @@ const TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
 /// Refuses a request whose body length is ambiguous: both Content-Length and Transfer-Encoding,
 /// or Content-Length values that disagree or are not numbers.
 pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
-    let mut lengths = headers.get_all(CONTENT_LENGTH).iter().peekable();
-    if lengths.peek().is_none() {
+    if !headers.contains_key(CONTENT_LENGTH) {
         return Ok(());
     }
     if headers.contains_key(TRANSFER_ENCODING) {
         return Err(ProxyError::BadFraming);
     }
+    declared_length(headers).map_err(|_| ProxyError::BadFraming)?;
+    Ok(())
+}
+
+/// Why a message's `Content-Length` cannot be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidLength {
+    NotANumber,
+    Disagree,
+}
+
+/// The body length a message declares with `Content-Length`, whose values (repeated fields or a
+/// comma-separated list) must all be the same number; `None` without one.
+pub fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, InvalidLength> {
     let mut seen: Option<u64> = None;
-    for value in lengths {
-        let value = value.to_str().map_err(|_| ProxyError::BadFraming)?;
+    for value in &headers.get_all(CONTENT_LENGTH) {
+        let value = value.to_str().map_err(|_| InvalidLength::NotANumber)?;
         for part in value.split(',') {
             let part = part.trim();
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ProxyError::BadFraming);
+                return Err(InvalidLength::NotANumber);
             }
-            let length: u64 = part.parse().map_err(|_| ProxyError::BadFraming)?;
+            let length: u64 = part.parse().map_err(|_| InvalidLength::NotANumber)?;
             if seen.is_some_and(|s| s != length) {
-                return Err(ProxyError::BadFraming);
+                return Err(InvalidLength::Disagree);
             }
             seen = Some(length);
         }
     }
-    Ok(())
+    Ok(seen)
 }
 
 /// Whether `name` is one of the hop-by-hop headers every message loses.
