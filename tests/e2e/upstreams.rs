@@ -249,6 +249,7 @@ async fn raw_upstream() -> std::net::SocketAddr {
                 b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-from: raw\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 1\r\n\r\n"
             }
             "/p/length" => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            "/p/hop" => b"HTTP/1.1 200 OK\r\nconnection: keep-alive, X-Internal\r\nkeep-alive: timeout=5\r\nx-internal: 1\r\nx-kept: 2\r\ncontent-length: 2\r\n\r\nok",
             "/p/conflicting" => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok!",
             "/p/garbage" => b"not http at all\r\n\r\n",
             "/p/cut" => b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this",
@@ -306,6 +307,15 @@ async fn upstream_responses_are_framed_and_checked() {
         assert_eq!(reply.status, 200);
         assert_eq!(reply.text, "hello world");
         assert_eq!(reply.header("x-from"), Some("raw"));
+    }
+    // Connection-management fields and the fields `Connection` names stay on their hop.
+    let reply = send(cluster.client.get(worker.url("/p/hop")))
+        .await
+        .unwrap();
+    assert_eq!((reply.status, reply.text.as_str()), (200, "ok"));
+    assert_eq!(reply.header("x-kept"), Some("2"));
+    for hop in ["x-internal", "keep-alive", "connection"] {
+        assert_eq!(reply.header(hop), None, "{hop}");
     }
     // A head that cannot be trusted is a 502 that says so.
     for path in ["/p/conflicting", "/p/garbage"] {

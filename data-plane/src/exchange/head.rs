@@ -4,12 +4,12 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::header::{HeaderName, HeaderValue};
 use http::response::Parts;
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 
 use super::{ExchangeError, MAX_HEADERS};
-use crate::proxy::headers::{InvalidLength, declared_length};
+use crate::proxy::headers::{InvalidLength, declared_length_of, names_headers};
 
 /// How the response body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,16 +45,70 @@ pub fn encode_request_head(out: &mut Vec<u8>, method: &Method, path: &str, heade
     out.extend_from_slice(b"\r\n");
 }
 
+/// The fields the exchange reads itself, to frame the body and to decide about the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldKind {
+    Connection,
+    KeepAlive,
+    TransferEncoding,
+    ContentLength,
+    Other,
+}
+
+impl FieldKind {
+    fn of(name: &str) -> FieldKind {
+        let name = name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") {
+            FieldKind::Connection
+        } else if name.eq_ignore_ascii_case(b"keep-alive") {
+            FieldKind::KeepAlive
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            FieldKind::TransferEncoding
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            FieldKind::ContentLength
+        } else {
+            FieldKind::Other
+        }
+    }
+}
+
 /// Byte ranges of one header field within the head.
 #[derive(Debug, Clone, Copy)]
 pub struct FieldSpan {
     name: (usize, usize),
     value: (usize, usize),
+    kind: FieldKind,
+}
+
+/// What the connection-management fields of a response say.
+#[derive(Debug, Default)]
+struct ConnectionTokens {
+    close: bool,
+    keep_alive: bool,
+}
+
+impl ConnectionTokens {
+    fn read(&mut self, value: &[u8]) {
+        for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            self.close |= token.eq_ignore_ascii_case(b"close");
+            self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+        }
+    }
+
+    /// HTTP/1.1 keeps the connection unless it says `close`; HTTP/1.0 only if it says
+    /// `keep-alive`.
+    fn keep_alive(&self, version: Version) -> bool {
+        !self.close && (version == Version::HTTP_11 || self.keep_alive)
+    }
 }
 
 /// Parses a complete response head at the start of `buffer` and takes it out of the buffer;
 /// `None` while the head is incomplete. `spans` is scratch space, kept by the connection so that
 /// parsing needs neither an allocation nor a large zeroed array.
+///
+/// The connection-management fields are read here, where the connection is managed, and left
+/// out of the parsed headers: `Keep-Alive`, and `Connection` unless it names other headers
+/// (which the proxy's hop-by-hop rules then remove along with it). Framing fields stay.
 pub fn parse_response_head(
     buffer: &mut BytesMut,
     spans: &mut Vec<FieldSpan>,
@@ -85,6 +139,7 @@ pub fn parse_response_head(
             FieldSpan {
                 name: (name, name + field.name.len()),
                 value: (value, value + field.value.len()),
+                kind: FieldKind::of(field.name),
             }
         }));
         (
@@ -94,14 +149,7 @@ pub fn parse_response_head(
         )
     };
     let head: Bytes = buffer.split_to(head_len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for span in spans.iter() {
-        let name = HeaderName::from_bytes(&head[span.name.0..span.name.1])
-            .map_err(|_| ExchangeError::InvalidResponse("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(span.value.0..span.value.1))
-            .map_err(|_| ExchangeError::InvalidResponse("invalid header value"))?;
-        headers.append(name, value);
-    }
+    let value_of = |span: &FieldSpan| &head[span.value.0..span.value.1];
     let status = StatusCode::from_u16(code)
         .map_err(|_| ExchangeError::InvalidResponse("invalid status code"))?;
     if status == StatusCode::SWITCHING_PROTOCOLS {
@@ -114,8 +162,64 @@ pub fn parse_response_head(
     } else {
         Version::HTTP_11
     };
-    let framing = framing(&headers, status, to_head_request)?;
-    let keep_alive = framing != Framing::UntilClose && keeps_alive(&headers, version);
+
+    let mut tokens = ConnectionTokens::default();
+    let mut last_transfer_coding: Option<&[u8]> = None;
+    let mut has_length = false;
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for span in spans.iter() {
+        let value = value_of(span);
+        match span.kind {
+            FieldKind::KeepAlive => continue,
+            FieldKind::Connection => {
+                tokens.read(value);
+                if !names_headers(value) {
+                    continue;
+                }
+            }
+            FieldKind::TransferEncoding => last_transfer_coding = Some(value),
+            FieldKind::ContentLength => has_length = true,
+            FieldKind::Other => {}
+        }
+        let name = HeaderName::from_bytes(&head[span.name.0..span.name.1])
+            .map_err(|_| ExchangeError::InvalidResponse("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(span.value.0..span.value.1))
+            .map_err(|_| ExchangeError::InvalidResponse("invalid header value"))?;
+        headers.append(name, value);
+    }
+
+    let framing = if to_head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Empty
+    } else if let Some(last) = last_transfer_coding {
+        let chunked_last = last
+            .rsplit(|b| *b == b',')
+            .next()
+            .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        if chunked_last {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else if has_length {
+        let lengths = spans
+            .iter()
+            .filter(|span| span.kind == FieldKind::ContentLength)
+            .map(value_of);
+        let length = declared_length_of(lengths).map_err(|invalid| {
+            ExchangeError::InvalidResponse(match invalid {
+                InvalidLength::NotANumber => "invalid Content-Length",
+                InvalidLength::Disagree => "Content-Length values disagree",
+            })
+        })?;
+        length.map_or(Framing::UntilClose, Framing::Length)
+    } else {
+        Framing::UntilClose
+    };
+    let keep_alive = framing != Framing::UntilClose && tokens.keep_alive(version);
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = version;
@@ -126,51 +230,4 @@ pub fn parse_response_head(
         framing,
         keep_alive,
     }))
-}
-
-fn framing(
-    headers: &HeaderMap,
-    status: StatusCode,
-    to_head_request: bool,
-) -> Result<Framing, ExchangeError> {
-    if to_head_request
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok(Framing::Empty);
-    }
-    if let Some(last) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
-        let chunked_last = last
-            .to_str()
-            .ok()
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"));
-        return Ok(if chunked_last {
-            Framing::Chunked
-        } else {
-            Framing::UntilClose
-        });
-    }
-    let length = declared_length(headers).map_err(|invalid| {
-        ExchangeError::InvalidResponse(match invalid {
-            InvalidLength::NotANumber => "invalid Content-Length",
-            InvalidLength::Disagree => "Content-Length values disagree",
-        })
-    })?;
-    Ok(length.map_or(Framing::UntilClose, Framing::Length))
-}
-
-/// HTTP/1.1 keeps the connection unless it says `close`; HTTP/1.0 only if it says `keep-alive`.
-fn keeps_alive(headers: &HeaderMap, version: Version) -> bool {
-    let mut close = false;
-    let mut keep_alive = false;
-    for value in &headers.get_all(CONNECTION) {
-        let Ok(value) = value.to_str() else { continue };
-        for token in value.split(',').map(str::trim) {
-            close |= token.eq_ignore_ascii_case("close");
-            keep_alive |= token.eq_ignore_ascii_case("keep-alive");
-        }
-    }
-    !close && (version == Version::HTTP_11 || keep_alive)
 }

@@ -92,9 +92,13 @@ impl Connection {
         written.await.map_err(unanswered)?;
         let mut received_any = false;
         loop {
-            if let Some(parsed) =
+            // Nothing to parse before the first read, which is the usual state after a write.
+            let parsed = if self.read.is_empty() {
+                None
+            } else {
                 head::parse_response_head(&mut self.read, &mut self.spans, method == Method::HEAD)?
-            {
+            };
+            if let Some(parsed) = parsed {
                 if parsed.parts.status.is_informational() {
                     received_any = true;
                     continue;

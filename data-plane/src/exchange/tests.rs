@@ -38,6 +38,16 @@ fn reply(path: &str) -> Option<&'static [u8]> {
         "/close" => b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok",
         "/http10" => b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok",
         "/http10-keep" => b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\nok",
+        "/keep-alive" => {
+            b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive\r\nKeep-Alive: timeout=5\r\ncontent-length: 2\r\n\r\nok"
+        }
+        "/naming" => {
+            b"HTTP/1.1 200 OK\r\nconnection: keep-alive, X-Internal\r\nx-internal: 1\r\nCONTENT-LENGTH: 2\r\n\r\nok"
+        }
+        "/close-upper" => b"HTTP/1.1 200 OK\r\nConnection: CLOSE\r\ncontent-length: 2\r\n\r\nok",
+        "/te-not-chunked" => {
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\ncontent-length: 3\r\n\r\nraw bytes"
+        }
         "/until-close" => b"HTTP/1.1 200 OK\r\n\r\nall of it",
         "/short" => b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
         "/bad-length" => b"HTTP/1.1 200 OK\r\ncontent-length: 3, 4\r\n\r\nabc",
@@ -82,6 +92,8 @@ where
             return;
         }
         let closes = path == "/close"
+            || path == "/close-upper"
+            || path == "/te-not-chunked"
             || path == "/http10"
             || path == "/until-close"
             || path == "/short"
@@ -252,6 +264,42 @@ async fn connections_that_do_not_stay_open_are_not_reused() {
     assert_eq!(response.version(), http::Version::HTTP_10);
     read(response).await;
     assert_eq!(pool.idle(0), 1, "HTTP/1.0 with keep-alive is kept");
+}
+
+#[tokio::test]
+async fn connection_fields_are_read_by_the_exchange_and_left_out() {
+    let upstream = scripted().await;
+    let pool = pool();
+    let response = send(&pool, &upstream, Method::GET, "/keep-alive")
+        .await
+        .unwrap();
+    assert!(response.headers().get("connection").is_none());
+    assert!(response.headers().get("keep-alive").is_none());
+    assert_eq!(read(response).await.0, "ok");
+    assert_eq!(pool.idle(0), 1);
+    // Fields named by Connection are the proxy's to remove, so Connection stays with them.
+    let response = send(&pool, &upstream, Method::GET, "/naming")
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["connection"], "keep-alive, X-Internal");
+    assert_eq!(response.headers()["x-internal"], "1");
+    assert_eq!(response.headers()["content-length"], "2");
+    assert_eq!(read(response).await.0, "ok");
+    assert_eq!(pool.idle(0), 1);
+    assert_eq!(upstream.accepted.load(Ordering::SeqCst), 1);
+    // Tokens and names are matched without regard to case.
+    let response = send(&pool, &upstream, Method::GET, "/close-upper")
+        .await
+        .unwrap();
+    assert_eq!(read(response).await.0, "ok");
+    assert_eq!(pool.idle(0), 0, "closed");
+    // A transfer coding other than chunked last: the body runs until the connection closes,
+    // whatever Content-Length says.
+    let response = send(&pool, &upstream, Method::GET, "/te-not-chunked")
+        .await
+        .unwrap();
+    assert_eq!(read(response).await.0, "raw bytes");
+    assert_eq!(pool.idle(0), 0);
 }
 
 #[tokio::test]

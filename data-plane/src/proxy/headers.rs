@@ -45,15 +45,29 @@ pub enum InvalidLength {
 /// The body length a message declares with `Content-Length`, whose values (repeated fields or a
 /// comma-separated list) must all be the same number; `None` without one.
 pub fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, InvalidLength> {
+    declared_length_of(
+        headers
+            .get_all(CONTENT_LENGTH)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
+}
+
+/// [`declared_length`] over the raw values of a message's `Content-Length` fields.
+pub fn declared_length_of<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Option<u64>, InvalidLength> {
     let mut seen: Option<u64> = None;
-    for value in &headers.get_all(CONTENT_LENGTH) {
-        let value = value.to_str().map_err(|_| InvalidLength::NotANumber)?;
-        for part in value.split(',') {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+    for value in values {
+        for part in value.split(|b| *b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
                 return Err(InvalidLength::NotANumber);
             }
-            let length: u64 = part.parse().map_err(|_| InvalidLength::NotANumber)?;
+            let length = part.iter().try_fold(0u64, |length, digit| {
+                length.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+            });
+            let length = length.ok_or(InvalidLength::NotANumber)?;
             if seen.is_some_and(|s| s != length) {
                 return Err(InvalidLength::Disagree);
             }
@@ -75,17 +89,22 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// A Connection token that names no header of its own to remove.
-fn is_plain_token(token: &str) -> bool {
+fn is_plain_token(token: &[u8]) -> bool {
     token.is_empty()
-        || token.eq_ignore_ascii_case("keep-alive")
-        || token.eq_ignore_ascii_case("close")
+        || token.eq_ignore_ascii_case(b"keep-alive")
+        || token.eq_ignore_ascii_case(b"close")
 }
 
-/// Whether a Connection value names headers to remove besides the hop-by-hop ones.
-fn names_headers(value: &HeaderValue) -> bool {
+/// Whether a Connection value names headers to remove besides the hop-by-hop ones. A value that
+/// is not visible ASCII names nothing that could be looked up.
+pub fn names_headers(value: &[u8]) -> bool {
     value
-        .to_str()
-        .is_ok_and(|v| !v.split(',').map(str::trim).all(is_plain_token))
+        .iter()
+        .all(|b| *b == b'\t' || (b' '..=b'~').contains(b))
+        && !value
+            .split(|b| *b == b',')
+            .map(<[u8]>::trim_ascii)
+            .all(is_plain_token)
 }
 
 /// Removes the headers that describe one connection rather than the message. Returns whether the
@@ -101,11 +120,11 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) -> bool {
         // header to remove (`keep-alive` goes below anyway); only values naming others are kept
         // (reference-counted, so nothing is copied) while the map changes.
         let (_, values) = connection.remove_entry_mult();
-        let naming: Vec<HeaderValue> = values.filter(names_headers).collect();
+        let naming: Vec<HeaderValue> = values.filter(|v| names_headers(v.as_bytes())).collect();
         for value in &naming {
             let Ok(value) = value.to_str() else { continue };
             for token in value.split(',').map(str::trim) {
-                if !is_plain_token(token) {
+                if !is_plain_token(token.as_bytes()) {
                     // By `&str`, the name is looked up without being allocated; an invalid one
                     // matches nothing.
                     headers.remove(token);
@@ -336,6 +355,24 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn raw_lengths_are_read_like_header_values() {
+        let of = |values: &[&str]| declared_length_of(values.iter().map(|v| v.as_bytes()));
+        assert_eq!(of(&[]), Ok(None));
+        assert_eq!(of(&[" 42 ", "42,42"]), Ok(Some(42)));
+        assert_eq!(of(&["18446744073709551615"]), Ok(Some(u64::MAX)));
+        assert_eq!(
+            of(&["18446744073709551616"]),
+            Err(InvalidLength::NotANumber)
+        );
+        assert_eq!(of(&["4 2"]), Err(InvalidLength::NotANumber));
+        assert_eq!(of(&["1,"]), Err(InvalidLength::NotANumber));
+        assert_eq!(of(&["1", "2"]), Err(InvalidLength::Disagree));
+        assert!(names_headers(b"keep-alive, X-Internal"));
+        assert!(!names_headers(b"Keep-Alive , close,"));
+        assert!(!names_headers(b"x-\xff"), "not a header name");
     }
 
     #[test]
