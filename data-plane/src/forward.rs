@@ -232,18 +232,55 @@ impl Activity {
     }
 }
 
+/// A client's request body as it was received: none at all (a request the listener read
+/// itself), or hyper's stream.
+#[derive(Debug)]
+pub enum ClientBody {
+    Empty,
+    Streaming(Incoming),
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ClientBody::Empty => Poll::Ready(None),
+            ClientBody::Streaming(incoming) => Pin::new(incoming).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Empty => true,
+            ClientBody::Streaming(incoming) => incoming.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Empty => SizeHint::with_exact(0),
+            ClientBody::Streaming(incoming) => incoming.size_hint(),
+        }
+    }
+}
+
 /// The client's request body, streamed upstream; every frame it yields, and its end, is noted
 /// so that the route's timeout counts from the last thing the client sent.
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Incoming,
+    inner: ClientBody,
     activity: Option<Arc<Activity>>,
 }
 
 impl RequestBody {
     /// Wraps `inner`, with the activity the wait for the answer watches when the body is not
     /// already over (a request without a body needs none).
-    fn new(inner: Incoming) -> (Self, Option<Arc<Activity>>) {
+    fn new(inner: ClientBody) -> (Self, Option<Arc<Activity>>) {
         let activity = (!inner.is_end_stream()).then(|| Arc::new(Activity::new()));
         let body = RequestBody {
             inner,
@@ -307,7 +344,7 @@ async fn wait_for_answer<F: Future>(
 pub async fn forward(
     upstream: &Arc<UpstreamRuntime>,
     mut request: Outgoing,
-    body: Incoming,
+    body: ClientBody,
     key: Option<u64>,
     policy: Option<RoutePolicy>,
     default_timeout: Duration,
@@ -534,7 +571,8 @@ mod tests {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                 let tx = tx.clone();
                 async move {
-                    let (mut body, activity) = RequestBody::new(request.into_body());
+                    let (mut body, activity) =
+                        RequestBody::new(ClientBody::Streaming(request.into_body()));
                     let activity = activity.unwrap();
                     let mut noted = Vec::new();
                     loop {
@@ -587,7 +625,7 @@ mod tests {
         let server = tokio::spawn(async move {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let (_, activity) = RequestBody::new(request.into_body());
+                let (_, activity) = RequestBody::new(ClientBody::Streaming(request.into_body()));
                 let _ = tx.send(activity.is_none());
                 async { Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new()))) }
             });

@@ -4,6 +4,10 @@
 //! response in flight, or a close once the connection has been idle for a short grace, so that a
 //! request a client is sending right after its previous response is answered rather than lost),
 //! and let in-flight requests and streaming bodies finish up to a deadline.
+//!
+//! Requests without a body are read and answered by the listener itself ([`http1`]); the first
+//! request it leaves to hyper (a body, an upgrade, HTTP/2, a malformed head) hands the whole
+//! connection over, with what was read of it put back in front ([`rewind`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,7 +27,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+use crate::forward::ClientBody;
 use crate::proxy::Proxy;
+
+mod http1;
+mod rewind;
+mod wire;
 
 /// Limits of the client side of the proxy.
 #[derive(Debug, Clone)]
@@ -71,10 +80,13 @@ pub async fn serve(
     settings: ListenerSettings,
     shutdown: impl Future<Output = ()>,
 ) -> DrainReport {
-    let builder = server_builder(&settings);
+    let builder = Arc::new(server_builder(&settings));
+    let settings = Arc::new(settings);
     // Every connection task holds a receiver until it ends: the receivers count the open
     // connections, and the drain is over when they are all gone.
     let (drain, draining) = watch::channel(false);
+    // The same news for the request path, which reads it without taking the channel's lock.
+    let drain_started = Arc::new(AtomicBool::new(false));
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
@@ -95,29 +107,39 @@ pub async fn serve(
         let activity = Arc::new(ConnectionActivity::new(Instant::now()));
         let peer = Arc::new(proxy.peer(remote));
         let proxy = proxy.clone();
-        let tracked = activity.clone();
-        let service = service_fn(move |request: Request<Incoming>| {
-            let proxy = proxy.clone();
-            let peer = peer.clone();
-            let in_flight = tracked.request_started(request.version());
-            async move {
-                let response = proxy.handle(request, &peer).await;
-                Ok::<_, Infallible>(response.map(|body| TrackedBody {
-                    body,
-                    _in_flight: in_flight,
-                }))
-            }
-        });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
+        let builder = builder.clone();
+        let settings = settings.clone();
         let mut draining = draining.clone();
-        let idle_grace = settings.drain_idle_grace;
+        let drain_started = drain_started.clone();
         tokio::spawn(async move {
+            let drain = http1::Drain {
+                signal: &mut draining,
+                started: &drain_started,
+            };
+            let ended = http1::serve(stream, &proxy, &peer, &activity, drain, &settings).await;
+            let http1::Ended::HandOff(stream) = ended else {
+                return;
+            };
+            let tracked = activity.clone();
+            let service = service_fn(move |request: Request<Incoming>| {
+                let proxy = proxy.clone();
+                let peer = peer.clone();
+                let in_flight = tracked.request_started(request.version());
+                async move {
+                    let response = proxy
+                        .handle(request.map(ClientBody::Streaming), &peer)
+                        .await;
+                    Ok::<_, Infallible>(response.map(|body| TrackedBody {
+                        body,
+                        _in_flight: in_flight,
+                    }))
+                }
+            });
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let mut connection = std::pin::pin!(connection);
             let ended = tokio::select! {
                 ended = connection.as_mut() => ended,
-                () = closable(&mut draining, &activity, idle_grace) => {
+                () = closable(&mut draining, &activity, settings.drain_idle_grace) => {
                     // HTTP/1: closes an idle connection, or answers the request in flight with
                     // `Connection: close`; HTTP/2: GOAWAY, then in-flight streams finish.
                     connection.as_mut().graceful_shutdown();
@@ -136,6 +158,7 @@ pub async fn serve(
         deadline_ms = settings.drain_deadline.as_millis() as u64,
         "proxy stopped accepting; draining open connections"
     );
+    drain_started.store(true, Ordering::SeqCst);
     drain.send_replace(true);
     let drained = tokio::time::timeout(settings.drain_deadline, drain.closed()).await;
     let cut_off = if drained.is_ok() {

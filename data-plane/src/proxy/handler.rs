@@ -14,10 +14,9 @@ use bytes::Bytes;
 use http::header::{CONNECTION, HOST, HeaderValue, UPGRADE};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
 use ipnet::IpNet;
 
-use crate::forward::{Outgoing, forward, request_key};
+use crate::forward::{ClientBody, Outgoing, forward, request_key};
 use crate::metrics::Outcome;
 use crate::proxy::actions;
 use crate::proxy::error::ProxyError;
@@ -92,7 +91,7 @@ impl Proxy {
     }
 
     /// Answers one request: the upstream's response, or the proxy's own JSON error.
-    pub async fn handle(&self, request: Request<Incoming>, peer: &Peer) -> Response<ProxyBody> {
+    pub async fn handle(&self, request: Request<ClientBody>, peer: &Peer) -> Response<ProxyBody> {
         let version = request.version();
         match self.forward(request, peer).await {
             Ok(response) => {
@@ -116,7 +115,7 @@ impl Proxy {
 
     async fn forward(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<ClientBody>,
         peer: &Peer,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         check_framing(request.headers())?;

@@ -8,7 +8,7 @@ pub mod handler;
 pub mod headers;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use error::ProxyError;
 pub use handler::{Peer, Proxy, ProxyBody, ProxySettings};

@@ -24,7 +24,7 @@ use crate::proxy::{Proxy, ProxySettings};
 use crate::state::{NodeIdentity, State};
 
 /// An upstream that echoes what it received, one line per item.
-async fn start_upstream() -> SocketAddr {
+pub(crate) async fn start_upstream() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -64,12 +64,12 @@ async fn start_upstream() -> SocketAddr {
 }
 
 /// An address where nothing listens.
-async fn dead_address() -> SocketAddr {
+pub(crate) async fn dead_address() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     listener.local_addr().unwrap()
 }
 
-fn config(upstream: SocketAddr, dead: SocketAddr, prefix: &str) -> Compiled {
+pub(crate) fn config(upstream: SocketAddr, dead: SocketAddr, prefix: &str) -> Compiled {
     let json = format!(
         r#"{{"upstreams": [
                 {{"name": "up", "targets": [{{"address": "{upstream}"}}]}},
@@ -88,14 +88,21 @@ fn config(upstream: SocketAddr, dead: SocketAddr, prefix: &str) -> Compiled {
     Compiled::compile(1, digest, config).unwrap()
 }
 
-struct Running {
-    addr: SocketAddr,
+pub(crate) struct Running {
+    pub addr: SocketAddr,
     state: Arc<State>,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<DrainReport>,
+    pub stop: Option<oneshot::Sender<()>>,
+    pub done: tokio::task::JoinHandle<DrainReport>,
 }
 
 async fn start_proxy(compiled: Option<Compiled>) -> Running {
+    start_proxy_with(compiled, ListenerSettings::default()).await
+}
+
+pub(crate) async fn start_proxy_with(
+    compiled: Option<Compiled>,
+    settings: ListenerSettings,
+) -> Running {
     let state = Arc::new(State::new(NodeIdentity {
         id: "test".into(),
         group: "default".into(),
@@ -107,7 +114,7 @@ async fn start_proxy(compiled: Option<Compiled>) -> Running {
     let addr = listener.local_addr().unwrap();
     let proxy = Arc::new(Proxy::new(state.clone(), ProxySettings::default()));
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(serve(listener, proxy, ListenerSettings::default(), async {
+    let done = tokio::spawn(serve(listener, proxy, settings, async {
         let _ = stopped.await;
     }));
     Running {

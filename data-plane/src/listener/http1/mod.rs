@@ -1,0 +1,267 @@
+//! Client connections served by the listener itself while their requests have no body: the
+//! head is parsed from the connection's read buffer, the request runs on the connection's own
+//! task, and the response head and the first of its body go out in one write. Keep-alive,
+//! pipelining, HTTP/1.0, `HEAD`, chunked and close-delimited bodies, the header-read timeout
+//! and the drain are handled here.
+//!
+//! Anything else (a request with a body or an upgrade, `Expect`, `CONNECT`, HTTP/2 with prior
+//! knowledge, a malformed or oversized head) hands the connection to hyper for the rest of its
+//! life, with the bytes already read put back in front.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::Method;
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::rewind::Rewind;
+use super::wire::{self, BodyFraming, FieldSpan, Parsed};
+use super::{ConnectionActivity, ListenerSettings, closable};
+use crate::proxy::{Peer, Proxy};
+
+/// Read buffer to start with, and the least free room before a read.
+const READ_CHUNK: usize = 8 * 1024;
+const MIN_READ_ROOM: usize = 1024;
+/// Body data up to this size is copied behind the head (or the previous data) so that both go
+/// out in one write; larger pieces are written on their own.
+const COALESCE_LIMIT: usize = 16 * 1024;
+
+/// How serving a connection ended.
+pub enum Ended {
+    Closed,
+    /// hyper serves the rest of the connection, starting with the bytes read so far.
+    HandOff(Rewind<TcpStream>),
+}
+
+/// Why a response could not be written whole; the connection is given up either way.
+#[derive(Debug)]
+enum WriteError {
+    Io,
+    /// The response body failed, or did not match its declared length.
+    Body,
+}
+
+impl From<io::Error> for WriteError {
+    fn from(_: io::Error) -> Self {
+        WriteError::Io
+    }
+}
+
+/// The listener's drain, as a connection sees it.
+pub struct Drain<'a> {
+    /// Turns true when the drain begins; waited on while the connection is idle.
+    pub signal: &'a mut watch::Receiver<bool>,
+    /// The same, read once per response.
+    pub started: &'a AtomicBool,
+}
+
+pub async fn serve(
+    mut stream: TcpStream,
+    proxy: &Proxy,
+    peer: &Peer,
+    activity: &Arc<ConnectionActivity>,
+    drain: Drain<'_>,
+    settings: &ListenerSettings,
+) -> Ended {
+    let mut read = BytesMut::with_capacity(READ_CHUNK);
+    let mut write: Vec<u8> = Vec::with_capacity(1024);
+    let mut spans: Vec<FieldSpan> = Vec::new();
+    // One timer for the connection, moved to a new deadline whenever the listener starts
+    // waiting for a head, rather than one created per request.
+    let header_deadline = tokio::time::sleep(settings.header_read_timeout);
+    tokio::pin!(header_deadline);
+    loop {
+        let mut deadline_set = false;
+        let head = loop {
+            if !read.is_empty() {
+                match wire::parse_request(&mut read, &mut spans, settings.max_headers) {
+                    Parsed::Request(head) => break head,
+                    Parsed::HandOff => return Ended::HandOff(Rewind::new(read.freeze(), stream)),
+                    Parsed::Partial if read.len() >= settings.max_header_bytes => {
+                        return Ended::HandOff(Rewind::new(read.freeze(), stream));
+                    }
+                    Parsed::Partial => {}
+                }
+            }
+            if !deadline_set {
+                header_deadline
+                    .as_mut()
+                    .reset(Instant::now() + settings.header_read_timeout);
+                deadline_set = true;
+            }
+            read.reserve(MIN_READ_ROOM);
+            let idle = read.is_empty();
+            tokio::select! {
+                biased;
+                result = stream.read_buf(&mut read) => match result {
+                    Ok(0) | Err(_) => return Ended::Closed,
+                    Ok(_) => {}
+                },
+                () = &mut header_deadline => return Ended::Closed,
+                () = closable(drain.signal, activity, settings.drain_idle_grace), if idle => {
+                    return Ended::Closed;
+                }
+            }
+        };
+
+        let version = head.request.version();
+        let to_head_request = head.request.method() == Method::HEAD;
+        let in_flight = activity.request_started(version);
+        let response = {
+            let handled = proxy.handle(head.request, peer);
+            tokio::pin!(handled);
+            tokio::select! {
+                biased;
+                response = &mut handled => response,
+                () = client_gone(&stream, &mut read, settings.max_header_bytes) => {
+                    return Ended::Closed;
+                }
+            }
+        };
+        let (parts, body) = response.into_parts();
+        let close = !head.keep_alive || drain.started.load(Ordering::Relaxed);
+        let framing = wire::encode_response_head(
+            &mut write,
+            &parts,
+            body.size_hint().exact(),
+            to_head_request,
+            version,
+            close,
+        );
+        let written = write_body(&mut stream, &mut write, body, framing.body).await;
+        drop(in_flight);
+        if written.is_err() {
+            return Ended::Closed;
+        }
+        if framing.close {
+            let _ = stream.shutdown().await;
+            return Ended::Closed;
+        }
+    }
+}
+
+/// Completes when the client has closed its side (or the connection failed) while its request
+/// is being answered. Bytes it sends meanwhile (a pipelined request) are kept in `read`, up to
+/// `limit`, after which the connection is no longer watched.
+async fn client_gone(stream: &TcpStream, read: &mut BytesMut, limit: usize) {
+    loop {
+        if read.len() >= limit || stream.readable().await.is_err() {
+            return std::future::pending().await;
+        }
+        read.reserve(MIN_READ_ROOM);
+        match stream.try_read_buf(read) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Writes the head already in `write` and the body after it, framed as the head said. Body data
+/// that is ready at once goes out with the head.
+async fn write_body<B>(
+    stream: &mut TcpStream,
+    write: &mut Vec<u8>,
+    body: B,
+    framing: BodyFraming,
+) -> Result<(), WriteError>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    if framing == BodyFraming::NoBody {
+        drop(body);
+        stream.write_all(write).await?;
+        return Ok(());
+    }
+    let mut body = body;
+    let mut sent: u64 = 0;
+    let mut trailers = None;
+    loop {
+        let frame = match poll_now(&mut body) {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => {
+                flush(stream, write).await?;
+                body.frame().await
+            }
+        };
+        let frame = match frame {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(_)) => return Err(WriteError::Body),
+        };
+        let mut data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                trailers = frame.into_trailers().ok();
+                continue;
+            }
+        };
+        if data.is_empty() {
+            continue;
+        }
+        sent += data.len() as u64;
+        if let BodyFraming::Length(length) = framing
+            && sent > length
+        {
+            return Err(WriteError::Body);
+        }
+        if framing == BodyFraming::Chunked {
+            wire::chunk_header(write, data.len());
+        }
+        if data.len() <= COALESCE_LIMIT {
+            write.extend_from_slice(&data);
+        } else {
+            flush(stream, write).await?;
+            while data.has_remaining() {
+                let n = stream.write(&data).await?;
+                if n == 0 {
+                    return Err(WriteError::Io);
+                }
+                data.advance(n);
+            }
+        }
+        if framing == BodyFraming::Chunked {
+            write.extend_from_slice(b"\r\n");
+        }
+        if write.len() > COALESCE_LIMIT {
+            flush(stream, write).await?;
+        }
+    }
+    match framing {
+        BodyFraming::Length(length) if sent != length => return Err(WriteError::Body),
+        BodyFraming::Chunked => wire::last_chunk(write, trailers.as_ref()),
+        _ => {}
+    }
+    flush(stream, write).await?;
+    Ok(())
+}
+
+type NextFrame<B> = Option<Result<Frame<<B as Body>::Data>, <B as Body>::Error>>;
+
+/// The body's next frame if it is ready now; otherwise the body will wake the task.
+fn poll_now<B: Body + Unpin>(body: &mut B) -> Poll<NextFrame<B>> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    Pin::new(body).poll_frame(&mut cx)
+}
+
+async fn flush(stream: &mut TcpStream, write: &mut Vec<u8>) -> io::Result<()> {
+    if !write.is_empty() {
+        stream.write_all(write).await?;
+        write.clear();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
