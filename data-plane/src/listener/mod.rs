@@ -5,9 +5,9 @@
 //! request a client is sending right after its previous response is answered rather than lost),
 //! and let in-flight requests and streaming bodies finish up to a deadline.
 //!
-//! Requests without a body are read and answered by the listener itself ([`http1`]); the first
+//! Requests without a body are read and answered by the listener itself (`http1`); the first
 //! request it leaves to hyper (a body, an upgrade, HTTP/2, a malformed head) hands the whole
-//! connection over, with what was read of it put back in front ([`rewind`]).
+//! connection over, with what was read of it put back in front (`rewind`).
 
 use std::convert::Infallible;
 use std::future::Future;
