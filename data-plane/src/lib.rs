@@ -17,6 +17,7 @@ pub mod drain;
 pub mod exchange;
 pub mod forward;
 pub mod health;
+pub mod http1_fields;
 pub mod http1_pool;
 pub mod http2_pool;
 pub mod listener;

@@ -4,11 +4,11 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue};
 use http::response::Parts;
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 
-use super::{ExchangeError, MAX_HEADERS};
+use super::ExchangeError;
+use crate::http1_fields::{ConnectionTokens, FieldSpan, MAX_FIELDS, push_field};
 use crate::proxy::headers::{InvalidLength, declared_length_of, names_headers};
 
 /// How the response body is delimited (RFC 9112 §6.3).
@@ -37,17 +37,14 @@ pub fn encode_request_head(out: &mut Vec<u8>, method: &Method, path: &str, heade
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
 }
 
 /// The fields the exchange reads itself, to frame the body and to decide about the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FieldKind {
+pub enum FieldKind {
     Connection,
     KeepAlive,
     TransferEncoding,
@@ -56,8 +53,7 @@ enum FieldKind {
 }
 
 impl FieldKind {
-    fn of(name: &str) -> FieldKind {
-        let name = name.as_bytes();
+    fn of(name: &[u8]) -> FieldKind {
         if name.eq_ignore_ascii_case(b"connection") {
             FieldKind::Connection
         } else if name.eq_ignore_ascii_case(b"keep-alive") {
@@ -72,36 +68,6 @@ impl FieldKind {
     }
 }
 
-/// Byte ranges of one header field within the head.
-#[derive(Debug, Clone, Copy)]
-pub struct FieldSpan {
-    name: (usize, usize),
-    value: (usize, usize),
-    kind: FieldKind,
-}
-
-/// What the connection-management fields of a response say.
-#[derive(Debug, Default)]
-struct ConnectionTokens {
-    close: bool,
-    keep_alive: bool,
-}
-
-impl ConnectionTokens {
-    fn read(&mut self, value: &[u8]) {
-        for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-            self.close |= token.eq_ignore_ascii_case(b"close");
-            self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-        }
-    }
-
-    /// HTTP/1.1 keeps the connection unless it says `close`; HTTP/1.0 only if it says
-    /// `keep-alive`.
-    fn keep_alive(&self, version: Version) -> bool {
-        !self.close && (version == Version::HTTP_11 || self.keep_alive)
-    }
-}
-
 /// Parses a complete response head at the start of `buffer` and takes it out of the buffer;
 /// `None` while the head is incomplete. `spans` is scratch space, kept by the connection so that
 /// parsing needs neither an allocation nor a large zeroed array.
@@ -111,12 +77,12 @@ impl ConnectionTokens {
 /// (which the proxy's hop-by-hop rules then remove along with it). Framing fields stay.
 pub fn parse_response_head(
     buffer: &mut BytesMut,
-    spans: &mut Vec<FieldSpan>,
+    spans: &mut Vec<(FieldSpan, FieldKind)>,
     to_head_request: bool,
 ) -> Result<Option<ParsedHead>, ExchangeError> {
     spans.clear();
     let (head_len, code, minor) = {
-        let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+        let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_FIELDS];
         let mut response = httparse::Response::new(&mut []);
         let start = buffer.as_ptr() as usize;
         let parsed = httparse::ParserConfig::default()
@@ -132,15 +98,11 @@ pub fn parse_response_head(
         let httparse::Status::Complete(head_len) = parsed else {
             return Ok(None);
         };
-        let offset = |s: &[u8]| s.as_ptr() as usize - start;
         spans.extend(response.headers.iter().map(|field| {
-            let name = offset(field.name.as_bytes());
-            let value = offset(field.value);
-            FieldSpan {
-                name: (name, name + field.name.len()),
-                value: (value, value + field.value.len()),
-                kind: FieldKind::of(field.name),
-            }
+            (
+                FieldSpan::of(field, start),
+                FieldKind::of(field.name.as_bytes()),
+            )
         }));
         (
             head_len,
@@ -149,7 +111,6 @@ pub fn parse_response_head(
         )
     };
     let head: Bytes = buffer.split_to(head_len).freeze();
-    let value_of = |span: &FieldSpan| &head[span.value.0..span.value.1];
     let status = StatusCode::from_u16(code)
         .map_err(|_| ExchangeError::InvalidResponse("invalid status code"))?;
     if status == StatusCode::SWITCHING_PROTOCOLS {
@@ -167,9 +128,9 @@ pub fn parse_response_head(
     let mut last_transfer_coding: Option<&[u8]> = None;
     let mut has_length = false;
     let mut headers = HeaderMap::with_capacity(spans.len());
-    for span in spans.iter() {
-        let value = value_of(span);
-        match span.kind {
+    for (span, kind) in spans.iter() {
+        let value = span.value(&head);
+        match kind {
             FieldKind::KeepAlive => continue,
             FieldKind::Connection => {
                 tokens.read(value);
@@ -181,11 +142,8 @@ pub fn parse_response_head(
             FieldKind::ContentLength => has_length = true,
             FieldKind::Other => {}
         }
-        let name = HeaderName::from_bytes(&head[span.name.0..span.name.1])
-            .map_err(|_| ExchangeError::InvalidResponse("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(span.value.0..span.value.1))
-            .map_err(|_| ExchangeError::InvalidResponse("invalid header value"))?;
-        headers.append(name, value);
+        span.append_to(&head, &mut headers)
+            .ok_or(ExchangeError::InvalidResponse("invalid header field"))?;
     }
 
     let framing = if to_head_request
@@ -207,8 +165,8 @@ pub fn parse_response_head(
     } else if has_length {
         let lengths = spans
             .iter()
-            .filter(|span| span.kind == FieldKind::ContentLength)
-            .map(value_of);
+            .filter(|(_, kind)| *kind == FieldKind::ContentLength)
+            .map(|(span, _)| span.value(&head));
         let length = declared_length_of(lengths).map_err(|invalid| {
             ExchangeError::InvalidResponse(match invalid {
                 InvalidLength::NotANumber => "invalid Content-Length",

@@ -20,9 +20,8 @@ pub use head::encode_request_head;
 use crate::connector::UpstreamConnection;
 use crate::http1_pool::Lender;
 
-/// Largest response head accepted from an upstream, and most header fields in it.
+/// Largest response head accepted from an upstream.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-pub const MAX_HEADERS: usize = 100;
 
 /// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 8 * 1024;
@@ -48,7 +47,7 @@ pub struct Connection {
     io: UpstreamConnection,
     read: BytesMut,
     write: Vec<u8>,
-    spans: Vec<head::FieldSpan>,
+    spans: Vec<(crate::http1_fields::FieldSpan, head::FieldKind)>,
 }
 
 impl std::fmt::Debug for Connection {

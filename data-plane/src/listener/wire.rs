@@ -7,23 +7,13 @@ use std::mem::MaybeUninit;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, DATE, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::response::Parts;
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 
 use crate::forward::ClientBody;
-use crate::proxy::headers::declared_length;
-
-/// Header fields parsed in place; a request with more goes to hyper, which applies the
-/// configured limit.
-const MAX_FIELDS: usize = 100;
-
-/// Byte ranges of one header field within the head.
-#[derive(Debug, Clone, Copy)]
-pub struct FieldSpan {
-    name: (usize, usize),
-    value: (usize, usize),
-}
+use crate::http1_fields::{ConnectionTokens, FieldSpan, MAX_FIELDS, push_field};
+use crate::proxy::headers::declared_length_of;
 
 /// A request head the listener answers itself.
 #[derive(Debug)]
@@ -50,8 +40,7 @@ pub enum Parsed {
 #[derive(Debug, Default)]
 struct Fields {
     hand_off: bool,
-    close: bool,
-    keep_alive: bool,
+    connection: ConnectionTokens,
 }
 
 impl Fields {
@@ -65,10 +54,7 @@ impl Fields {
         {
             self.hand_off = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-                self.close |= token.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
+            self.connection.read(value);
         }
     }
 }
@@ -84,9 +70,7 @@ fn uri_and_headers(
     // Room for what the proxy adds: Via, X-Forwarded-For/-Proto/-Host and Host.
     let mut headers = HeaderMap::with_capacity(spans.len() + 5);
     for span in spans {
-        let name = HeaderName::from_bytes(&head[span.name.0..span.name.1]).ok()?;
-        let value = HeaderValue::from_maybe_shared(head.slice(span.value.0..span.value.1)).ok()?;
-        headers.append(name, value);
+        span.append_to(head, &mut headers)?;
     }
     Some((uri, headers))
 }
@@ -117,22 +101,17 @@ pub fn parse_request(
         if request.headers.len() > max_headers {
             return Parsed::HandOff;
         }
-        let offset = |s: &[u8]| s.as_ptr() as usize - start;
         for field in request.headers.iter() {
             fields.note(field.name.as_bytes(), field.value);
-            let name = offset(field.name.as_bytes());
-            let value = offset(field.value);
-            spans.push(FieldSpan {
-                name: (name, name + field.name.len()),
-                value: (value, value + field.value.len()),
-            });
+            spans.push(FieldSpan::of(field, start));
         }
         let (Some(method), Some(path), Some(minor)) =
             (request.method, request.path, request.version)
         else {
             return Parsed::HandOff;
         };
-        let path = offset(path.as_bytes())..offset(path.as_bytes()) + path.len();
+        let path_start = path.as_ptr() as usize - start;
+        let path = path_start..path_start + path.len();
         (head_len, method, path, minor)
     };
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
@@ -155,7 +134,7 @@ pub fn parse_request(
     } else {
         Version::HTTP_11
     };
-    let keep_alive = !fields.close && (version == Version::HTTP_11 || fields.keep_alive);
+    let keep_alive = fields.connection.keep_alive(version);
     let mut request = Request::new(ClientBody::Empty);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -206,35 +185,37 @@ pub fn encode_response_head(
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut has_date = false;
-    let mut declared: Option<&HeaderValue> = None;
-    let mut declared_more_than_once = false;
+    let mut has_length = false;
     for (name, value) in &parts.headers {
         if *name == CONNECTION {
-            close |= value
-                .as_bytes()
-                .split(|b| *b == b',')
-                .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
+            let mut tokens = ConnectionTokens::default();
+            tokens.read(value.as_bytes());
+            close |= tokens.close;
             continue;
         }
         if *name == TRANSFER_ENCODING {
             continue;
         }
         if *name == CONTENT_LENGTH {
-            declared_more_than_once |= declared.is_some();
-            declared = Some(value);
+            has_length = true;
             continue;
         }
         has_date |= *name == DATE;
-        field(out, name.as_str().as_bytes(), value.as_bytes());
+        push_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if !has_date {
-        CACHED_DATE.with_borrow_mut(|date| field(out, b"date", date.now()));
+        CACHED_DATE.with_borrow_mut(|date| push_field(out, b"date", date.now()));
     }
-    let declared_length = match declared {
-        None => None,
-        Some(value) if !declared_more_than_once => declared_length_of_value(value),
-        Some(_) => declared_length(&parts.headers).ok().flatten(),
-    };
+    // Another pass over the few fields rather than a lookup by name, which would hash it.
+    let declared_length = has_length
+        .then(|| {
+            let lengths = parts
+                .headers
+                .iter()
+                .filter(|(name, _)| **name == CONTENT_LENGTH);
+            declared_length_of(lengths.map(|(_, value)| value.as_bytes()))
+        })
+        .and_then(|length| length.ok().flatten());
     let has_no_body = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
@@ -254,32 +235,19 @@ pub fn encode_response_head(
         length_field(out, length);
         BodyFraming::Length(length)
     } else if client == Version::HTTP_11 {
-        field(out, b"transfer-encoding", b"chunked");
+        push_field(out, b"transfer-encoding", b"chunked");
         BodyFraming::Chunked
     } else {
         close = true;
         BodyFraming::UntilClose
     };
     if close {
-        field(out, b"connection", b"close");
+        push_field(out, b"connection", b"close");
     } else if client == Version::HTTP_10 {
-        field(out, b"connection", b"keep-alive");
+        push_field(out, b"connection", b"keep-alive");
     }
     out.extend_from_slice(b"\r\n");
     ResponseFraming { body, close }
-}
-
-fn declared_length_of_value(value: &HeaderValue) -> Option<u64> {
-    crate::proxy::headers::declared_length_of([value.as_bytes()])
-        .ok()
-        .flatten()
-}
-
-fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 fn length_field(out: &mut Vec<u8>, length: u64) {
@@ -341,7 +309,7 @@ pub fn chunk_header(out: &mut Vec<u8>, len: usize) {
 pub fn last_chunk(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
     out.extend_from_slice(b"0\r\n");
     for (name, value) in trailers.into_iter().flatten() {
-        field(out, name.as_str().as_bytes(), value.as_bytes());
+        push_field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
 }

@@ -24,8 +24,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::rewind::Rewind;
-use super::wire::{self, BodyFraming, FieldSpan, Parsed};
+use super::wire::{self, BodyFraming, Parsed};
 use super::{ConnectionActivity, ListenerSettings, closable};
+use crate::http1_fields::FieldSpan;
 use crate::proxy::{Peer, Proxy};
 
 /// Read buffer to start with, and the least free room before a read.
@@ -85,11 +86,11 @@ pub async fn serve(
             if !read.is_empty() {
                 match wire::parse_request(&mut read, &mut spans, settings.max_headers) {
                     Parsed::Request(head) => break head,
-                    Parsed::HandOff => return Ended::HandOff(Rewind::new(read.freeze(), stream)),
-                    Parsed::Partial if read.len() >= settings.max_header_bytes => {
+                    Parsed::Partial if read.len() < settings.max_header_bytes => {}
+                    // A head over the limit is hyper's to refuse, like any other it cannot take.
+                    Parsed::Partial | Parsed::HandOff => {
                         return Ended::HandOff(Rewind::new(read.freeze(), stream));
                     }
-                    Parsed::Partial => {}
                 }
             }
             if !deadline_set {
