@@ -145,7 +145,12 @@ impl Gateway {
             let reply = cluster.admin.post("/v1/routes", &route).await;
             assert_eq!(reply.status, 201, "{}", reply.text);
         }
+        // Both routes, not just the first: they arrive as separate revisions, and a test that
+        // streams through `/stream` right after start must not race the second one.
         cluster.wait_served("/app/ping", 200, None, CONVERGE).await;
+        cluster
+            .wait_served("/stream/ping", 200, Some("echo"), CONVERGE)
+            .await;
         cluster.wait_ready().await;
         Gateway {
             cluster,
