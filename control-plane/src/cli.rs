@@ -74,7 +74,7 @@ pub enum SettingsError {
 
 impl Cli {
     /// Checks what clap cannot: the admin address and the database URL scheme.
-    pub fn check(&self) -> Result<(), SettingsError> {
+    pub(crate) fn check(&self) -> Result<(), SettingsError> {
         if !self.admin_listen.ip().is_loopback() {
             return Err(SettingsError::AdminNotLoopback(self.admin_listen));
         }

@@ -103,6 +103,7 @@ impl DeltaCache {
             .retain(|(_, target), _| *target == latest);
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries
             .lock()
@@ -110,6 +111,7 @@ impl DeltaCache {
             .len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -121,20 +123,13 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::store::LatestConfig;
 
     fn config(json: &str) -> Config {
         serde_json::from_str(json).unwrap()
     }
 
     fn snapshot(revision: i64, config: Config) -> Snapshot {
-        Snapshot::from(LatestConfig {
-            revision,
-            committed_at: 9,
-            digest: gateway_config::digest(&config),
-            config,
-            meta: Default::default(),
-        })
+        Snapshot::of(revision, 9, config)
     }
 
     #[test]

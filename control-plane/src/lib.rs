@@ -1,14 +1,23 @@
 //! The gateway control plane: stores the desired configuration as numbered revisions, serves
 //! the admin API over it, and pushes every new revision to data-plane workers over ConfigSync.
+//!
+//! Below this root, modules import one way: `store` (the database) ← `snapshot` (one revision in
+//! memory) ← `delta` (what changed between two) ← `hub` (the latest snapshot, shared by every
+//! stream) ← `service` (commits a change and publishes it) ← `api` (HTTP). `sync` (ConfigSync)
+//! stands beside `service` on the hub and the store; `metrics` needs nothing and `nodes` only
+//! the store. Only the flags and [`run`] are public: the binary needs nothing else.
 
-pub mod api;
+pub(crate) mod api;
 pub mod cli;
-pub mod delta;
-pub mod metrics;
-pub mod nodes;
-pub mod snapshot;
-pub mod store;
-pub mod sync;
+pub(crate) mod delta;
+pub(crate) mod hub;
+pub(crate) mod metrics;
+pub(crate) mod nodes;
+pub(crate) mod service;
+pub(crate) mod shutdown;
+pub(crate) mod snapshot;
+pub(crate) mod store;
+pub(crate) mod sync;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,8 +29,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::AppState;
 use crate::cli::{Cli, SettingsError};
+use crate::hub::SnapshotHub;
 use crate::metrics::Metrics;
-use crate::snapshot::SnapshotHub;
+use crate::service::ConfigService;
 use crate::store::{Store, StoreError};
 use crate::sync::tls::TlsError;
 use crate::sync::{SyncAuth, SyncService};
@@ -29,6 +39,7 @@ use crate::sync::{SyncAuth, SyncService};
 /// How long open connections and streams get to finish after a shutdown signal.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
+/// Why the control plane could not start, or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
@@ -99,8 +110,7 @@ pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunEr
     });
     let metrics = Metrics::new();
     let router = api::router(AppState {
-        store: store.clone(),
-        hub: hub.clone(),
+        service: ConfigService::new(store.clone(), hub.clone()),
         metrics: metrics.clone(),
     });
     let admin_server = axum::serve(admin, router).with_graceful_shutdown(wait(stopped.clone()));
@@ -177,11 +187,5 @@ pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunEr
 }
 
 async fn wait(mut stopped: watch::Receiver<bool>) {
-    stopping(&mut stopped).await;
-}
-
-/// Completes once the shutdown flag is set (or its sender is gone).
-pub(crate) async fn stopping(stopped: &mut watch::Receiver<bool>) {
-    // The guard returned by `wait_for` is not `Send`; drop it before the caller's next await.
-    let _ = stopped.wait_for(|stop| *stop).await;
+    shutdown::stopping(&mut stopped).await;
 }

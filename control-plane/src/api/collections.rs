@@ -13,9 +13,10 @@ use super::body::{ListQuery, Page};
 use super::entities;
 use super::error::ApiError;
 use super::openapi::{
-    BadRequest, Conflict, Internal, NotFound, PayloadTooLarge, PreconditionFailed, RouteResource,
-    RouteWritten, Unavailable, Unprocessable, UpstreamResource, UpstreamWritten,
+    BadRequest, Conflict, Internal, NotFound, PayloadTooLarge, PreconditionFailed, RouteWritten,
+    Unavailable, Unprocessable, UpstreamWritten,
 };
+use super::schema::{RouteResource, UpstreamResource};
 use super::write::{DryRunAnswer, WriteHeaders, WriteQuery};
 
 macro_rules! collection {

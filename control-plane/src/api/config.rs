@@ -11,13 +11,13 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::document;
-use super::entities::read;
 use super::error::ApiError;
 use super::openapi::{
     BadRequest, ConfigWritten, Internal, PayloadTooLarge, PreconditionFailed, Unavailable,
     Unprocessable,
 };
 use super::write::{self, WriteHeaders, WriteQuery};
+use crate::service::read;
 
 const YAML: &str = "application/yaml";
 
@@ -87,10 +87,10 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid_field(None, e.body_text()))?;
     let yaml = wants_yaml(query.format.as_deref(), &headers)?;
-    let (revision, config) = match read(state.store.latest_config()).await {
+    let (revision, config) = match read(state.service.store().latest_config()).await {
         Ok(latest) => (latest.revision, latest.config),
         Err(error) if error.is_unavailable() => {
-            let snapshot = state.hub.current();
+            let snapshot = state.service.latest();
             let revision = i64::try_from(snapshot.revision).unwrap_or(i64::MAX);
             (revision, snapshot.config.clone())
         }
@@ -141,7 +141,6 @@ pub async fn put(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let desired = document::parse(&body?, content_type)?;
-    let applied =
-        write::within(state.store.apply_config(desired, "apply config", &options)).await?;
-    Ok(super::revisions::applied_response(&state, applied))
+    let written = state.service.apply(desired, &options).await?;
+    Ok(write::config_written_response(written))
 }

@@ -4,8 +4,6 @@
 //! Reads fall back to this replica's in-memory latest snapshot when the database does not
 //! answer, in the same shapes; writes need the database and answer 503 without it.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -17,11 +15,9 @@ use super::AppState;
 use super::body::{ListQuery, Page, decode_cursor, encode_cursor, parse_entity, resource_json};
 use super::error::ApiError;
 use super::write::{self, WriteQuery};
+use crate::service::{EntityStored, Written, read};
 use crate::snapshot::Snapshot;
-use crate::store::{Change, Entity, Record, StoreError, WriteOutcome};
-
-/// How long a read waits for the database before answering from memory.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::store::{Change, Entity, Record};
 
 fn collection<T: Entity>() -> String {
     format!("/v1/{}s", T::KIND.as_str())
@@ -30,17 +26,6 @@ fn collection<T: Entity>() -> String {
 fn path_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     path.map(|Path(name)| name)
         .map_err(|e| ApiError::not_found(e.body_text()))
-}
-
-/// Runs a database read with a deadline; a missed deadline counts as the database being down.
-pub async fn read<T>(future: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-    tokio::time::timeout(READ_TIMEOUT, future)
-        .await
-        .unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "the database did not answer in time".into(),
-            ))
-        })
 }
 
 /// The entity `name` of the snapshot, with its metadata.
@@ -89,11 +74,12 @@ pub async fn list<T: Entity>(
     let limit = query.limit()?;
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let tag = query.tag.as_deref();
-    let (records, more) = match read(state.store.list::<T>(after.as_deref(), limit, tag)).await {
+    let store = state.service.store();
+    let (records, more) = match read(store.list::<T>(after.as_deref(), limit, tag)).await {
         Ok(page) => page,
         Err(error) if error.is_unavailable() => {
             tracing::debug!(%error, "listing from memory");
-            list_in::<T>(&state.hub.current(), after.as_deref(), limit, tag)
+            list_in::<T>(&state.service.latest(), after.as_deref(), limit, tag)
         }
         Err(error) => return Err(error.into()),
     };
@@ -110,9 +96,9 @@ pub async fn get<T: Entity>(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let name = path_name(path)?;
-    let record = match read(state.store.get::<T>(&name)).await {
+    let record = match read(state.service.store().get::<T>(&name)).await {
         Ok(record) => record,
-        Err(error) if error.is_unavailable() => record_in::<T>(&state.hub.current(), &name),
+        Err(error) if error.is_unavailable() => record_in::<T>(&state.service.latest(), &name),
         Err(error) => return Err(error.into()),
     };
     match record {
@@ -132,8 +118,11 @@ pub async fn create<T: Entity>(
 ) -> Result<Response, ApiError> {
     let options = write::options(&headers, query)?;
     let entity: T = parse_entity(&body?, None)?;
-    let outcome = write::within(state.store.write_with(Change::Create(entity), &options)).await?;
-    Ok(written(&state, outcome))
+    let written = state
+        .service
+        .write(Change::Create(entity), &options)
+        .await?;
+    Ok(written_response(written))
 }
 
 pub async fn put<T: Entity>(
@@ -146,8 +135,8 @@ pub async fn put<T: Entity>(
     let name = path_name(path)?;
     let options = write::options(&headers, query)?;
     let entity: T = parse_entity(&body?, Some(&name))?;
-    let outcome = write::within(state.store.write_with(Change::Put(entity), &options)).await?;
-    Ok(written(&state, outcome))
+    let written = state.service.write(Change::Put(entity), &options).await?;
+    Ok(written_response(written))
 }
 
 pub async fn delete<T: Entity>(
@@ -158,29 +147,30 @@ pub async fn delete<T: Entity>(
 ) -> Result<Response, ApiError> {
     let name = path_name(path)?;
     let options = write::options(&headers, query)?;
-    let outcome =
-        write::within(state.store.write_with(Change::<T>::Delete(name), &options)).await?;
-    Ok(written(&state, outcome))
+    let written = state
+        .service
+        .write(Change::<T>::Delete(name), &options)
+        .await?;
+    Ok(written_response(written))
 }
 
-/// Publishes the new revision to this replica's workers at once, then answers.
-fn written<T: Entity>(state: &AppState, outcome: WriteOutcome<T>) -> Response {
-    let revision = outcome.revision;
-    if outcome.dry_run {
-        return write::dry_run_response(revision, outcome.changes);
-    }
-    if let Some(latest) = outcome.latest {
-        state.hub.publish(latest.into());
-    }
-    let response = match &outcome.record {
+/// 201 with `Location` for a new entity, 200 with it for a replaced one, 204 after a delete.
+fn written_response<T: Entity>(written: Written<EntityStored<T>>) -> Response {
+    let stored = match written {
+        Written::DryRun { revision, changes } => {
+            return write::dry_run_response(revision, changes);
+        }
+        Written::Stored(stored) => stored,
+    };
+    let response = match &stored.record {
         Some(record) => {
-            let status = if outcome.created {
+            let status = if stored.created {
                 StatusCode::CREATED
             } else {
                 StatusCode::OK
             };
             let mut response = (status, Json(resource_json(record))).into_response();
-            if outcome.created {
+            if stored.created {
                 let location = format!("{}/{}", collection::<T>(), record.entity.name());
                 if let Ok(value) = HeaderValue::from_str(&location) {
                     response.headers_mut().insert(header::LOCATION, value);
@@ -190,5 +180,5 @@ fn written<T: Entity>(state: &AppState, outcome: WriteOutcome<T>) -> Response {
         }
         None => StatusCode::NO_CONTENT.into_response(),
     };
-    write::with_revision(response, revision)
+    write::with_revision(response, stored.revision)
 }

@@ -42,7 +42,8 @@ pub async fn healthz() -> Json<ProbeAnswer> {
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<ProbeAnswer>, ApiError> {
     state
-        .store
+        .service
+        .store()
         .ping()
         .await
         .map_err(|e| ApiError::database_unavailable(e.to_string()))?;

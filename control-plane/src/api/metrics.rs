@@ -18,7 +18,7 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
                content_type = "application/openmetrics-text", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let latest = i64::try_from(state.hub.current().revision).unwrap_or(i64::MAX);
+    let latest = i64::try_from(state.service.latest().revision).unwrap_or(i64::MAX);
     state.metrics.latest_revision.set(latest);
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],

@@ -11,6 +11,7 @@ mod metrics;
 mod nodes;
 mod openapi;
 mod revisions;
+mod schema;
 mod write;
 
 use axum::Router;
@@ -18,18 +19,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::metrics::Metrics;
-use crate::snapshot::SnapshotHub;
-use crate::store::Store;
-
-pub use error::ApiError;
-pub use openapi::document as openapi_document;
-pub use write::{ACTOR_HEADER, MESSAGE_HEADER, REVISION_HEADER};
+use crate::service::ConfigService;
 
 /// What every handler needs.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub store: Store,
-    pub hub: SnapshotHub,
+    /// Every write goes through it; reads use its store and its latest snapshot.
+    pub service: ConfigService,
     pub metrics: Metrics,
 }
 

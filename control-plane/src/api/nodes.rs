@@ -85,10 +85,10 @@ impl ToSchema for NodeStatus {
     )
 )]
 pub async fn list(State(state): State<AppState>) -> Result<Json<NodeList>, ApiError> {
-    let latest_revision = state.store.head_revision().await?;
+    let store = state.service.store();
+    let latest_revision = store.head_revision().await?;
     let now = now_ms();
-    let items = state
-        .store
+    let items = store
         .list_nodes()
         .await?
         .into_iter()

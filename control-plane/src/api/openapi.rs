@@ -3,20 +3,20 @@
 //! Operations are described by `#[utoipa::path]` on the handlers themselves, and the router takes
 //! each endpoint's method and path from that description (see `documented_routes` in the parent
 //! module), so what is served and what is described cannot drift apart. This module holds what
-//! the handlers share: the document's header, the error answers, fixes for what utoipa cannot
-//! derive, and schemas of JSON that no Rust type of this crate derives.
+//! the handlers share: the document's header, the error answers, the schemas of a write's two
+//! possible answers, and fixes for what utoipa cannot derive. Schemas of JSON that no Rust type
+//! derives are in [`super::schema`].
 
 use std::sync::LazyLock;
 
 use axum::Json;
 use gateway_config::{Route, Upstream};
-use utoipa::openapi::schema::{
-    AdditionalProperties, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
-};
-use utoipa::openapi::{Content, KnownFormat, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::schema::{AdditionalProperties, Object, OneOfBuilder, Schema};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use super::error::{Detail, ErrorBody, ErrorContent};
+use super::schema::{RouteResource, UpstreamResource, add_server_keys};
 use super::write::{AppliedAnswer, DryRunAnswer};
 
 #[derive(OpenApi)]
@@ -157,87 +157,6 @@ error_responses! {
     Unavailable => "The database does not answer; nothing was stored (`database_unavailable`).",
 }
 
-/// Adds the server-set keys to an entity's schema: required in what the API answers; optional
-/// in documents it reads, which may carry them (from an earlier GET) and where they are ignored.
-fn add_server_keys(object: &mut Object, kind: &str, answered: bool) {
-    let timestamp = |what: &str| {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
-            .description(Some(format!(
-                "When the {kind} was {what}: RFC 3339, UTC, milliseconds. Set by the server; \
-                 ignored in writes."
-            )))
-            .read_only(true)
-            .build()
-    };
-    object
-        .properties
-        .insert("created_at".into(), timestamp("created").into());
-    object
-        .properties
-        .insert("updated_at".into(), timestamp("last changed").into());
-    object.properties.insert(
-        "revision".into(),
-        ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-            .description(Some(format!(
-                "The revision that last changed the {kind}. Set by the server; ignored in writes."
-            )))
-            .read_only(true)
-            .into(),
-    );
-    if answered {
-        object
-            .required
-            .extend(["created_at", "updated_at", "revision"].map(str::to_owned));
-    }
-}
-
-/// An entity as the API answers it: its document plus the server-set keys.
-fn resource(entity: RefOr<Schema>, kind: &str) -> RefOr<Schema> {
-    let RefOr::T(Schema::Object(mut object)) = entity else {
-        return entity;
-    };
-    add_server_keys(&mut object, kind, true);
-    object.description = Some(format!(
-        "{}\n\nAs the API shows it, with the keys set by the server.",
-        object.description.unwrap_or_default()
-    ));
-    RefOr::T(Schema::Object(object))
-}
-
-/// An upstream as the API answers it.
-pub struct UpstreamResource;
-
-impl PartialSchema for UpstreamResource {
-    fn schema() -> RefOr<Schema> {
-        resource(Upstream::schema(), "upstream")
-    }
-}
-
-impl ToSchema for UpstreamResource {
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        Upstream::schemas(schemas);
-    }
-}
-
-/// A route as the API answers it.
-pub struct RouteResource;
-
-impl PartialSchema for RouteResource {
-    fn schema() -> RefOr<Schema> {
-        resource(Route::schema(), "route")
-    }
-}
-
-impl ToSchema for RouteResource {
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        Route::schemas(schemas);
-    }
-}
-
 /// Schemas of a write's answers: the write's own or a dry run's, told apart by their keys.
 macro_rules! either_answer {
     ($($name:ident = $written:ty | $dry_run:ty,)*) => {$(
@@ -267,52 +186,4 @@ either_answer! {
     UpstreamWritten = UpstreamResource | DryRunAnswer,
     RouteWritten = RouteResource | DryRunAnswer,
     ConfigWritten = AppliedAnswer | DryRunAnswer,
-}
-
-/// The document of an upstream or a route in a change, or null.
-fn entity_document(description: &str) -> RefOr<Schema> {
-    OneOfBuilder::new()
-        .description(Some(description))
-        .item(Ref::from_schema_name(Upstream::name()))
-        .item(Ref::from_schema_name(Route::name()))
-        .item(ObjectBuilder::new().schema_type(Type::Null))
-        .into()
-}
-
-/// The JSON of [`gateway_config::Change`], which has no schema of its own.
-pub struct Change;
-
-impl PartialSchema for Change {
-    fn schema() -> RefOr<Schema> {
-        let text_enum = |values: &[&str]| {
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(values.iter().copied()))
-        };
-        ObjectBuilder::new()
-            .description(Some(
-                "One entity's change; `before` and `after` are its documents (null when it \
-                 did not or does not exist).",
-            ))
-            .property("kind", text_enum(&["upstream", "route"]))
-            .property("name", ObjectBuilder::new().schema_type(Type::String))
-            .property("op", text_enum(&["create", "update", "delete"]))
-            .property("before", entity_document("The entity before the change"))
-            .property("after", entity_document("The entity after the change"))
-            .required("kind")
-            .required("name")
-            .required("op")
-            .required("before")
-            .required("after")
-            .into()
-    }
-}
-
-impl ToSchema for Change {
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((Upstream::name().into_owned(), Upstream::schema()));
-        Upstream::schemas(schemas);
-        schemas.push((Route::name().into_owned(), Route::schema()));
-        Route::schemas(schemas);
-    }
 }

@@ -11,13 +11,14 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::body::{ListQuery, Page, decode_cursor, encode_cursor, timestamp};
-use super::entities::read;
 use super::error::ApiError;
 use super::openapi::{
-    Change, ConfigWritten, Internal, NotFound, PreconditionFailed, Unavailable, Unprocessable,
+    ConfigWritten, Internal, NotFound, PreconditionFailed, Unavailable, Unprocessable,
 };
+use super::schema::Change;
 use super::write::{self, WriteHeaders, WriteQuery};
-use crate::store::{Applied, RevisionRow};
+use crate::service::read;
+use crate::store::RevisionRow;
 
 /// One entry of the change log.
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,7 +86,7 @@ pub async fn list(
         })?),
         None => None,
     };
-    let (rows, more) = state.store.list_revisions(before, limit).await?;
+    let (rows, more) = state.service.store().list_revisions(before, limit).await?;
     let next_cursor = match rows.last() {
         Some(last) if more => Some(encode_cursor(&last.revision.to_string())),
         _ => None,
@@ -140,7 +141,7 @@ pub async fn show(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RevisionDetail>, ApiError> {
     let Path(text) = path.map_err(|e| ApiError::not_found(e.body_text()))?;
-    let at = read(state.store.config_at(revision_number(&text)?)).await?;
+    let at = read(state.service.store().config_at(revision_number(&text)?)).await?;
     Ok(Json(RevisionDetail {
         item: RevisionItem::from(at.row),
         config: at.config,
@@ -172,8 +173,9 @@ pub async fn diff(
 ) -> Result<Json<RevisionDiff>, ApiError> {
     let Path((a, b)) = path.map_err(|e| ApiError::not_found(e.body_text()))?;
     let (from, to) = (revision_number(&a)?, revision_number(&b)?);
-    let before = read(state.store.config_at(from)).await?;
-    let after = read(state.store.config_at(to)).await?;
+    let store = state.service.store();
+    let before = read(store.config_at(from)).await?;
+    let after = read(store.config_at(to)).await?;
     let changes = content(before.config).diff(&content(after.config));
     Ok(Json(RevisionDiff { from, to, changes }))
 }
@@ -208,23 +210,6 @@ pub async fn rollback(
     let Path(text) = path.map_err(|e| ApiError::not_found(e.body_text()))?;
     let revision = revision_number(&text)?;
     let options = write::options(&headers, query)?;
-    let target = read(state.store.config_at(revision)).await?;
-    let applied = write::within(state.store.apply_config(
-        target.config,
-        &format!("rollback to revision {revision}"),
-        &options,
-    ))
-    .await?;
-    Ok(applied_response(&state, applied))
-}
-
-/// Publishes a whole-config write to this replica's workers and answers with its summary.
-pub fn applied_response(state: &AppState, applied: Applied) -> Response {
-    if applied.dry_run {
-        return write::dry_run_response(applied.revision, applied.changes);
-    }
-    if let Some(latest) = applied.latest {
-        state.hub.publish(latest.into());
-    }
-    write::applied_response(applied.revision, applied.changes)
+    let written = state.service.rollback(revision, &options).await?;
+    Ok(write::config_written_response(written))
 }

@@ -9,8 +9,10 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::{AppState, REVISION_HEADER, router};
-use crate::snapshot::SnapshotHub;
+use super::write::REVISION_HEADER;
+use super::{AppState, router};
+use crate::hub::SnapshotHub;
+use crate::service::ConfigService;
 use crate::store::test_support::{TestDb, sqlite};
 
 struct Api {
@@ -46,8 +48,7 @@ async fn api() -> Api {
     let latest = db.store.latest_config().await.unwrap();
     let hub = SnapshotHub::new(latest.into());
     let router = router(AppState {
-        store: db.store.clone(),
-        hub: hub.clone(),
+        service: ConfigService::new(db.store.clone(), hub.clone()),
         metrics: crate::metrics::Metrics::new(),
     });
     Api { router, hub, db }

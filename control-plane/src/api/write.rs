@@ -14,24 +14,8 @@ use utoipa::openapi::{Required, Schema};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
-use crate::store::{StoreError, WriteOptions};
-
-/// A write that has not finished by then is abandoned (its transaction rolls back) and answered
-/// with 503, so that clients are not left hanging on a database that stopped answering.
-pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
-
-/// Runs a database write with [`WRITE_TIMEOUT`].
-pub async fn within<T>(
-    future: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    tokio::time::timeout(WRITE_TIMEOUT, future)
-        .await
-        .unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "the database did not answer in time".into(),
-            ))
-        })
-}
+use crate::service::{ConfigStored, Written};
+use crate::store::WriteOptions;
 
 /// Header naming who made a change, recorded in the revision.
 pub const ACTOR_HEADER: &str = "x-gateway-actor";
@@ -104,7 +88,7 @@ pub struct DryRunAnswer {
     /// The latest revision, which the write would have built on.
     pub revision: i64,
     pub changed: bool,
-    #[schema(value_type = Vec<super::openapi::Change>)]
+    #[schema(value_type = Vec<super::schema::Change>)]
     pub changes: Vec<ConfigChange>,
 }
 
@@ -115,7 +99,7 @@ pub struct DryRunAnswer {
 pub struct AppliedAnswer {
     pub revision: i64,
     pub changed: bool,
-    #[schema(value_type = Vec<super::openapi::Change>)]
+    #[schema(value_type = Vec<super::schema::Change>)]
     pub changes: Vec<ConfigChange>,
 }
 
@@ -181,14 +165,23 @@ pub fn dry_run_response(revision: i64, changes: Vec<ConfigChange>) -> Response {
     with_revision(Json(body).into_response(), revision)
 }
 
-/// The answer to a whole-config write.
-pub fn applied_response(revision: i64, changes: Vec<ConfigChange>) -> Response {
-    let body = AppliedAnswer {
-        revision,
-        changed: !changes.is_empty(),
-        changes,
-    };
-    with_revision((StatusCode::OK, Json(body)).into_response(), revision)
+/// The answer to a whole-config write (declarative apply, rollback), or to its dry run.
+pub fn config_written_response(written: Written<ConfigStored>) -> Response {
+    match written {
+        Written::DryRun { revision, changes } => dry_run_response(revision, changes),
+        Written::Stored(ConfigStored {
+            revision,
+            changed,
+            changes,
+        }) => {
+            let body = AppliedAnswer {
+                revision,
+                changed,
+                changes,
+            };
+            with_revision((StatusCode::OK, Json(body)).into_response(), revision)
+        }
+    }
 }
 
 pub fn with_revision(mut response: Response, revision: i64) -> Response {

@@ -41,24 +41,13 @@ pub struct WriteOptions {
 }
 
 impl WriteOptions {
+    #[cfg(test)]
     pub fn by(actor: impl Into<String>) -> Self {
         WriteOptions {
             actor: actor.into(),
             ..WriteOptions::default()
         }
     }
-}
-
-/// What a whole-config write (declarative apply, rollback) produced.
-#[derive(Debug, Clone)]
-pub struct Applied {
-    /// The new revision, or the current one when nothing changed or on a dry run.
-    pub revision: i64,
-    pub changed: bool,
-    pub changes: Vec<ConfigChange>,
-    pub dry_run: bool,
-    /// The config at the new revision; None when no revision was made.
-    pub latest: Option<LatestConfig>,
 }
 
 /// A write transaction holding the revision lock.
@@ -217,44 +206,6 @@ impl Store {
                 config: next,
                 meta,
             }),
-        })
-    }
-
-    /// Makes the config equal `next` as one revision, or changes nothing when it already does.
-    /// Every validation error of `next` is reported at once.
-    pub async fn apply_config(
-        &self,
-        mut next: Config,
-        message: &str,
-        options: &WriteOptions,
-    ) -> Result<Applied, StoreError> {
-        let pending = self.begin_write(options).await?;
-        // Routes keep their creation time across applies; new ones are created now.
-        for (name, route) in &mut next.routes {
-            route.created_at_unix_ms = pending
-                .current
-                .config
-                .routes
-                .get(name)
-                .map_or(pending.now, |r| r.created_at_unix_ms);
-        }
-        next.validate().map_err(StoreError::Invalid)?;
-        let touched: BTreeSet<(Kind, String)> = pending
-            .current
-            .config
-            .diff(&next)
-            .into_iter()
-            .map(|change| (change.kind, change.name))
-            .collect();
-        let finished = self
-            .finish_write(pending, next, touched, message.to_owned(), options)
-            .await?;
-        Ok(Applied {
-            revision: finished.revision,
-            changed: !finished.changes.is_empty(),
-            changes: finished.changes,
-            dry_run: options.dry_run,
-            latest: finished.latest,
         })
     }
 }

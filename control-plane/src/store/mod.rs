@@ -5,12 +5,18 @@
 //! unix-millisecond timestamps, JSON as TEXT). Every config change is one transaction that first
 //! bumps the single `revision_head` row, so writers are serialised and a rejected change uses up no
 //! revision number.
+//!
+//! Its parts import one way, so that each can be read and changed knowing only those below it:
+//! `resources` (entity rows and their decoding) ← `revisions` and `history` (the log, the config
+//! at a revision) ← `commit` (the write transaction) ← `write` (the changes callers ask for).
+//! `nodes` stands apart.
 
 mod commit;
 mod history;
 mod nodes;
 mod resources;
 mod revisions;
+mod write;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -21,11 +27,12 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, Connection, SqlSafeStr};
 
-pub use commit::{Applied, NOTIFY_CHANNEL, WriteOptions, notified_by};
-pub use history::{ConfigAt, KeptRange};
+pub use commit::{NOTIFY_CHANNEL, WriteOptions, notified_by};
+pub use history::KeptRange;
 pub use nodes::{HelloRecord, NodeRow};
-pub use resources::{Change, Entity, EntityMeta, Record, WriteOutcome};
+pub use resources::{Entity, EntityMeta, Record};
 pub use revisions::{LatestConfig, RevisionRow};
+pub use write::{Applied, Change, WriteOutcome};
 
 /// The migrations, embedded in the binary so that a deployment needs no files beside it.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -200,10 +207,6 @@ impl Store {
         self
     }
 
-    pub fn retention(&self) -> i64 {
-        self.retention
-    }
-
     /// The URL to LISTEN on for revisions committed by other replicas (Postgres only).
     pub fn postgres_url(&self) -> Option<&str> {
         self.postgres_url.as_deref()
@@ -237,6 +240,7 @@ impl Store {
         Ok(())
     }
 
+    #[cfg(test)]
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

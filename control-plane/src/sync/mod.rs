@@ -6,7 +6,7 @@ mod server;
 mod session;
 pub mod tls;
 
-pub use auth::{Peer, SyncAuth, constant_time_eq, subject_of};
+pub use auth::SyncAuth;
 pub use server::SyncService;
 
 #[cfg(test)]

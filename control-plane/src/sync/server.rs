@@ -10,8 +10,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::{Peer, SyncAuth, subject_of};
 use super::session::Session;
+use crate::hub::SnapshotHub;
 use crate::metrics::Metrics;
-use crate::snapshot::SnapshotHub;
 use crate::store::Store;
 
 /// Pushes waiting to be written to one worker; a small buffer is enough because at most one push

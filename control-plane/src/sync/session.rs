@@ -15,8 +15,9 @@ use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
 
 use crate::delta::{self, Delta};
+use crate::hub::SnapshotHub;
 use crate::metrics::{Metrics, PushKind};
-use crate::snapshot::{Snapshot, SnapshotHub};
+use crate::snapshot::Snapshot;
 use crate::store::{HelloRecord, Store, StoreError, now_ms};
 
 /// How often an open stream refreshes the worker's `last_seen`.
@@ -201,7 +202,7 @@ impl Session {
                     self.log_failure(self.store.node_seen(node, &self.stream_id, now_ms()).await);
                 }
                 _ = outbound.closed() => return "the worker went away",
-                () = crate::stopping(&mut shutdown) => return "the control plane is stopping",
+                () = crate::shutdown::stopping(&mut shutdown) => return "the control plane is stopping",
             }
         }
     }
@@ -350,17 +351,9 @@ mod tests {
     use gateway_config::Config;
 
     use super::*;
-    use crate::store::LatestConfig;
 
     fn snapshot(revision: i64) -> Snapshot {
-        let config = Config::default();
-        Snapshot::from(LatestConfig {
-            revision,
-            committed_at: 1,
-            digest: gateway_config::digest(&config),
-            config,
-            meta: Default::default(),
-        })
+        Snapshot::of(revision, 1, Config::default())
     }
 
     #[test]

@@ -17,8 +17,8 @@ use tonic::Streaming;
 use tonic::transport::Channel;
 
 use super::SyncService;
+use crate::hub::SnapshotHub;
 use crate::nodes::{NodeStatus, derive_status};
-use crate::snapshot::SnapshotHub;
 use crate::store::test_support::sqlite;
 use crate::store::{Change, NodeRow, Store, now_ms};
 
@@ -146,7 +146,7 @@ async fn pushes_acks_nacks_and_status() {
         tonic::transport::Server::builder()
             .add_service(service.into_server())
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                crate::stopping(&mut shutdown).await;
+                crate::shutdown::stopping(&mut shutdown).await;
             }),
     );
     let poller = tokio::spawn(hub.clone().poll(store.clone(), stopped.clone()));
@@ -275,7 +275,7 @@ async fn serve(store: &Store, auth: super::SyncAuth) -> Server {
         tonic::transport::Server::builder()
             .add_service(service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                crate::stopping(&mut shutdown).await;
+                crate::shutdown::stopping(&mut shutdown).await;
             }),
     );
     Server { addr, hub, stop }
@@ -445,7 +445,7 @@ async fn mutual_tls_with_a_throwaway_ca() {
             .add_service(service)
             .serve_with_incoming_shutdown(
                 super::tls::incoming(listener, config, stopped),
-                async move { crate::stopping(&mut shutdown).await },
+                async move { crate::shutdown::stopping(&mut shutdown).await },
             ),
     );
 

@@ -102,7 +102,7 @@ pub fn incoming(
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
-                () = crate::stopping(&mut shutdown) => return,
+                () = crate::shutdown::stopping(&mut shutdown) => return,
                 () = sender.closed() => return,
             };
             let (tcp, peer) = match accepted {
