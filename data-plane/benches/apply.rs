@@ -3,14 +3,13 @@
 //! `cargo bench -p data-plane --bench apply`.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use data_plane::compile::Compiled;
-use data_plane::served::ServedConfig;
-use data_plane::sync::apply::prepare;
+use data_plane::{Carryover, Compiled, ServedConfig, prepare};
 use gateway_config::{Config, PathMatch, Target, Upstream, digest, resources_from_config};
 use gateway_proto::v1;
 
@@ -53,7 +52,14 @@ fn one_route_delta(served: &Config) -> (Config, v1::ConfigPush) {
 
 fn bench(c: &mut Criterion) {
     let served = served_config();
-    let current = Compiled::compile(1, digest(&served), served.clone()).expect("the mix compiles");
+    let carryover = Arc::new(Carryover::default());
+    let current = Compiled::build(
+        &carryover,
+        1,
+        digest(&served),
+        ServedConfig::from_config(&served),
+    )
+    .expect("the mix compiles");
     let (next, push) = one_route_delta(&served);
 
     let mut stages = c.benchmark_group("apply_one_route_delta_10k");
@@ -61,7 +67,7 @@ fn bench(c: &mut Criterion) {
     stages.measurement_time(Duration::from_secs(4));
     stages.warm_up_time(Duration::from_millis(300));
     stages.bench_function("prepare", |b| {
-        b.iter(|| prepare(Some(&current), black_box(push.clone())).is_ok())
+        b.iter(|| prepare(&carryover, Some(&current), black_box(push.clone())).is_ok())
     });
     let next_served = ServedConfig::from_config(&next);
     stages.bench_function("copy_served_config", |b| {
@@ -73,7 +79,7 @@ fn bench(c: &mut Criterion) {
     });
     // What the whole revision costs without a patch: a full push, or a change of upstream names.
     stages.bench_function("full_compile", |b| {
-        b.iter(|| Compiled::build(2, String::new(), next_served.clone()).is_ok())
+        b.iter(|| Compiled::build(&carryover, 2, String::new(), next_served.clone()).is_ok())
     });
     stages.finish();
 }

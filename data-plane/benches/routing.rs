@@ -9,7 +9,7 @@ mod common;
 
 use common::config;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use data_plane::routing::{RequestInfo, RouteTable};
+use data_plane::{RequestInfo, RouteTable};
 use http::{HeaderMap, HeaderValue, Method};
 
 fn bench(c: &mut Criterion) {

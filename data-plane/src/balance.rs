@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gateway_config::Balance;
 
+use crate::keys::{mix, stable_hash};
+
 /// Above this many schedule slots (after dividing the weights by their gcd) the round robin
 /// walks cumulative weights instead of precomputing a smooth schedule, to bound memory.
 const MAX_SCHEDULE: u64 = 1 << 16;
@@ -161,9 +163,10 @@ impl Maglev {
         let permutations: Vec<(u64, u64)> = names
             .iter()
             .map(|name| {
-                let offset = hash_key(name.as_bytes()) % size as u64;
-                let skip =
-                    mix(hash_key(name.as_bytes()) ^ 0x9e37_79b9_7f4a_7c15) % (size as u64 - 1) + 1;
+                let offset = stable_hash(name.as_bytes()) % size as u64;
+                let skip = mix(stable_hash(name.as_bytes()) ^ 0x9e37_79b9_7f4a_7c15)
+                    % (size as u64 - 1)
+                    + 1;
                 (offset, skip)
             })
             .collect();
@@ -276,26 +279,6 @@ fn scan(weights: &[u32], usable: impl Fn(usize) -> bool) -> Option<usize> {
         .find(|i| weights[*i] > 0 && usable(*i))
 }
 
-/// A stable 64-bit hash of a request key (FNV-1a, then a finalizer that spreads the bits), the
-/// same on every worker and every build.
-pub fn hash_key(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    mix(hash)
-}
-
-/// The splitmix64 finalizer.
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 30;
-    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x ^= x >> 27;
-    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 fn next_prime(from: usize) -> usize {
     (from..)
         .find(|n| *n > 1 && (2..).take_while(|d| d * d <= *n).all(|d| n % d != 0))
@@ -373,7 +356,11 @@ mod tests {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let maglev = Maglev::new(&refs, &vec![1; names.len()]).unwrap();
         (0..keys)
-            .map(|k| maglev.pick(hash_key(&k.to_be_bytes()), |_| true).unwrap())
+            .map(|k| {
+                maglev
+                    .pick(stable_hash(&k.to_be_bytes()), |_| true)
+                    .unwrap()
+            })
             .collect()
     }
 
@@ -413,11 +400,13 @@ mod tests {
         let maglev = Maglev::new(&["a:1", "b:1", "c:1"], &[1, 3, 0]).unwrap();
         let mut counts = [0usize; 3];
         for k in 0..40_000u64 {
-            counts[maglev.pick(hash_key(&k.to_be_bytes()), |_| true).unwrap()] += 1;
+            counts[maglev
+                .pick(stable_hash(&k.to_be_bytes()), |_| true)
+                .unwrap()] += 1;
         }
         assert_eq!(counts[2], 0);
         assert!((8_000..12_000).contains(&counts[0]), "{counts:?}");
-        let key = hash_key(b"user-1");
+        let key = stable_hash(b"user-1");
         let owner = maglev.pick(key, |_| true).unwrap();
         let other = maglev.pick(key, |i| i != owner).unwrap();
         assert_ne!(owner, other);
@@ -454,7 +443,7 @@ mod tests {
         ] {
             let balancer = Balancer::new(balance, &["a", "b", "c"], &weights).unwrap();
             for k in 0..200u64 {
-                let key = Some(hash_key(&k.to_be_bytes()));
+                let key = Some(stable_hash(&k.to_be_bytes()));
                 let picked = balancer.pick(key, |_| 0, |i| i != 0, &weights).unwrap();
                 assert_ne!(picked, 0, "{balance:?}");
             }

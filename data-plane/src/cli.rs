@@ -80,6 +80,11 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_timeout: u64,
 
+    /// Whether requests without a body are served by the worker's own HTTP/1 code (`on`), or
+    /// every request by hyper (`off`); both apply the same rules.
+    #[arg(long, env = "GATEWAY_HTTP1_FAST_PATH", value_enum, default_value_t = Switch::On)]
+    pub http1_fast_path: Switch,
+
     /// Runtime worker threads (default: one per core); with 1, everything runs on one thread.
     #[arg(long, env = "GATEWAY_WORKER_THREADS")]
     pub worker_threads: Option<NonZeroUsize>,
@@ -87,6 +92,12 @@ pub struct Cli {
     /// Log line format.
     #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -160,6 +171,10 @@ mod tests {
         assert_eq!(cli.drain_delay, Duration::ZERO);
         assert_eq!(cli.drain_timeout, Duration::from_secs(30));
         assert!(!cli.no_cache && cli.cache_file.is_none());
+        assert_eq!(cli.http1_fast_path, Switch::On);
+        let off = Cli::try_parse_from(["data-plane", "--http1-fast-path", "off"]).unwrap();
+        assert_eq!(off.http1_fast_path, Switch::Off);
+        assert!(Cli::try_parse_from(["data-plane", "--http1-fast-path", "maybe"]).is_err());
     }
 
     #[test]

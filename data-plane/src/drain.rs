@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::signal::unix::{Signal as UnixSignal, SignalKind, signal};
 use tokio::sync::oneshot;
 
-use crate::state::State;
+use crate::served::State;
 
 /// A shutdown signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,13 +1,13 @@
 //! Errors the proxy answers itself, each with a fixed status, a code for logs and metrics, and a
-//! static JSON body so that answering costs no allocation.
+//! static JSON body so that answering costs no allocation; and how any error is written in a log
+//! line, with its sources.
+
+use std::error::Error as StdError;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::{Either, Full};
-
-use crate::metrics::Outcome;
-use crate::proxy::handler::ProxyBody;
+use http_body_util::Full;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
@@ -17,6 +17,8 @@ pub enum ProxyError {
     NoRoute,
     #[error("conflicting Content-Length or Transfer-Encoding headers")]
     BadFraming,
+    #[error("the request needs exactly one valid Host header")]
+    BadHost,
     #[error("the request cannot be forwarded")]
     InvalidRequest,
     #[error("the upstream could not be reached")]
@@ -34,7 +36,9 @@ impl ProxyError {
         match self {
             ProxyError::NoConfig => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::BadFraming | ProxyError::InvalidRequest => StatusCode::BAD_REQUEST,
+            ProxyError::BadFraming | ProxyError::BadHost | ProxyError::InvalidRequest => {
+                StatusCode::BAD_REQUEST
+            }
             ProxyError::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::NoHealthyTarget | ProxyError::CircuitOpen => {
@@ -47,24 +51,13 @@ impl ProxyError {
         match self {
             ProxyError::NoConfig => "no_config",
             ProxyError::NoRoute => "no_route",
-            ProxyError::BadFraming | ProxyError::InvalidRequest => "bad_request",
+            ProxyError::BadFraming | ProxyError::BadHost | ProxyError::InvalidRequest => {
+                "bad_request"
+            }
             ProxyError::UpstreamUnavailable => "upstream_unavailable",
             ProxyError::UpstreamTimeout => "upstream_timeout",
             ProxyError::NoHealthyTarget => "no_healthy_target",
             ProxyError::CircuitOpen => "circuit_open",
-        }
-    }
-
-    /// The metrics label of the error; agrees with [`ProxyError::code`].
-    pub fn outcome(self) -> Outcome {
-        match self {
-            ProxyError::NoHealthyTarget => Outcome::NoHealthyTarget,
-            ProxyError::CircuitOpen => Outcome::CircuitOpen,
-            ProxyError::NoConfig => Outcome::NoConfig,
-            ProxyError::NoRoute => Outcome::NoRoute,
-            ProxyError::BadFraming | ProxyError::InvalidRequest => Outcome::BadRequest,
-            ProxyError::UpstreamUnavailable => Outcome::UpstreamUnavailable,
-            ProxyError::UpstreamTimeout => Outcome::UpstreamTimeout,
         }
     }
 
@@ -78,6 +71,9 @@ impl ProxyError {
             }
             ProxyError::BadFraming => {
                 r#"{"error":{"code":"bad_request","message":"conflicting Content-Length or Transfer-Encoding headers"}}"#
+            }
+            ProxyError::BadHost => {
+                r#"{"error":{"code":"bad_request","message":"the request needs exactly one valid Host header"}}"#
             }
             ProxyError::InvalidRequest => {
                 r#"{"error":{"code":"bad_request","message":"the request cannot be forwarded"}}"#
@@ -97,15 +93,45 @@ impl ProxyError {
         }
     }
 
-    pub fn response(self) -> Response<ProxyBody> {
-        let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
-            self.body().as_bytes(),
-        ))));
+    /// The answer to the client.
+    pub fn response(self) -> Response<Full<Bytes>> {
+        let mut response = Response::new(Full::new(Bytes::from_static(self.body().as_bytes())));
         *response.status_mut() = self.status();
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response
+    }
+}
+
+#[cfg(test)]
+impl ProxyError {
+    /// Every error.
+    pub const ALL: [ProxyError; 9] = [
+        ProxyError::NoConfig,
+        ProxyError::NoRoute,
+        ProxyError::BadFraming,
+        ProxyError::BadHost,
+        ProxyError::InvalidRequest,
+        ProxyError::UpstreamUnavailable,
+        ProxyError::UpstreamTimeout,
+        ProxyError::NoHealthyTarget,
+        ProxyError::CircuitOpen,
+    ];
+}
+
+/// An error with its sources, `outer: inner: innermost`.
+pub struct DisplayChain<'a>(pub &'a (dyn StdError + 'static));
+
+impl std::fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
     }
 }
 
@@ -116,21 +142,11 @@ mod tests {
 
     #[test]
     fn bodies_are_json_with_their_code() {
-        for error in [
-            ProxyError::NoConfig,
-            ProxyError::NoRoute,
-            ProxyError::BadFraming,
-            ProxyError::InvalidRequest,
-            ProxyError::UpstreamUnavailable,
-            ProxyError::UpstreamTimeout,
-            ProxyError::NoHealthyTarget,
-            ProxyError::CircuitOpen,
-        ] {
+        for error in ProxyError::ALL {
             let json: serde_json::Value = serde_json::from_str(error.body()).unwrap();
             assert_eq!(json["error"]["code"], error.code());
             assert_eq!(json["error"]["message"], error.to_string());
             assert_eq!(error.response().status(), error.status());
-            assert_eq!(error.outcome().code(), error.code());
         }
     }
 }

@@ -77,6 +77,56 @@ pub fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Why a message's `Content-Length` cannot be trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidLength {
+    NotANumber,
+    Disagree,
+}
+
+/// [`declared_length`] over the raw values of a message's `Content-Length` fields.
+pub fn declared_length_of<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Option<u64>, InvalidLength> {
+    let mut seen: Option<u64> = None;
+    for value in values {
+        for part in value.split(|b| *b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+                return Err(InvalidLength::NotANumber);
+            }
+            let length = part.iter().try_fold(0u64, |length, digit| {
+                length.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+            });
+            let length = length.ok_or(InvalidLength::NotANumber)?;
+            if seen.is_some_and(|s| s != length) {
+                return Err(InvalidLength::Disagree);
+            }
+            seen = Some(length);
+        }
+    }
+    Ok(seen)
+}
+
+/// A Connection token that names no header of its own to remove.
+pub fn is_plain_token(token: &[u8]) -> bool {
+    token.is_empty()
+        || token.eq_ignore_ascii_case(b"keep-alive")
+        || token.eq_ignore_ascii_case(b"close")
+}
+
+/// Whether a Connection value names headers to remove besides the hop-by-hop ones. A value that
+/// is not visible ASCII names nothing that could be looked up.
+pub fn names_headers(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|b| *b == b'\t' || (b' '..=b'~').contains(b))
+        && !value
+            .split(|b| *b == b',')
+            .map(<[u8]>::trim_ascii)
+            .all(is_plain_token)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -2,37 +2,47 @@
 //! plane last pushed over ConfigSync.
 //!
 //! Requests are matched against a compiled route table that lives behind one atomic pointer
-//! ([`state::State`]); the sync client compiles every new revision off the hot path and swaps it in
+//! (`served::State`); the sync client compiles every new revision off the hot path and swaps it in
 //! with one store, so a new revision never disturbs a client connection. Every applied revision is
 //! also written to a local cache file, so that a restarted worker serves at once, before any
-//! control plane answers; on SIGTERM the worker drains ([`drain`]) instead of dropping requests.
+//! control plane answers; on SIGTERM the worker drains (`drain`) instead of dropping requests.
+//!
+//! The modules form layers, each importing only the layers below it (checked by the workspace's
+//! layer test):
+//!
+//! - leaves: `body`, `error`, `keys`, `balance`, `retry`, and `http1_fields`;
+//! - `filters` (a route's own filters, in their fixed order) and `observe` (metrics);
+//! - `routing` and `upstream`, which never import each other;
+//! - `served`: the served config, compiled with what it carries over from the revision before;
+//! - `proxy`: the request path's orchestration, forwarding rules, retries, tunnels, mirrors;
+//! - `listener`: accepting connections and serving HTTP/1 and HTTP/2 on them;
+//! - `sync`, `status`, `drain`, `run` and `cli`: the lifecycle, the only code that knows every
+//!   layer.
 
-pub mod balance;
-pub mod circuit;
+mod balance;
+mod body;
+mod error;
+mod filters;
+mod http1_fields;
+mod keys;
+mod listener;
+mod observe;
+mod proxy;
+mod retry;
+mod routing;
+mod served;
+mod status;
+mod sync;
+mod upstream;
+
 pub mod cli;
-pub mod compile;
-pub mod connector;
-pub mod dns;
-pub mod drain;
-pub mod exchange;
-pub mod forward;
-pub mod health;
-pub mod http1_fields;
-pub mod http1_pool;
-pub mod http2_pool;
-pub mod listener;
-pub mod metrics;
-pub mod proxy;
-pub mod registry;
-pub mod retry;
-pub mod routing;
+mod drain;
 pub mod run;
-pub mod served;
-pub mod state;
-pub mod status;
-pub mod sync;
-pub mod transport;
-pub mod upstream;
 
 pub use cli::Cli;
 pub use run::{Exit, RunError, run};
+
+// For the benchmarks.
+pub use routing::{RequestInfo, RouteTable};
+pub use served::{Carryover, Compiled, ServedConfig};
+pub use sync::apply::prepare;

@@ -8,11 +8,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Switch};
 use crate::drain::{self, Signal, Signals};
 use crate::listener::{self, ListenerSettings};
 use crate::proxy::{Proxy, ProxySettings};
-use crate::state::{NodeIdentity, State};
+use crate::served::{NodeIdentity, State};
 use crate::status;
 use crate::sync::{self, Cache, ClientSecurity, SyncSettings, client::SyncError};
 
@@ -105,7 +105,6 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
         ProxySettings {
             trusted_proxies: cli.trusted_proxies.clone(),
             upstream_timeout: Duration::from_secs(cli.upstream_timeout),
-            ..ProxySettings::default()
         },
     ));
     let requested = async move {
@@ -115,6 +114,7 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
     };
     let settings = ListenerSettings {
         drain_deadline: cli.drain_timeout,
+        http1_fast_path: cli.http1_fast_path == Switch::On,
         ..ListenerSettings::default()
     };
     let drain_state = state.clone();

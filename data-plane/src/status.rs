@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
-use crate::state::{Source, State};
+use crate::served::{Source, State};
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct StatusReport {
@@ -111,8 +111,8 @@ mod tests {
     use gateway_config::Config;
 
     use super::*;
-    use crate::compile::Compiled;
-    use crate::state::NodeIdentity;
+    use crate::served::Compiled;
+    use crate::served::NodeIdentity;
 
     #[test]
     fn report_follows_the_state() {

@@ -22,11 +22,11 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
-use crate::compile::Compiled;
 use crate::drain::stop_accepting;
 use crate::listener::{DrainReport, ListenerSettings, serve};
 use crate::proxy::{Proxy, ProxySettings};
-use crate::state::{NodeIdentity, State};
+use crate::served::Compiled;
+use crate::served::{NodeIdentity, State};
 use crate::status;
 
 const DEADLINE: Duration = Duration::from_secs(5);

@@ -1,120 +1,67 @@
-//! The compiled form of what a route does besides choosing backends: path and host rewrites,
-//! header edits, its own answers (redirects and fixed responses) and mirroring. Everything is
-//! parsed once per revision, so applying an action costs no parsing on the request path.
+//! A route's own filters: what it does to a request besides choosing its backends. Each filter
+//! is one module with its compiled data, built once per revision off the request path, and its
+//! application. A route without any filter has no [`RouteFilters`] at all, so the request path
+//! pays one branch for them.
 //!
-//! A route without any of these has no [`RouteActions`] at all, so the request path pays nothing
-//! for them.
+//! They run in one fixed order, and each request-side filter either lets the request go on or
+//! answers it ([`Flow`]):
+//!
+//! 1. [`answer`]: a redirect or a fixed response, right after routing; the request goes no
+//!    further.
+//! 2. [`mirror`]: whether a copy of the request (as the client sent it, without its body) goes
+//!    to the mirror upstream.
+//! 3. [`rewrite`]: the path the upstream gets (`strip_prefix`, then `rewrite`) and its `Host`
+//!    (`preserve_host`, then `host_rewrite`).
+//! 4. The proxy's own forwarding rules (hop-by-hop headers, `Via`, `X-Forwarded-*`), which are
+//!    not filters: they hold for every route.
+//! 5. [`headers`] on the request: the route's header edits, last, so they may override step 4.
+//!
+//! On the way back, after the proxy's own rules, [`headers`] edits the response (also the
+//! answers of step 1). Policies (authentication, rate limits, CORS, request ids) are filters of
+//! the same shape and take their place in this list.
 
-use bytes::Bytes;
-use gateway_config::{HeaderTransform, Redirect, Rewrite, Route};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+pub mod answer;
+pub mod headers;
+pub mod mirror;
+pub mod rewrite;
+mod values;
+
+use gateway_config::{Rewrite, Route};
+use http::{HeaderMap, HeaderValue, Response, request};
+
+use crate::body::LocalBody;
+use answer::Answer;
+use headers::HeaderEdits;
+use mirror::MirrorAction;
+use rewrite::PathRewrite;
+use values::header_value;
+
+/// What a request-side filter decided.
+#[derive(Debug)]
+pub enum Flow {
+    /// The request goes on to the next filter.
+    Continue,
+    /// The filter answered the request; nothing after it runs.
+    Respond(Response<LocalBody>),
+}
 
 /// Everything a route does besides picking a backend.
 #[derive(Debug, Default)]
-pub struct RouteActions {
+pub struct RouteFilters {
+    pub answer: Option<Answer>,
+    pub mirror: Option<MirrorAction>,
     pub rewrite: Option<PathRewrite>,
     pub host_rewrite: Option<HeaderValue>,
     pub request_headers: Option<HeaderEdits>,
     pub response_headers: Option<HeaderEdits>,
-    pub answer: Option<Answer>,
-    pub mirror: Option<MirrorAction>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathRewrite {
-    /// Replaces the matched part of the path.
-    Prefix(Box<str>),
-    /// Replaces the whole path.
-    Path(Box<str>),
-}
-
-/// Header edits in the order they apply: remove, set, add.
-#[derive(Debug, Default)]
-pub struct HeaderEdits {
-    remove: Box<[HeaderName]>,
-    set: Box<[(HeaderName, HeaderValue)]>,
-    add: Box<[(HeaderName, HeaderValue)]>,
-}
-
-impl HeaderEdits {
-    fn compile(route: &str, transform: &HeaderTransform) -> Option<Self> {
-        if transform.is_empty() {
-            return None;
-        }
-        let pairs = |map: &std::collections::BTreeMap<String, String>| {
-            map.iter()
-                .filter_map(|(name, value)| header_pair(route, name, value))
-                .collect()
-        };
-        Some(HeaderEdits {
-            remove: transform
-                .remove
-                .iter()
-                .filter_map(|name| header_name(route, name))
-                .collect(),
-            set: pairs(&transform.set),
-            add: pairs(&transform.add),
-        })
-    }
-
-    pub fn apply(&self, headers: &mut HeaderMap) {
-        for name in &self.remove {
-            headers.remove(name);
-        }
-        for (name, value) in &self.set {
-            headers.insert(name.clone(), value.clone());
-        }
-        for (name, value) in &self.add {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-}
-
-/// An answer the gateway gives itself instead of forwarding.
-#[derive(Debug)]
-pub enum Answer {
-    Redirect(RedirectAction),
-    Direct {
-        status: StatusCode,
-        body: Bytes,
-        content_type: Option<HeaderValue>,
-    },
-}
-
-/// A redirect; parts left `None` keep the request's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedirectAction {
-    pub scheme: Option<Box<str>>,
-    pub host: Option<Box<str>>,
-    pub port: Option<u16>,
-    pub path: Option<PathRewrite>,
-    pub status: StatusCode,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MirrorAction {
-    /// Index of the mirror upstream in the compiled config.
-    pub upstream: usize,
-    /// 0–100.
-    pub percent: u32,
-}
-
-impl RouteActions {
-    /// `None` when the route has no actions, which is what keeps the request path free of them.
+impl RouteFilters {
+    /// `None` when the route has no filters, which is what keeps the request path free of them.
     pub fn compile(route: &Route, upstream_index: &impl Fn(&str) -> Option<usize>) -> Option<Self> {
         let name = route.name.as_str();
-        let actions = RouteActions {
-            rewrite: route.rewrite.as_ref().map(|rewrite| match rewrite {
-                Rewrite::Prefix(p) => PathRewrite::Prefix(p.as_str().into()),
-                Rewrite::Path(p) => PathRewrite::Path(p.as_str().into()),
-            }),
-            host_rewrite: route
-                .host_rewrite
-                .as_deref()
-                .and_then(|host| header_value(name, host)),
-            request_headers: HeaderEdits::compile(name, &route.request_headers),
-            response_headers: HeaderEdits::compile(name, &route.response_headers),
-            answer: compile_answer(route),
+        let filters = RouteFilters {
+            answer: Answer::compile(route),
             mirror: route.mirror.as_ref().and_then(|mirror| {
                 let upstream = upstream_index(&mirror.upstream);
                 if upstream.is_none() {
@@ -125,72 +72,71 @@ impl RouteActions {
                     percent: mirror.percent.min(100),
                 })
             }),
+            rewrite: route.rewrite.as_ref().map(|rewrite| match rewrite {
+                Rewrite::Prefix(p) => PathRewrite::Prefix(p.as_str().into()),
+                Rewrite::Path(p) => PathRewrite::Path(p.as_str().into()),
+            }),
+            host_rewrite: route
+                .host_rewrite
+                .as_deref()
+                .and_then(|host| header_value(name, host)),
+            request_headers: HeaderEdits::compile(name, &route.request_headers),
+            response_headers: HeaderEdits::compile(name, &route.response_headers),
         };
-        let empty = actions.rewrite.is_none()
-            && actions.host_rewrite.is_none()
-            && actions.request_headers.is_none()
-            && actions.response_headers.is_none()
-            && actions.answer.is_none()
-            && actions.mirror.is_none();
-        (!empty).then_some(actions)
+        let empty = filters.answer.is_none()
+            && filters.mirror.is_none()
+            && filters.rewrite.is_none()
+            && filters.host_rewrite.is_none()
+            && filters.request_headers.is_none()
+            && filters.response_headers.is_none();
+        (!empty).then_some(filters)
     }
-}
 
-fn compile_answer(route: &Route) -> Option<Answer> {
-    if let Some(redirect) = &route.redirect {
-        return Some(Answer::Redirect(compile_redirect(redirect)));
+    /// Step 1: the route's own answer, with its response header edits applied. `host` is the
+    /// request's host as the client sent it, `matched_len` the bytes of its path the route
+    /// matched.
+    pub fn answer(
+        &self,
+        parts: &request::Parts,
+        host: Option<&HeaderValue>,
+        matched_len: usize,
+    ) -> Flow {
+        let Some(answer) = &self.answer else {
+            return Flow::Continue;
+        };
+        let mut response = answer.respond(parts, host, matched_len);
+        self.edit_response(response.headers_mut());
+        Flow::Respond(response)
     }
-    let direct = route.direct_response.as_ref()?;
-    Some(Answer::Direct {
-        status: StatusCode::from_u16(direct.status).unwrap_or(StatusCode::OK),
-        body: Bytes::from(direct.body.clone()),
-        content_type: direct
-            .content_type
-            .as_deref()
-            .and_then(|ct| header_value(&route.name, ct)),
-    })
-}
 
-fn compile_redirect(redirect: &Redirect) -> RedirectAction {
-    let path = match (&redirect.path, &redirect.prefix) {
-        (Some(path), _) => Some(PathRewrite::Path(path.as_str().into())),
-        (None, Some(prefix)) => Some(PathRewrite::Prefix(prefix.as_str().into())),
-        (None, None) => None,
-    };
-    RedirectAction {
-        scheme: redirect.scheme.as_deref().map(Into::into),
-        host: redirect.host.as_deref().map(Into::into),
-        port: redirect.port,
-        path,
-        status: StatusCode::from_u16(redirect.code).unwrap_or(StatusCode::FOUND),
+    /// Step 2: the upstream index this request is copied to, if any.
+    pub fn mirror(&self) -> Option<usize> {
+        self.mirror.as_ref()?.draw()
     }
-}
 
-// Validation rules out bad names and values; one that slips through is skipped, not fatal.
-fn header_name(route: &str, name: &str) -> Option<HeaderName> {
-    let parsed = HeaderName::from_bytes(name.as_bytes()).ok();
-    if parsed.is_none() {
-        tracing::warn!(route, header = name, "invalid header name skipped");
+    /// Step 5: the route's request header edits.
+    pub fn edit_request(&self, headers: &mut HeaderMap) {
+        if let Some(edits) = &self.request_headers {
+            edits.apply(headers);
+        }
     }
-    parsed
-}
 
-fn header_value(route: &str, value: &str) -> Option<HeaderValue> {
-    let parsed = HeaderValue::from_str(value).ok();
-    if parsed.is_none() {
-        tracing::warn!(route, "invalid header value skipped");
+    /// The route's response header edits.
+    pub fn edit_response(&self, headers: &mut HeaderMap) {
+        if let Some(edits) = &self.response_headers {
+            edits.apply(headers);
+        }
     }
-    parsed
-}
-
-fn header_pair(route: &str, name: &str, value: &str) -> Option<(HeaderName, HeaderValue)> {
-    Some((header_name(route, name)?, header_value(route, value)?))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use http::header::CONTENT_TYPE;
+    use http::{Request, StatusCode};
+
     use super::*;
+    use answer::Answer;
 
     fn route(json: serde_json::Value) -> Route {
         serde_json::from_value(json).unwrap()
@@ -202,7 +148,7 @@ mod tests {
             serde_json::json!({"name": "r", "backends": [{"upstream": "a"}],
                                              "strip_prefix": true, "preserve_host": true}),
         );
-        assert!(RouteActions::compile(&plain, &|_| Some(0)).is_none());
+        assert!(RouteFilters::compile(&plain, &|_| Some(0)).is_none());
     }
 
     #[test]
@@ -212,7 +158,7 @@ mod tests {
             "request_headers": {"remove": ["x-drop", "x-set"], "set": {"x-set": "new"},
                                 "add": {"x-add": "two"}}}),
         );
-        let actions = RouteActions::compile(&r, &|_| Some(0)).unwrap();
+        let actions = RouteFilters::compile(&r, &|_| Some(0)).unwrap();
         let mut headers = HeaderMap::new();
         headers.insert("x-drop", HeaderValue::from_static("1"));
         headers.append("x-set", HeaderValue::from_static("old1"));
@@ -235,7 +181,7 @@ mod tests {
     fn answers_and_mirror() {
         let r = route(serde_json::json!({"name": "r",
             "redirect": {"scheme": "https", "prefix": "/new", "code": 301}}));
-        let actions = RouteActions::compile(&r, &|_| None).unwrap();
+        let actions = RouteFilters::compile(&r, &|_| None).unwrap();
         match actions.answer {
             Some(Answer::Redirect(redirect)) => {
                 assert_eq!(redirect.status, StatusCode::MOVED_PERMANENTLY);
@@ -246,7 +192,7 @@ mod tests {
         }
         let r = route(serde_json::json!({"name": "r",
             "direct_response": {"status": 418, "body": "tea", "content_type": "text/plain"}}));
-        let actions = RouteActions::compile(&r, &|_| None).unwrap();
+        let actions = RouteFilters::compile(&r, &|_| None).unwrap();
         assert!(matches!(
             actions.answer,
             Some(Answer::Direct { status, ref body, .. }) if status == 418 && body == "tea"
@@ -255,7 +201,7 @@ mod tests {
             serde_json::json!({"name": "r", "backends": [{"upstream": "a"}],
             "mirror": {"upstream": "shadow", "percent": 30}}),
         );
-        let actions = RouteActions::compile(&r, &|name| (name == "shadow").then_some(7)).unwrap();
+        let actions = RouteFilters::compile(&r, &|name| (name == "shadow").then_some(7)).unwrap();
         assert_eq!(
             actions.mirror,
             Some(MirrorAction {
@@ -263,6 +209,57 @@ mod tests {
                 percent: 30
             })
         );
-        assert!(RouteActions::compile(&r, &|_| None).is_none());
+        assert!(RouteFilters::compile(&r, &|_| None).is_none());
+    }
+
+    fn parts(target: &str, host: &str) -> request::Parts {
+        let (parts, ()) = Request::get(target)
+            .header("host", host)
+            .body(())
+            .unwrap()
+            .into_parts();
+        parts
+    }
+
+    #[test]
+    fn direct_responses_carry_their_body_and_response_headers() {
+        let r = route(serde_json::json!(
+            {"name": "teapot", "direct_response": {"status": 418, "body": "short and stout", "content_type": "text/plain"},
+             "response_headers": {"set": {"x-route": "teapot"}}}));
+        let filters = RouteFilters::compile(&r, &|_| None).unwrap();
+        let Flow::Respond(response) = filters.answer(&parts("/", "h.com"), None, 0) else {
+            panic!("no answer");
+        };
+        assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+        assert_eq!(response.headers()[CONTENT_TYPE], "text/plain");
+        assert_eq!(response.headers()["x-route"], "teapot");
+    }
+
+    #[test]
+    fn a_route_that_forwards_lets_requests_go_on() {
+        let r = route(
+            serde_json::json!({"name": "r", "backends": [{"upstream": "u"}],
+            "request_headers": {"set": {"x-a": "1"}}}),
+        );
+        let filters = RouteFilters::compile(&r, &|_| Some(0)).unwrap();
+        assert!(matches!(
+            filters.answer(&parts("/x", "h.com"), None, 0),
+            Flow::Continue
+        ));
+        assert!(filters.mirror().is_none());
+    }
+
+    #[test]
+    fn mirror_percent_is_a_share_of_requests() {
+        let share = |percent: u32| {
+            let action = MirrorAction {
+                upstream: 1,
+                percent,
+            };
+            (0..4_000).filter(|_| action.draw() == Some(1)).count()
+        };
+        assert_eq!(share(100), 4_000);
+        assert_eq!(share(0), 0);
+        assert!((800..1_200).contains(&share(25)));
     }
 }

@@ -18,14 +18,14 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::Method;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::activity::{ConnectionActivity, closable};
 use super::rewind::Rewind;
+use super::settings::ListenerSettings;
 use super::wire::{self, BodyFraming, Parsed};
-use super::{ConnectionActivity, ListenerSettings, closable};
 use crate::http1_fields::FieldSpan;
 use crate::proxy::{Peer, Proxy};
 
@@ -37,10 +37,10 @@ const MIN_READ_ROOM: usize = 1024;
 const COALESCE_LIMIT: usize = 16 * 1024;
 
 /// How serving a connection ended.
-pub enum Ended {
+pub enum Ended<S> {
     Closed,
     /// hyper serves the rest of the connection, starting with the bytes read so far.
-    HandOff(Rewind<TcpStream>),
+    HandOff(Rewind<S>),
 }
 
 /// Why a response could not be written whole; the connection is given up either way.
@@ -65,14 +65,18 @@ pub struct Drain<'a> {
     pub started: &'a AtomicBool,
 }
 
-pub async fn serve(
-    mut stream: TcpStream,
+/// Serves the connection's requests while they have no body.
+pub async fn serve<S>(
+    mut stream: S,
     proxy: &Proxy,
     peer: &Peer,
     activity: &Arc<ConnectionActivity>,
     drain: Drain<'_>,
     settings: &ListenerSettings,
-) -> Ended {
+) -> Ended<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut read = BytesMut::with_capacity(READ_CHUNK);
     let mut write: Vec<u8> = Vec::with_capacity(1024);
     let mut spans: Vec<FieldSpan> = Vec::new();
@@ -123,7 +127,7 @@ pub async fn serve(
             tokio::select! {
                 biased;
                 response = &mut handled => response,
-                () = client_gone(&stream, &mut read, settings.max_header_bytes) => {
+                () = client_gone(&mut stream, &mut read, settings.max_header_bytes) => {
                     return Ended::Closed;
                 }
             }
@@ -152,31 +156,31 @@ pub async fn serve(
 
 /// Completes when the client has closed its side (or the connection failed) while its request
 /// is being answered. Bytes it sends meanwhile (a pipelined request) are kept in `read`, up to
-/// `limit`, after which the connection is no longer watched.
-async fn client_gone(stream: &TcpStream, read: &mut BytesMut, limit: usize) {
+/// `limit`, after which the connection is no longer watched. A read that has not completed when
+/// the answer is ready takes nothing from the connection (`read_buf` is cancel-safe).
+async fn client_gone<S: AsyncRead + Unpin>(stream: &mut S, read: &mut BytesMut, limit: usize) {
     loop {
-        if read.len() >= limit || stream.readable().await.is_err() {
+        if read.len() >= limit {
             return std::future::pending().await;
         }
         read.reserve(MIN_READ_ROOM);
-        match stream.try_read_buf(read) {
-            Ok(0) => return,
+        match stream.read_buf(read).await {
+            Ok(0) | Err(_) => return,
             Ok(_) => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
         }
     }
 }
 
 /// Writes the head already in `write` and the body after it, framed as the head said. Body data
 /// that is ready at once goes out with the head.
-async fn write_body<B>(
-    stream: &mut TcpStream,
+async fn write_body<S, B>(
+    stream: &mut S,
     write: &mut Vec<u8>,
     body: B,
     framing: BodyFraming,
 ) -> Result<(), WriteError>
 where
+    S: AsyncWrite + Unpin,
     B: Body<Data = Bytes> + Unpin,
 {
     if framing == BodyFraming::NoBody {
@@ -256,7 +260,7 @@ fn poll_now<B: Body + Unpin>(body: &mut B) -> Poll<NextFrame<B>> {
     Pin::new(body).poll_frame(&mut cx)
 }
 
-async fn flush(stream: &mut TcpStream, write: &mut Vec<u8>) -> io::Result<()> {
+async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, write: &mut Vec<u8>) -> io::Result<()> {
     if !write.is_empty() {
         stream.write_all(write).await?;
         write.clear();
@@ -265,4 +269,5 @@ async fn flush(stream: &mut TcpStream, write: &mut Vec<u8>) -> io::Result<()> {
 }
 
 #[cfg(test)]
+#[path = "http1_tests.rs"]
 mod tests;

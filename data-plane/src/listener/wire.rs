@@ -11,9 +11,9 @@ use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::response::Parts;
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 
-use crate::forward::ClientBody;
+use crate::body::ClientBody;
+use crate::http1_fields::declared_length_of;
 use crate::http1_fields::{ConnectionTokens, FieldSpan, MAX_FIELDS, push_field};
-use crate::proxy::headers::declared_length_of;
 
 /// A request head the listener answers itself.
 #[derive(Debug)]

@@ -14,6 +14,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::error::ProxyError;
+
 /// How the proxy answered a request: `Ok` for a proxied response, else the proxy's error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -50,6 +52,22 @@ impl Outcome {
             Outcome::NoHealthyTarget => "no_healthy_target",
             Outcome::CircuitOpen => "circuit_open",
             Outcome::BadRequest => "bad_request",
+        }
+    }
+}
+
+impl From<ProxyError> for Outcome {
+    fn from(error: ProxyError) -> Self {
+        match error {
+            ProxyError::NoHealthyTarget => Outcome::NoHealthyTarget,
+            ProxyError::CircuitOpen => Outcome::CircuitOpen,
+            ProxyError::NoConfig => Outcome::NoConfig,
+            ProxyError::NoRoute => Outcome::NoRoute,
+            ProxyError::BadFraming | ProxyError::BadHost | ProxyError::InvalidRequest => {
+                Outcome::BadRequest
+            }
+            ProxyError::UpstreamUnavailable => Outcome::UpstreamUnavailable,
+            ProxyError::UpstreamTimeout => Outcome::UpstreamTimeout,
         }
     }
 }
@@ -129,6 +147,7 @@ impl Metrics {
         self.requests.0[outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    #[cfg(test)]
     pub fn requests(&self, outcome: Outcome) -> u64 {
         self.requests.0[outcome as usize].load(Ordering::Relaxed)
     }
@@ -191,6 +210,13 @@ mod tests {
             );
         }
         assert_eq!(metrics.requests(Outcome::Ok), 2);
+    }
+
+    #[test]
+    fn an_error_is_counted_under_its_own_code() {
+        for error in ProxyError::ALL {
+            assert_eq!(Outcome::from(error).code(), error.code());
+        }
     }
 
     #[test]

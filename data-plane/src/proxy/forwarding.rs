@@ -1,14 +1,17 @@
-//! Header rules of a forwarding proxy (RFC 9110 §7.6): hop-by-hop headers removed in both
-//! directions, `Via` appended, `X-Forwarded-*` set with the client's values kept only from trusted
-//! peers, and message framing that could smuggle a second request refused.
+//! Header rules of a forwarding proxy (RFC 9110 §7.6, RFC 9112 §3.2): hop-by-hop headers
+//! removed in both directions, `Via` appended, `X-Forwarded-*` set with the client's values kept
+//! only from trusted peers, message framing that could smuggle a second request refused, and a
+//! request without exactly one valid `Host` refused. `Trailer` is end to end (RFC 9110 §6.6.2)
+//! and stays.
 
 use http::Version;
 use http::header::{
-    CONNECTION, CONTENT_LENGTH, Entry, HeaderMap, HeaderName, HeaderValue, TE, TRAILER,
+    CONNECTION, CONTENT_LENGTH, Entry, HOST, HeaderMap, HeaderName, HeaderValue, TE,
 };
 use http::header::{TRANSFER_ENCODING, UPGRADE, VIA};
 
-use crate::proxy::error::ProxyError;
+use crate::error::ProxyError;
+use crate::http1_fields::{InvalidLength, declared_length_of, is_plain_token, names_headers};
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -35,11 +38,68 @@ pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
     Ok(())
 }
 
-/// Why a message's `Content-Length` cannot be trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvalidLength {
-    NotANumber,
-    Disagree,
+/// Refuses a request without exactly one valid `Host` (RFC 9112 §3.2): HTTP/1.1 must send one,
+/// and no HTTP/1 request may send two or an invalid one. An absolute-form target names the host
+/// itself and wins over the field, which must still be there. HTTP/2 carries `:authority`,
+/// which hyper checks.
+pub fn check_host(version: Version, headers: &HeaderMap) -> Result<(), ProxyError> {
+    if version > Version::HTTP_11 {
+        return Ok(());
+    }
+    let mut hosts = headers.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if version == Version::HTTP_11 => Err(ProxyError::BadHost),
+        (None, _) => Ok(()),
+        (Some(_), Some(_)) => Err(ProxyError::BadHost),
+        (Some(host), None) if is_valid_host(host.as_bytes()) => Ok(()),
+        (Some(_), None) => Err(ProxyError::BadHost),
+    }
+}
+
+/// `uri-host [":" port]` of RFC 3986, or empty (the value a request whose target has no
+/// authority sends).
+fn is_valid_host(value: &[u8]) -> bool {
+    let (host, port) = if value.first() == Some(&b'[') {
+        let Some(end) = value.iter().position(|b| *b == b']') else {
+            return false;
+        };
+        let literal = &value[1..end];
+        let literal_ok = !literal.is_empty()
+            && literal
+                .iter()
+                .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+        if !literal_ok {
+            return false;
+        }
+        match &value[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&[][..], port),
+            _ => return false,
+        }
+    } else {
+        match value.iter().rposition(|b| *b == b':') {
+            Some(colon) => (&value[..colon], &value[colon + 1..]),
+            None => (value, &[][..]),
+        }
+    };
+    let port_ok = port.iter().all(u8::is_ascii_digit);
+    let mut host_ok = true;
+    let mut at = 0;
+    while let Some(b) = host.get(at) {
+        host_ok &= match b {
+            b'%' => {
+                let escape = host.get(at + 1..at + 3);
+                at += 2;
+                escape.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+            }
+            b if b.is_ascii_alphanumeric() => true,
+            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
+            | b',' | b';' | b'=' => true,
+            _ => false,
+        };
+        at += 1;
+    }
+    port_ok && host_ok
 }
 
 /// The body length a message declares with `Content-Length`, whose values (repeated fields or a
@@ -53,30 +113,6 @@ pub fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, InvalidLength
     )
 }
 
-/// [`declared_length`] over the raw values of a message's `Content-Length` fields.
-pub fn declared_length_of<'a>(
-    values: impl IntoIterator<Item = &'a [u8]>,
-) -> Result<Option<u64>, InvalidLength> {
-    let mut seen: Option<u64> = None;
-    for value in values {
-        for part in value.split(|b| *b == b',') {
-            let part = part.trim_ascii();
-            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-                return Err(InvalidLength::NotANumber);
-            }
-            let length = part.iter().try_fold(0u64, |length, digit| {
-                length.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
-            });
-            let length = length.ok_or(InvalidLength::NotANumber)?;
-            if seen.is_some_and(|s| s != length) {
-                return Err(InvalidLength::Disagree);
-            }
-            seen = Some(length);
-        }
-    }
-    Ok(seen)
-}
-
 /// Whether `name` is one of the hop-by-hop headers every message loses.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     name == CONNECTION
@@ -84,27 +120,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == KEEP_ALIVE
         || name == PROXY_CONNECTION
         || name == TE
-        || name == TRAILER
         || name == UPGRADE
-}
-
-/// A Connection token that names no header of its own to remove.
-fn is_plain_token(token: &[u8]) -> bool {
-    token.is_empty()
-        || token.eq_ignore_ascii_case(b"keep-alive")
-        || token.eq_ignore_ascii_case(b"close")
-}
-
-/// Whether a Connection value names headers to remove besides the hop-by-hop ones. A value that
-/// is not visible ASCII names nothing that could be looked up.
-pub fn names_headers(value: &[u8]) -> bool {
-    value
-        .iter()
-        .all(|b| *b == b'\t' || (b' '..=b'~').contains(b))
-        && !value
-            .split(|b| *b == b',')
-            .map(<[u8]>::trim_ascii)
-            .all(is_plain_token)
 }
 
 /// Removes the headers that describe one connection rather than the message. Returns whether the
@@ -142,7 +158,6 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) -> bool {
     headers.remove(KEEP_ALIVE);
     headers.remove(PROXY_CONNECTION);
     headers.remove(TE);
-    headers.remove(TRAILER);
     headers.remove(UPGRADE);
     had_transfer_encoding
 }
@@ -208,22 +223,6 @@ pub fn set_forwarded(
     }
 }
 
-/// `path_and_query` without its first `len` path bytes; the path never becomes empty and the
-/// query is kept (`/api/x?q` with 4 → `/x?q`, `/api` → `/`).
-pub fn strip_path_prefix(path_and_query: &str, len: usize) -> String {
-    let (path, query) = path_and_query
-        .find('?')
-        .map_or((path_and_query, ""), |at| path_and_query.split_at(at));
-    let rest = path.get(len..).unwrap_or("");
-    let mut out = String::with_capacity(1 + rest.len() + query.len());
-    if !rest.starts_with('/') {
-        out.push('/');
-    }
-    out.push_str(rest);
-    out.push_str(query);
-    out
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -256,8 +255,9 @@ mod tests {
             ("x-kept", "yes"),
         ]);
         assert!(remove_hop_by_hop(&mut headers));
-        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert_eq!(headers.len(), 2, "{headers:?}");
         assert_eq!(headers["x-kept"], "yes");
+        assert_eq!(headers["trailer"], "x-checksum", "Trailer is end to end");
         let mut plain = map(&[("content-length", "3")]);
         assert!(!remove_hop_by_hop(&mut plain));
         assert_eq!(plain["content-length"], "3");
@@ -338,6 +338,49 @@ mod tests {
     }
 
     #[test]
+    fn a_request_needs_exactly_one_valid_host() {
+        let v11 = Version::HTTP_11;
+        for good in [
+            "example.com",
+            "example.com:8080",
+            "EXAMPLE.com.",
+            "10.0.0.1:80",
+            "[::1]",
+            "[::1]:8443",
+            "a-b_c~d%41:",
+            "",
+        ] {
+            assert_eq!(check_host(v11, &map(&[("host", good)])), Ok(()), "{good:?}");
+        }
+        for bad in [
+            "exa mple.com",
+            "user@example.com",
+            "example.com/path",
+            "example.com:80x",
+            "[::1",
+            "[::1]x",
+            "[zz]",
+            "%4",
+            "a\"b",
+        ] {
+            assert_eq!(
+                check_host(v11, &map(&[("host", bad)])),
+                Err(ProxyError::BadHost),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(check_host(v11, &HeaderMap::new()), Err(ProxyError::BadHost));
+        assert_eq!(check_host(Version::HTTP_10, &HeaderMap::new()), Ok(()));
+        let twice = map(&[("host", "a.test"), ("host", "a.test")]);
+        assert_eq!(check_host(v11, &twice), Err(ProxyError::BadHost));
+        assert_eq!(
+            check_host(Version::HTTP_10, &twice),
+            Err(ProxyError::BadHost)
+        );
+        assert_eq!(check_host(Version::HTTP_2, &HeaderMap::new()), Ok(()));
+    }
+
+    #[test]
     fn ambiguous_framing_is_refused() {
         assert!(check_framing(&map(&[("content-length", "5")])).is_ok());
         assert!(check_framing(&map(&[("content-length", "5, 5")])).is_ok());
@@ -373,15 +416,5 @@ mod tests {
         assert!(names_headers(b"keep-alive, X-Internal"));
         assert!(!names_headers(b"Keep-Alive , close,"));
         assert!(!names_headers(b"x-\xff"), "not a header name");
-    }
-
-    #[test]
-    fn strip_prefix_keeps_a_path_and_the_query() {
-        assert_eq!(strip_path_prefix("/api/x", 4), "/x");
-        assert_eq!(strip_path_prefix("/api", 4), "/");
-        assert_eq!(strip_path_prefix("/api/", 4), "/");
-        assert_eq!(strip_path_prefix("/api?a=1&b", 4), "/?a=1&b");
-        assert_eq!(strip_path_prefix("/api/x/y?q", 4), "/x/y?q");
-        assert_eq!(strip_path_prefix("/any", 0), "/any");
     }
 }

@@ -1,34 +1,35 @@
-//! The request path: load the live config once, route, pick a backend, rewrite the request and
-//! hand it to [`crate::forward`], which picks the target, applies timeouts, retries and circuit
-//! breaking and streams the request and the answer through the upstream's pool.
+//! The request path, as orchestration only: load the live config once, check the request, route
+//! it, run the route's filters in their fixed order (see [`crate::filters`]) around the proxy's
+//! own forwarding rules ([`super::forwarding`]), and hand it to [`super::attempts`], which picks
+//! the target, retries and streams the answer back; on the way back, the forwarding rules and the
+//! route's response filters again.
 //!
 //! The config guard is released before anything is awaited, so a request never holds a revision
 //! longer than it takes to route it, and a new revision never affects a request in flight.
 
-use std::error::Error as StdError;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{CONNECTION, HOST, HeaderValue, UPGRADE};
-use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Version};
+use http_body_util::Either;
 use ipnet::IpNet;
 
-use crate::forward::{ClientBody, Outgoing, forward, request_key};
-use crate::metrics::Outcome;
-use crate::proxy::actions;
-use crate::proxy::error::ProxyError;
-use crate::proxy::headers::{
-    append_via, check_framing, remove_hop_by_hop, remove_hop_by_hop_request, set_forwarded,
-    strip_path_prefix,
+use super::attempts::{Outgoing, forward};
+use super::body::ProxyBody;
+use super::forwarding::{
+    append_via, check_framing, check_host, remove_hop_by_hop, remove_hop_by_hop_request,
+    set_forwarded,
 };
+use super::mirror::Mirrors;
+use crate::body::ClientBody;
+use crate::error::ProxyError;
+use crate::filters::{Flow, RouteFilters, rewrite};
+use crate::keys::request_key;
+use crate::observe::metrics::Outcome;
 use crate::routing::RequestInfo;
-use crate::state::State;
-
-/// Bodies stream through untouched; only the proxy's own answers are built in memory.
-pub use crate::forward::ProxyBody;
+use crate::served::State;
 
 const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
 
@@ -36,7 +37,6 @@ const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
 pub struct ProxySettings {
     /// Peers whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<IpNet>,
-    pub connect_timeout: Duration,
     /// Limit for the upstream's response headers to arrive, for routes without a `timeout`.
     pub upstream_timeout: Duration,
 }
@@ -45,7 +45,6 @@ impl Default for ProxySettings {
     fn default() -> Self {
         ProxySettings {
             trusted_proxies: Vec::new(),
-            connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
         }
     }
@@ -55,12 +54,12 @@ pub struct Proxy {
     state: Arc<State>,
     trusted_proxies: Box<[IpNet]>,
     upstream_timeout: Duration,
+    mirrors: Mirrors,
 }
 
 /// What the proxy knows about a client connection, worked out once per connection.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    pub ip: IpAddr,
     ip_value: HeaderValue,
     trusted: bool,
 }
@@ -71,11 +70,8 @@ impl Proxy {
             state,
             trusted_proxies: settings.trusted_proxies.into(),
             upstream_timeout: settings.upstream_timeout,
+            mirrors: Mirrors::default(),
         }
-    }
-
-    pub fn state(&self) -> &Arc<State> {
-        &self.state
     }
 
     pub fn peer(&self, addr: SocketAddr) -> Peer {
@@ -83,11 +79,7 @@ impl Proxy {
         let trusted = self.trusted_proxies.iter().any(|net| net.contains(&ip));
         let ip_value = HeaderValue::try_from(ip.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Peer {
-            ip,
-            ip_value,
-            trusted,
-        }
+        Peer { ip_value, trusted }
     }
 
     /// Answers one request: the upstream's response, or the proxy's own JSON error.
@@ -99,9 +91,9 @@ impl Proxy {
                 response
             }
             Err(error) => {
-                self.state.metrics().request(error.outcome());
+                self.state.metrics().request(error.into());
                 tracing::debug!(code = error.code(), "request answered by the proxy");
-                let mut response = error.response();
+                let mut response = error.response().map(Either::Right);
                 if error == ProxyError::BadFraming && version < Version::HTTP_2 {
                     // Where the body ends is unknown, so the rest of the connection is too.
                     response
@@ -119,6 +111,7 @@ impl Proxy {
         peer: &Peer,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         check_framing(request.headers())?;
+        check_host(request.version(), request.headers())?;
         let upgrade =
             upgrade_protocol(&request).map(|protocol| (protocol, hyper::upgrade::on(&mut request)));
         let (mut parts, body) = request.into_parts();
@@ -127,9 +120,8 @@ impl Proxy {
             Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
             None => parts.headers.get(HOST).cloned(),
         };
-        let rewritten;
-        let route_actions: Option<std::sync::Arc<crate::routing::RouteActions>>;
-        let (upstream, preserve_host, strip_len, policy) = {
+        let filters: Option<Arc<RouteFilters>>;
+        let (upstream, preserve_host, path, policy) = {
             let live = self.state.load();
             let compiled = live.as_ref().ok_or(ProxyError::NoConfig)?;
             let host = original_host.as_ref().and_then(|h| h.to_str().ok());
@@ -137,42 +129,39 @@ impl Proxy {
                 .routes
                 .lookup(&RequestInfo::new(host, &parts))
                 .ok_or(ProxyError::NoRoute)?;
-            if let Some(response) = actions::answer(&matched, &parts, original_host.as_ref()) {
-                return Ok(response);
-            }
-            rewritten = actions::rewritten_path(&matched, &parts.uri)?;
-            route_actions = matched.route.actions.clone();
-            if let Some(mirror) =
-                actions::mirror_upstream(&matched).and_then(|index| compiled.upstreams.get(index))
+            let route = matched.route;
+            if let Some(filters) = &route.filters
+                && let Flow::Respond(response) =
+                    filters.answer(&parts, original_host.as_ref(), matched.matched_len)
             {
-                let target = mirror.pick();
-                actions::mirror(&parts, target.authority.clone(), target.host_header.clone());
+                return Ok(response.map(Either::Right));
             }
+            let path = rewrite::upstream_path(
+                &parts.uri,
+                matched.strip_len,
+                route.filters.as_ref().and_then(|f| f.rewrite.as_ref()),
+                matched.matched_len,
+            )?;
+            if let Some(mirror) = route
+                .filters
+                .as_ref()
+                .and_then(|f| f.mirror())
+                .and_then(|index| compiled.upstreams.get(index))
+            {
+                self.mirrors.send(mirror.runtime(), &parts);
+            }
+            filters = route.filters.clone();
             let upstream = compiled
                 .upstreams
-                .get(matched.route.pick_upstream_for(&parts.headers))
+                .get(route.pick_upstream_for(&parts.headers))
                 .ok_or(ProxyError::NoRoute)?;
             (
                 upstream.runtime().clone(),
-                matched.route.preserve_host,
-                matched.strip_len,
-                matched.route.policy,
+                route.preserve_host,
+                path,
+                route.policy,
             )
         };
-
-        let mut path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        if strip_len > 0 {
-            let stripped = strip_path_prefix(path.as_str(), strip_len);
-            path = PathAndQuery::from_maybe_shared(Bytes::from(stripped))
-                .map_err(|_| ProxyError::InvalidRequest)?;
-        }
-        if let Some(rewritten) = rewritten {
-            path = rewritten;
-        }
 
         let version = parts.version;
         remove_hop_by_hop_request(&mut parts.headers);
@@ -184,11 +173,11 @@ impl Proxy {
             parts.headers.insert(UPGRADE, protocol);
             on_upgrade
         });
-        let host = if preserve_host {
-            Some(original_host.clone())
-        } else {
-            actions::host_rewrite(route_actions.as_deref()).map(Some)
-        };
+        let host = rewrite::upstream_host(
+            preserve_host,
+            original_host.as_ref(),
+            filters.as_ref().and_then(|f| f.host_rewrite.as_ref()),
+        );
         append_via(&mut parts.headers, version);
         set_forwarded(
             &mut parts.headers,
@@ -196,7 +185,9 @@ impl Proxy {
             peer.trusted,
             original_host.as_ref(),
         );
-        actions::edit_request(route_actions.as_deref(), &mut parts.headers);
+        if let Some(filters) = &filters {
+            filters.edit_request(&mut parts.headers);
+        }
         let key = request_key(
             upstream.hash_on.as_ref(),
             &parts.headers,
@@ -229,7 +220,9 @@ impl Proxy {
             parts.headers.insert(UPGRADE, protocol);
         }
         append_via(&mut parts.headers, parts.version);
-        actions::edit_response(route_actions.as_deref(), &mut parts.headers);
+        if let Some(filters) = &filters {
+            filters.edit_response(&mut parts.headers);
+        }
         Ok(Response::from_parts(parts, body))
     }
 }
@@ -250,29 +243,15 @@ fn upgrade_protocol<B>(request: &Request<B>) -> Option<HeaderValue> {
         .flatten()
 }
 
-/// An error with its sources, `outer: inner: innermost`.
-pub(crate) struct DisplayChain<'a>(pub &'a (dyn StdError + 'static));
-
-impl std::fmt::Display for DisplayChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            write!(f, ": {error}")?;
-            source = error.source();
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::served::NodeIdentity;
 
     #[test]
     fn peers_are_trusted_by_cidr_including_mapped_v4() {
-        let state = Arc::new(State::new(crate::state::NodeIdentity {
+        let state = Arc::new(State::new(NodeIdentity {
             id: "n".into(),
             group: "g".into(),
         }));

@@ -1,14 +1,17 @@
-//! The reverse proxy: takes a request from the listener, routes it with the live config, rewrites
-//! it per RFC 9110 ([`headers`]) and streams it to a target and the answer back ([`handler`]).
-//! Failures become static JSON answers ([`error`]).
+//! The reverse proxy: takes a request from the listener and answers it. [`handler`] orchestrates
+//! (routing, the route's filters, the proxy's own rules); [`forwarding`] holds the header rules
+//! of a forwarding proxy (RFC 9110 §7.6); [`attempts`] sends the request to a target, with
+//! timeouts and retries; [`tunnel`] carries upgraded connections; [`mirror`] sends copies to a
+//! route's mirror upstream; [`body`] is what every answer carries.
 
-pub mod actions;
-pub mod error;
+pub mod attempts;
+pub mod body;
+pub mod forwarding;
 pub mod handler;
-pub mod headers;
+pub mod mirror;
+pub mod tunnel;
 
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use error::ProxyError;
-pub use handler::{Peer, Proxy, ProxyBody, ProxySettings};
+pub use handler::{Peer, Proxy, ProxySettings};

@@ -18,10 +18,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::compile::Compiled;
 use crate::listener::{DrainReport, ListenerSettings, serve};
 use crate::proxy::{Proxy, ProxySettings};
-use crate::state::{NodeIdentity, State};
+use crate::served::{Compiled, NodeIdentity, State};
 
 /// An upstream that echoes what it received, one line per item.
 pub(crate) async fn start_upstream() -> SocketAddr {

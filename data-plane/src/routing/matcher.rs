@@ -8,6 +8,8 @@ use gateway_config::PathMatch;
 use http::{HeaderMap, HeaderName, Method};
 use regex::Regex;
 
+use super::regex_memo::Regexes;
+
 /// Longest host name accepted for matching (DNS limit plus a little slack for a trailing dot).
 const MAX_HOST_LEN: usize = 255;
 
@@ -66,11 +68,11 @@ impl PartialEq for PathCond {
 }
 
 impl PathCond {
-    pub fn from_config(path: &PathMatch) -> Self {
+    pub fn from_config(path: &PathMatch, regexes: &Regexes<'_>) -> Self {
         match path {
             PathMatch::Exact(p) => PathCond::Exact(p.as_str().into()),
             PathMatch::Prefix(p) => PathCond::Prefix(p.trim_end_matches('/').into()),
-            PathMatch::Regex(p) => PathCond::Regex(compile_regex(p)),
+            PathMatch::Regex(p) => PathCond::Regex(compile_regex(p, regexes)),
         }
     }
 
@@ -115,8 +117,8 @@ impl PathCond {
 
 /// Compiles a full-match regex with the same limits validation used, reusing the one a recent
 /// table build compiled from the same pattern.
-pub fn compile_regex(pattern: &str) -> Option<Regex> {
-    super::regex_memo::regex(
+pub fn compile_regex(pattern: &str, regexes: &Regexes<'_>) -> Option<Regex> {
+    regexes.regex(
         pattern,
         |pattern| match gateway_config::compile_full_match(pattern) {
             Ok(re) => Some(re),
@@ -137,10 +139,10 @@ pub enum ValueCond {
 }
 
 impl ValueCond {
-    pub fn from_config(exact: Option<&str>, regex: Option<&str>) -> Self {
+    pub fn from_config(exact: Option<&str>, regex: Option<&str>, regexes: &Regexes<'_>) -> Self {
         match (exact, regex) {
             (Some(value), _) => ValueCond::Exact(value.as_bytes().into()),
-            (None, Some(pattern)) => ValueCond::Regex(compile_regex(pattern)),
+            (None, Some(pattern)) => ValueCond::Regex(compile_regex(pattern, regexes)),
             (None, None) => ValueCond::Present,
         }
     }
@@ -285,23 +287,6 @@ impl MethodSet {
     }
 }
 
-/// The host part of a `Host` header or URI authority: port and a trailing dot removed.
-pub fn host_without_port(raw: &str) -> &str {
-    let host = if raw.starts_with('[') {
-        // IPv6 literal: keep the brackets, drop what follows them.
-        raw.find(']').map_or(raw, |end| &raw[..=end])
-    } else {
-        // Bytes rather than `rsplit_once`, whose char searcher cost more than the whole lookup.
-        match raw.bytes().rposition(|b| b == b':') {
-            Some(colon) if raw.as_bytes()[colon + 1..].iter().all(u8::is_ascii_digit) => {
-                &raw[..colon]
-            }
-            _ => raw,
-        }
-    };
-    host.strip_suffix('.').unwrap_or(host)
-}
-
 /// `host` in lower case, using `buf` only when it has upper-case letters. `None` when the host is
 /// too long to be a real host name.
 pub fn lowercase_host<'a>(host: &'a str, buf: &'a mut [u8; MAX_HOST_LEN]) -> Option<&'a str> {
@@ -323,20 +308,21 @@ pub fn host_buffer() -> [u8; MAX_HOST_LEN] {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::keys::host_without_port;
 
     #[test]
     fn prefix_is_segment_aware_and_ignores_trailing_slash() {
-        let api = PathCond::from_config(&PathMatch::Prefix("/api/".into()));
+        let api = PathCond::from_config(&PathMatch::Prefix("/api/".into()), &Regexes::none());
         assert!(api.matches("/api"));
         assert!(api.matches("/api/"));
         assert!(api.matches("/api/x/y"));
         assert!(!api.matches("/apix"));
         assert!(!api.matches("/ap"));
-        let root = PathCond::from_config(&PathMatch::Prefix("/".into()));
+        let root = PathCond::from_config(&PathMatch::Prefix("/".into()), &Regexes::none());
         assert!(root.matches("/"));
         assert!(root.matches("/anything"));
         assert_eq!(root.strip_len(), 0);
-        let exact = PathCond::from_config(&PathMatch::Exact("/health".into()));
+        let exact = PathCond::from_config(&PathMatch::Exact("/health".into()), &Regexes::none());
         assert!(exact.matches("/health"));
         assert!(!exact.matches("/health/"));
         assert_eq!(exact.strip_len(), 0);
@@ -363,13 +349,13 @@ mod tests {
 
     #[test]
     fn regex_paths_match_the_whole_path() {
-        let re = PathCond::from_config(&PathMatch::Regex("/users/[0-9]+".into()));
+        let re = PathCond::from_config(&PathMatch::Regex("/users/[0-9]+".into()), &Regexes::none());
         assert!(re.matches("/users/42"));
         assert!(!re.matches("/users/42/x"));
         assert!(!re.matches("/x/users/42"));
         assert_eq!(re.matched_len("/users/42"), 9);
         assert_eq!(re.strip_len(), 0);
-        let broken = PathCond::from_config(&PathMatch::Regex("(".into()));
+        let broken = PathCond::from_config(&PathMatch::Regex("(".into()), &Regexes::none());
         assert!(!broken.matches("("));
         assert!(PathCond::Regex(None) == broken);
     }
@@ -396,7 +382,11 @@ mod tests {
         let exact = header("x-env", ValueCond::Exact((*b"canary").into()), false);
         assert!(exact.matches(&request));
         assert!(!exact.matches(&headers(&[("x-env", "Canary")])));
-        let regex = header("x-id", ValueCond::from_config(None, Some("[0-9]+")), false);
+        let regex = header(
+            "x-id",
+            ValueCond::from_config(None, Some("[0-9]+"), &Regexes::none()),
+            false,
+        );
         assert!(regex.matches(&request));
         assert!(!regex.matches(&headers(&[("x-id", "12a")])));
         let present = header("x-id", ValueCond::Present, false);
@@ -414,7 +404,7 @@ mod tests {
     fn query_conditions_decode_and_need_the_parameter() {
         let exact = QueryCond {
             name: (*b"q").into(),
-            value: ValueCond::from_config(Some("a b/c"), None),
+            value: ValueCond::from_config(Some("a b/c"), None, &Regexes::none()),
         };
         assert!(exact.matches(Some("x=1&q=a+b%2Fc")));
         assert!(exact.matches(Some("q=a%20b/c")));
@@ -429,7 +419,7 @@ mod tests {
         assert!(!present.matches(Some("debugger=1")));
         let regex = QueryCond {
             name: (*b"v").into(),
-            value: ValueCond::from_config(None, Some("[0-9]+")),
+            value: ValueCond::from_config(None, Some("[0-9]+"), &Regexes::none()),
         };
         assert!(regex.matches(Some("v=42")));
         assert!(!regex.matches(Some("v=4x")));

@@ -1,13 +1,19 @@
-//! Request routing: the conditions a route matches on ([`matcher`]), the compiled table that
-//! finds the best route for a request by the gateway's precedence rules ([`table`]), the
-//! compiled form of what a route does besides forwarding ([`actions`]), and the regexes kept
-//! from one table build to the next (`regex_memo`).
+//! Request routing: the conditions a route matches on ([`matcher`]), a route as the request path
+//! reads it ([`route`]), the precedence of route entries ([`rank`]), the table's index and lookup
+//! ([`index`]), building and patching the table ([`build`]), and the regexes kept from one table
+//! build to the next (`regex_memo`). Routing knows nothing of upstreams but their indices.
 
-pub mod actions;
+pub mod build;
+pub mod index;
 pub mod matcher;
-mod regex_memo;
-pub mod table;
+pub mod rank;
+pub mod regex_memo;
+pub mod route;
 
-pub use actions::RouteActions;
+#[cfg(test)]
+mod tests;
+
+pub use index::RouteTable;
 pub use matcher::RequestInfo;
-pub use table::{CompiledRoute, RouteError, RouteMatch, RouteTable};
+pub use regex_memo::RegexMemo;
+pub use route::RouteError;

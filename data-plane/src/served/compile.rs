@@ -1,18 +1,28 @@
 //! Turns a validated config into the form the request path reads: a route table and upstreams
-//! with their runtime state from the [`Registry`]. Runs off the hot path, once per revision.
+//! with their runtime state from the registry. Runs off the hot path, once per revision.
 //!
 //! A revision that keeps every upstream name is compiled as a patch of the one before: only the
-//! changed routes are compiled, and unchanged upstreams keep their compiled form.
+//! changed routes are compiled, and unchanged upstreams keep their compiled form. What survives
+//! from one revision to the next (upstream runtimes, compiled regexes) lives in a [`Carryover`]
+//! that every compiled revision keeps a handle to, so a patch uses exactly what the revision it
+//! patches was built with.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use gateway_config::Config;
 
-use crate::registry::Registry;
-use crate::routing::{RouteError, RouteTable};
-use crate::served::{Changes, ServedConfig};
-use crate::upstream::{CompiledUpstream, UpstreamError};
+use super::config::{Changes, ServedConfig};
+use crate::routing::{RegexMemo, RouteError, RouteTable};
+use crate::upstream::{CompiledUpstream, Registry, UpstreamError};
+
+/// State carried from one revision to the next: the runtime of each upstream and the compiled
+/// regexes. A worker has one, owned by its live state.
+#[derive(Debug, Default)]
+pub struct Carryover {
+    pub upstreams: Registry,
+    pub regexes: Arc<RegexMemo>,
+}
 
 /// One revision of the configuration, in its domain form (kept for deltas, digests and the
 /// cache) and its compiled form.
@@ -24,6 +34,7 @@ pub struct Compiled {
     pub routes: RouteTable,
     /// Indexed by the upstream indices stored in the route table: upstreams in name order.
     pub upstreams: Vec<CompiledUpstream>,
+    carryover: Arc<Carryover>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -35,43 +46,46 @@ pub enum CompileError {
 }
 
 impl Compiled {
-    /// Compiles a plain config with the worker's upstream registry.
+    /// Compiles a plain config with a carryover of its own (for tests and benchmarks; a worker
+    /// compiles with the carryover of its live state).
     pub fn compile(revision: u64, digest: String, config: Config) -> Result<Self, CompileError> {
-        Self::build(revision, digest, ServedConfig::from_config(&config))
+        Self::build(
+            &Arc::default(),
+            revision,
+            digest,
+            ServedConfig::from_config(&config),
+        )
     }
 
-    /// Compiles everything with the worker's upstream registry.
+    /// Compiles everything, with the upstream runtimes and regexes of `carryover`.
     pub fn build(
-        revision: u64,
-        digest: String,
-        config: ServedConfig,
-    ) -> Result<Self, CompileError> {
-        Self::build_in(Registry::global(), revision, digest, config)
-    }
-
-    pub fn build_in(
-        registry: &Registry,
+        carryover: &Arc<Carryover>,
         revision: u64,
         digest: String,
         config: ServedConfig,
     ) -> Result<Self, CompileError> {
         let upstreams = config
             .upstreams()
-            .map(|u| CompiledUpstream::compile_in(registry, &u.value))
+            .map(|u| CompiledUpstream::compile_in(&carryover.upstreams, &u.value))
             .collect::<Result<Vec<_>, _>>()?;
         let index = upstream_index(&config);
-        let routes = RouteTable::build_from(config.routes(), |name| index.get(name).copied())?;
+        let routes = RouteTable::build_from(
+            config.routes(),
+            |name| index.get(name).copied(),
+            carryover.regexes.clone(),
+        )?;
         Ok(Compiled {
             revision,
             digest,
             config,
             routes,
             upstreams,
+            carryover: carryover.clone(),
         })
     }
 
     /// Compiles `config`, which is `self.config` with `changes` applied, reusing everything the
-    /// changes do not touch.
+    /// changes do not touch, with the carryover `self` was built with.
     pub fn patch(
         &self,
         revision: u64,
@@ -81,9 +95,9 @@ impl Compiled {
     ) -> Result<Self, CompileError> {
         if changes.upstream_names_changed(&self.config) {
             // Upstream indices move: every route refers to them.
-            return Self::build(revision, digest, config);
+            return Self::build(&self.carryover, revision, digest, config);
         }
-        let registry = Registry::global();
+        let registry = &self.carryover.upstreams;
         let upstreams = config
             .upstreams()
             .zip(self.config.upstreams().zip(&self.upstreams))
@@ -107,6 +121,7 @@ impl Compiled {
             config,
             routes,
             upstreams,
+            carryover: self.carryover.clone(),
         })
     }
 }
@@ -117,4 +132,67 @@ fn upstream_index(config: &ServedConfig) -> HashMap<&str, usize> {
         .enumerate()
         .map(|(i, u)| (u.value.name.as_str(), i))
         .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use gateway_config::{Backend, PathMatch, Route, Target, Upstream, digest};
+    use gateway_proto::v1;
+
+    use super::*;
+
+    fn config(address: &str) -> Config {
+        let mut config = Config::default();
+        config.upstreams.insert(
+            "u".into(),
+            Upstream {
+                name: "u".into(),
+                targets: vec![Target {
+                    address: address.into(),
+                    weight: 1,
+                }],
+                ..Default::default()
+            },
+        );
+        config.routes.insert(
+            "r".into(),
+            Route {
+                name: "r".into(),
+                paths: vec![PathMatch::Prefix("/".into())],
+                backends: vec![Backend {
+                    upstream: "u".into(),
+                    weight: 1,
+                }],
+                ..Default::default()
+            },
+        );
+        config
+    }
+
+    #[test]
+    fn a_patch_takes_upstream_runtimes_from_the_carryover_it_was_built_with() {
+        let carryover = Arc::new(Carryover::default());
+        let before = config("127.0.0.1:1");
+        let base = Compiled::build(
+            &carryover,
+            1,
+            digest(&before),
+            ServedConfig::from_config(&before),
+        )
+        .unwrap();
+        let after = config("127.0.0.1:2");
+        let upsert = v1::Resource {
+            resource: Some(v1::resource::Resource::Upstream(
+                (&after.upstreams["u"]).into(),
+            )),
+        };
+        let (next, changes) = base.config.with_changes(vec![upsert], vec![]).unwrap();
+        let patched = base.patch(2, digest(&after), next, &changes).unwrap();
+        let runtime = carryover.upstreams.runtime(&after.upstreams["u"]).unwrap();
+        assert!(
+            Arc::ptr_eq(patched.upstreams[0].runtime(), &runtime),
+            "the patched upstream's runtime is not the carryover's"
+        );
+    }
 }

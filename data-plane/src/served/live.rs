@@ -1,7 +1,8 @@
 //! The live state of the worker: the compiled configuration it serves (one `Arc` behind an
-//! `ArcSwapOption`, read once per request and replaced with one atomic store) plus what the status
-//! port reports about the worker itself: where the config came from, the link to the control
-//! plane, whether the worker is draining, and its metrics.
+//! `ArcSwapOption`, read once per request and replaced with one atomic store), the carryover every
+//! revision it compiles shares, plus what the status port reports about the worker itself: where
+//! the config came from, the link to the control plane, whether the worker is draining, and its
+//! metrics.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use arc_swap::{ArcSwapOption, Guard};
 use serde::Serialize;
 
-use crate::compile::Compiled;
-use crate::metrics::Metrics;
+use super::compile::{Carryover, Compiled};
+use crate::observe::metrics::Metrics;
 
 /// Who this worker is, as reported to the control plane and on the status port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,7 @@ impl Source {
 #[derive(Debug)]
 pub struct State {
     live: ArcSwapOption<Compiled>,
+    carryover: Arc<Carryover>,
     node: NodeIdentity,
     source: AtomicU8,
     draining: AtomicBool,
@@ -60,6 +62,7 @@ pub struct State {
 }
 
 impl State {
+    #[cfg(test)]
     pub fn new(node: NodeIdentity) -> Self {
         Self::with_control_planes(node, Vec::new())
     }
@@ -68,6 +71,7 @@ impl State {
     pub fn with_control_planes(node: NodeIdentity, control_planes: Vec<String>) -> Self {
         State {
             live: ArcSwapOption::empty(),
+            carryover: Arc::default(),
             node,
             source: AtomicU8::new(0),
             draining: AtomicBool::new(false),
@@ -83,11 +87,17 @@ impl State {
         self.live.load()
     }
 
+    /// What the revisions this worker compiles carry over from one to the next.
+    pub fn carryover(&self) -> &Arc<Carryover> {
+        &self.carryover
+    }
+
     /// The served config as an owned `Arc`, for work that outlives a request.
     pub fn current(&self) -> Option<Arc<Compiled>> {
         self.live.load_full()
     }
 
+    #[cfg(test)]
     /// Makes `compiled` (pushed by the control plane) the served config; requests already routed
     /// keep the previous one.
     pub fn store(&self, compiled: Compiled) {

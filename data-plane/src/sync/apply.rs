@@ -2,14 +2,14 @@
 //! compile it and swap it in. Any failure leaves the served config untouched and becomes a NACK
 //! with per-resource details.
 
+use std::sync::Arc;
+
 use gateway_config::{Kind, ValidationErrors, WireError};
 use gateway_proto::v1;
 use gateway_proto::v1::worker_message::Message;
 
-use crate::compile::{CompileError, Compiled};
 use crate::routing::RouteError;
-use crate::served::ServedConfig;
-use crate::state::{Source, State};
+use crate::served::{Carryover, CompileError, Compiled, ServedConfig, Source, State};
 use crate::upstream::UpstreamError;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -125,8 +125,13 @@ pub enum Prepared {
 }
 
 /// Rebuilds, validates, checks and compiles the config that `push` describes on top of
-/// `current` (the served config, if any). Pure: touches no shared state.
-pub fn prepare(current: Option<&Compiled>, push: v1::ConfigPush) -> Result<Prepared, ApplyError> {
+/// `current` (the served config, if any), with the upstream runtimes and regexes of
+/// `carryover`. Touches no state the request path reads.
+pub fn prepare(
+    carryover: &Arc<Carryover>,
+    current: Option<&Compiled>,
+    push: v1::ConfigPush,
+) -> Result<Prepared, ApplyError> {
     let served = current.map(|c| c.revision);
     let full = push.base_revision == 0;
     if !full && served != Some(push.base_revision) {
@@ -174,7 +179,7 @@ pub fn prepare(current: Option<&Compiled>, push: v1::ConfigPush) -> Result<Prepa
     }
     let compiled = match (current, &changes) {
         (Some(current), Some(changes)) => current.patch(push.revision, actual, config, changes)?,
-        _ => Compiled::build(push.revision, actual, config)?,
+        _ => Compiled::build(carryover, push.revision, actual, config)?,
     };
     Ok(Prepared::Swap(Box::new(compiled)))
 }
@@ -182,7 +187,7 @@ pub fn prepare(current: Option<&Compiled>, push: v1::ConfigPush) -> Result<Prepa
 /// Applies `push` to `state`: on success the new config is served, on failure nothing changes.
 pub fn apply_push(state: &State, push: v1::ConfigPush) -> Result<Applied, ApplyError> {
     let current = state.current();
-    match prepare(current.as_deref(), push)? {
+    match prepare(state.carryover(), current.as_deref(), push)? {
         Prepared::Swap(compiled) => {
             state.store_from(*compiled, Source::ControlPlane);
             Ok(Applied::Swapped)
@@ -234,7 +239,7 @@ mod tests {
     use gateway_config::{Config, digest, resources_from_config};
 
     use super::*;
-    use crate::state::NodeIdentity;
+    use crate::served::NodeIdentity;
 
     fn state() -> State {
         State::new(NodeIdentity {

@@ -10,12 +10,12 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gateway_proto::v1;
 use prost::Message;
 
-use crate::compile::Compiled;
-use crate::state::{Source, State};
+use crate::served::{Carryover, Compiled, Source, State};
 use crate::sync::apply::{ApplyError, Prepared, prepare};
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,7 @@ impl Cache {
     }
 
     /// Replaces the cache file with `push`, atomically.
+    #[cfg(test)]
     pub fn write_push(&self, push: &v1::ConfigPush) -> Result<(), CacheError> {
         self.write(&push.encode_to_vec())
     }
@@ -152,12 +153,13 @@ impl Cache {
         Ok(Some(push))
     }
 
-    /// The cached config, checked and compiled; `None` when there is no cache file.
-    pub fn load(&self) -> Result<Option<Compiled>, CacheError> {
+    /// The cached config, checked and compiled with `carryover`; `None` when there is no cache
+    /// file.
+    pub fn load(&self, carryover: &Arc<Carryover>) -> Result<Option<Compiled>, CacheError> {
         let Some(push) = self.read()? else {
             return Ok(None);
         };
-        match prepare(None, push) {
+        match prepare(carryover, None, push) {
             Ok(Prepared::Swap(compiled)) => Ok(Some(*compiled)),
             // Unreachable without a current config; treated as "nothing cached".
             Ok(Prepared::AlreadyServed) => Ok(None),
@@ -171,7 +173,7 @@ impl Cache {
     /// Serves the cached config if there is a valid one, and says whether it did. A bad file is
     /// logged and ignored: the worker then waits for the control plane as if it had no cache.
     pub fn restore(&self, state: &State) -> bool {
-        match self.load() {
+        match self.load(state.carryover()) {
             Ok(Some(compiled)) => {
                 tracing::info!(
                     revision = compiled.revision,
@@ -199,7 +201,7 @@ mod tests {
     use gateway_config::{Config, digest};
 
     use super::*;
-    use crate::state::NodeIdentity;
+    use crate::served::NodeIdentity;
 
     fn config(address: &str) -> Config {
         let json = format!(
@@ -230,7 +232,10 @@ mod tests {
     fn round_trip_serves_the_cached_revision() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().join("nested/dir/edge.pb"));
-        assert!(cache.load().unwrap().is_none(), "no file yet");
+        assert!(
+            cache.load(&Arc::default()).unwrap().is_none(),
+            "no file yet"
+        );
         let original = compiled(7, "127.0.0.1:1");
         cache.write(&Cache::snapshot(&original, 1234)).unwrap();
         assert_eq!(cache.read().unwrap().unwrap().committed_at_unix_ms, 1234);
@@ -263,7 +268,7 @@ mod tests {
             v1::ConfigPush::decode(bytes.as_slice()).unwrap()
         };
         assert_eq!(old_content.revision, 1);
-        assert_eq!(cache.load().unwrap().unwrap().revision, 2);
+        assert_eq!(cache.load(&Arc::default()).unwrap().unwrap().revision, 2);
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -278,14 +283,17 @@ mod tests {
         let state = state();
 
         fs::write(cache.path(), b"\xff\xff\xff not protobuf").unwrap();
-        assert!(matches!(cache.load(), Err(CacheError::Decode { .. })));
+        assert!(matches!(
+            cache.load(&Arc::default()),
+            Err(CacheError::Decode { .. })
+        ));
         assert!(!cache.restore(&state));
 
         let mut push = snapshot_push(&compiled(3, "127.0.0.1:1"));
         push.digest = "0".repeat(64);
         cache.write_push(&push).unwrap();
         assert!(matches!(
-            cache.load(),
+            cache.load(&Arc::default()),
             Err(CacheError::Invalid {
                 error: ApplyError::DigestMismatch { .. },
                 ..
@@ -296,7 +304,10 @@ mod tests {
         let mut push = snapshot_push(&compiled(3, "127.0.0.1:1"));
         push.base_revision = 2;
         cache.write_push(&push).unwrap();
-        assert!(matches!(cache.load(), Err(CacheError::NotFull { .. })));
+        assert!(matches!(
+            cache.load(&Arc::default()),
+            Err(CacheError::NotFull { .. })
+        ));
         assert!(state.current().is_none());
         assert_eq!(state.source(), None);
     }

@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
-use crate::state::State;
+use crate::served::State;
 use crate::sync::apply::handle_push;
 use crate::sync::cache::Cache;
 
@@ -423,7 +423,7 @@ fn jittered(round: u32) -> Duration {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::state::NodeIdentity;
+    use crate::served::NodeIdentity;
 
     #[test]
     fn backoff_grows_to_the_cap_and_resets() {

@@ -7,7 +7,6 @@ pub mod apply;
 pub mod cache;
 pub mod client;
 
-pub use apply::{ApplyError, apply_push, handle_push};
 pub use cache::Cache;
 pub use client::{ClientSecurity, SyncSettings, run};
 

@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::state::Source;
-use crate::state::{NodeIdentity, State};
+use crate::served::Source;
+use crate::served::{NodeIdentity, State};
 use crate::sync::{Cache, ClientSecurity, SyncSettings, run};
 
 /// Plays a fixed conversation on the first stream and only listens on later ones; every worker
@@ -288,7 +288,11 @@ async fn token_is_required_dead_control_planes_are_skipped_and_the_cache_is_writ
     assert_eq!(state.connected_to(), Some(good));
     assert_eq!(state.source(), Some(Source::ControlPlane));
     eventually("the cache holds revision 1", || {
-        cache.load().ok().flatten().is_some_and(|c| c.revision == 1)
+        cache
+            .load(&Arc::default())
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.revision == 1)
     })
     .await;
     assert!(

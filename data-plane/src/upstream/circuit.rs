@@ -69,17 +69,17 @@ impl Breaker {
     }
 }
 
-/// One connection slot, given back when the connection closes.
+/// One slot of a shared gauge (a connection, a mirrored request), given back when dropped.
 #[derive(Debug)]
-pub struct ConnectionSlot(Arc<Gauge>);
+pub struct Slot(Arc<Gauge>);
 
-impl ConnectionSlot {
+impl Slot {
     pub fn acquire(gauge: &Arc<Gauge>) -> Option<Self> {
-        gauge.try_acquire().then(|| ConnectionSlot(gauge.clone()))
+        gauge.try_acquire().then(|| Slot(gauge.clone()))
     }
 }
 
-impl Drop for ConnectionSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
         self.0.release();
     }
@@ -103,10 +103,10 @@ mod tests {
             assert!(unlimited.try_acquire());
         }
         let shared = Arc::new(Gauge::new(Some(1)));
-        let slot = ConnectionSlot::acquire(&shared);
+        let slot = Slot::acquire(&shared);
         assert!(slot.is_some());
-        assert!(ConnectionSlot::acquire(&shared).is_none());
+        assert!(Slot::acquire(&shared).is_none());
         drop(slot);
-        assert!(ConnectionSlot::acquire(&shared).is_some());
+        assert!(Slot::acquire(&shared).is_some());
     }
 }

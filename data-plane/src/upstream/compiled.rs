@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use gateway_config::Upstream;
 
-use crate::registry::{Choice, Registry, RuntimeTarget, UpstreamRuntime};
-
-pub use crate::registry::UpstreamError;
+use super::registry::Registry;
+use super::runtime::{Choice, RuntimeTarget, UpstreamError, UpstreamRuntime};
 
 /// Cheap to clone: the runtime state is shared.
 #[derive(Debug, Clone)]
@@ -18,11 +17,7 @@ pub struct CompiledUpstream {
 }
 
 impl CompiledUpstream {
-    /// Compiles with the worker's registry.
-    pub fn compile(upstream: &Upstream) -> Result<Self, UpstreamError> {
-        Self::compile_in(Registry::global(), upstream)
-    }
-
+    /// Compiles `upstream` with the runtime `registry` holds for it, or a new one.
     pub fn compile_in(registry: &Registry, upstream: &Upstream) -> Result<Self, UpstreamError> {
         Ok(CompiledUpstream {
             name: upstream.name.as_str().into(),

@@ -1,6 +1,7 @@
-//! Opens connections to an upstream's targets: TCP through the upstream's DNS cache, then TLS
-//! (rustls, ring provider) with the upstream's SNI, roots and verification, counted against the
-//! upstream's `max_connections`.
+//! Opens connections to an upstream's targets: TCP through the upstream's DNS cache (each of a
+//! name's addresses gets its share of the connect timeout, so one black-holed address does not
+//! use it all), then TLS (see [`super::tls`]) with the upstream's SNI and roots, counted against
+//! the upstream's `max_connections` unless the connection is an active probe's.
 //!
 //! Every upstream has its own connector and its own pool, so a pooled connection is only ever
 //! reused for the same address, scheme, SNI and verification settings.
@@ -8,7 +9,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,17 +17,14 @@ use gateway_config::{Protocol, UpstreamTls};
 use http::uri::Authority;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
-use crate::circuit::{ConnectionSlot, Gauge};
-use crate::dns::DnsCache;
+use super::circuit::{Gauge, Slot};
+use super::dns::DnsCache;
+use super::tls::{SystemRoots, Tls, TlsSetupError, tls_setup};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -44,20 +42,10 @@ pub enum ConnectError {
     Tls(io::Error),
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TlsSetupError {
-    #[error("tls.ca: {0}")]
-    Ca(String),
-    #[error("tls: {0}")]
-    Config(String),
-}
-
 #[derive(Clone)]
 pub struct UpstreamConnector {
     inner: Arc<Inner>,
 }
-
-type Tls = Option<(TlsConnector, Option<ServerName<'static>>)>;
 
 struct Inner {
     /// A setup error (which validation should have caught) fails every connection attempt
@@ -84,10 +72,11 @@ impl UpstreamConnector {
         connect_timeout: Duration,
         connections: Arc<Gauge>,
         dns: Arc<DnsCache>,
+        roots: &SystemRoots,
     ) -> Self {
         UpstreamConnector {
             inner: Arc::new(Inner {
-                tls: tls_setup(tls, protocol),
+                tls: tls_setup(tls, protocol, roots),
                 connect_timeout,
                 connections,
                 dns,
@@ -100,24 +89,44 @@ impl UpstreamConnector {
         !matches!(self.inner.tls, Ok(None))
     }
 
-    /// A connection to `authority` (a target's address, which always names a port).
+    /// A connection to `authority` (a target's address, which always names a port), counted
+    /// against the upstream's connection limit.
     pub async fn open_to(&self, authority: &Authority) -> Result<UpstreamConnection, ConnectError> {
+        let slot = Slot::acquire(&self.inner.connections).ok_or(ConnectError::CircuitOpen)?;
+        self.open(authority, Some(slot)).await
+    }
+
+    /// A connection that does not count against the connection limit: an active probe's, which
+    /// must tell whether the target answers even while traffic holds every allowed connection.
+    /// It is never pooled.
+    pub async fn open_uncounted(
+        &self,
+        authority: &Authority,
+    ) -> Result<UpstreamConnection, ConnectError> {
+        self.open(authority, None).await
+    }
+
+    async fn open(
+        &self,
+        authority: &Authority,
+        slot: Option<Slot>,
+    ) -> Result<UpstreamConnection, ConnectError> {
         let inner = &self.inner;
         let tls = inner
             .tls
             .as_ref()
             .map_err(|e| ConnectError::Tls(io::Error::other(e.to_string())))?;
-        let slot = ConnectionSlot::acquire(&inner.connections).ok_or(ConnectError::CircuitOpen)?;
         let default_port = if tls.is_some() { 443 } else { 80 };
         let host = authority.host();
         let port = authority.port_u16().unwrap_or(default_port);
-        let opened = tokio::time::timeout(inner.connect_timeout, async {
+        let deadline = Instant::now() + inner.connect_timeout;
+        let opened = tokio::time::timeout_at(deadline, async {
             let addresses = inner
                 .dns
                 .resolve(host, port)
                 .await
                 .map_err(ConnectError::Resolve)?;
-            let tcp = connect_any(&addresses).await?;
+            let tcp = connect_any(&addresses, deadline).await?;
             match tls {
                 None => Ok(Stream::Plain(tcp)),
                 Some((connector, sni)) => {
@@ -142,44 +151,32 @@ impl UpstreamConnector {
     }
 }
 
-fn tls_setup(tls: Option<&UpstreamTls>, protocol: Protocol) -> Result<Tls, TlsSetupError> {
-    {
-        let tls = match tls.filter(|t| t.enabled) {
-            Some(settings) => {
-                let config = client_config(settings, protocol)?;
-                let sni = match &settings.sni {
-                    Some(name) => Some(
-                        ServerName::try_from(name.clone())
-                            .map_err(|e| TlsSetupError::Config(format!("sni `{name}`: {e}")))?,
-                    ),
-                    None => None,
-                };
-                Some((TlsConnector::from(Arc::new(config)), sni))
-            }
-            None => None,
-        };
-        Ok(tls)
-    }
-}
-
 fn server_name(host: &str) -> Result<ServerName<'static>, ConnectError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(bare.to_owned())
         .map_err(|e| ConnectError::Tls(io::Error::new(io::ErrorKind::InvalidInput, e)))
 }
 
-async fn connect_any(addresses: &[SocketAddr]) -> Result<TcpStream, ConnectError> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-    for address in addresses {
-        match TcpStream::connect(address).await {
-            Ok(stream) => {
+/// Tries the addresses in turn, each with an equal share of the time left until `deadline`, so
+/// that an address that never answers leaves time for the next ones.
+async fn connect_any(
+    addresses: &[SocketAddr],
+    deadline: Instant,
+) -> Result<TcpStream, ConnectError> {
+    let mut last = ConnectError::Connect(io::Error::new(io::ErrorKind::NotFound, "no address"));
+    for (tried, address) in addresses.iter().enumerate() {
+        let left = u32::try_from(addresses.len() - tried).unwrap_or(u32::MAX);
+        let share = deadline.saturating_duration_since(Instant::now()) / left;
+        match tokio::time::timeout(share, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 return Ok(stream);
             }
-            Err(error) => last = error,
+            Ok(Err(error)) => last = ConnectError::Connect(error),
+            Err(_) => last = ConnectError::Timeout,
         }
     }
-    Err(ConnectError::Connect(last))
+    Err(last)
 }
 
 pub(crate) enum Stream {
@@ -278,10 +275,11 @@ impl tokio::io::AsyncWrite for Stream {
     }
 }
 
-/// A connection to a target; its slot in `max_connections` is given back when it closes.
+/// A connection to a target; its slot in `max_connections`, if it took one, is given back
+/// when it closes.
 pub struct UpstreamConnection {
     io: TokioIo<Stream>,
-    _slot: ConnectionSlot,
+    _slot: Option<Slot>,
 }
 
 impl UpstreamConnection {
@@ -335,136 +333,10 @@ impl Write for UpstreamConnection {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// The system's trusted roots, loaded once per process.
-fn system_roots() -> &'static RootCertStore {
-    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let loaded = rustls_native_certs::load_native_certs();
-        for error in &loaded.errors {
-            tracing::warn!(%error, "cannot load a system root certificate");
-        }
-        let mut roots = RootCertStore::empty();
-        let (added, ignored) = roots.add_parsable_certificates(loaded.certs);
-        tracing::debug!(added, ignored, "system root certificates loaded");
-        roots
-    })
-}
-
-fn client_config(tls: &UpstreamTls, protocol: Protocol) -> Result<ClientConfig, TlsSetupError> {
-    let provider = provider();
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsSetupError::Config(e.to_string()))?;
-    let mut config = if !tls.verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-            .with_no_client_auth()
-    } else {
-        let roots = match &tls.ca {
-            Some(pem) => {
-                let mut roots = RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                    let cert = cert.map_err(|e| TlsSetupError::Ca(e.to_string()))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| TlsSetupError::Ca(e.to_string()))?;
-                }
-                if roots.is_empty() {
-                    return Err(TlsSetupError::Ca("holds no certificate".into()));
-                }
-                roots
-            }
-            None => system_roots().clone(),
-        };
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    config.alpn_protocols = match protocol {
-        Protocol::Http2 => vec![b"h2".to_vec()],
-        Protocol::Http1 | Protocol::H2c => vec![b"http/1.1".to_vec()],
-    };
-    Ok(config)
-}
-
-/// `verify: false`: any certificate is accepted, but signatures are still checked so that the
-/// handshake itself stays sound.
-#[derive(Debug)]
-struct NoVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tls_settings_build_or_explain() {
-        let settings = UpstreamTls {
-            verify: false,
-            ..UpstreamTls::default()
-        };
-        let config = client_config(&settings, Protocol::Http2).unwrap();
-        assert_eq!(config.alpn_protocols, [b"h2".to_vec()]);
-        let bad_ca = UpstreamTls {
-            ca: Some("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".into()),
-            ..UpstreamTls::default()
-        };
-        assert!(client_config(&bad_ca, Protocol::Http1).is_err());
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        let good_ca = UpstreamTls {
-            ca: Some(cert.cert.pem()),
-            ..UpstreamTls::default()
-        };
-        assert!(client_config(&good_ca, Protocol::Http1).is_ok());
-    }
 
     #[tokio::test]
     async fn connections_count_against_the_limit() {
@@ -477,6 +349,7 @@ mod tests {
             Duration::from_secs(2),
             gauge.clone(),
             Arc::new(DnsCache::default()),
+            &SystemRoots::default(),
         );
         assert!(!connector.is_tls());
         let target: Authority = addr.to_string().parse().unwrap();
@@ -486,8 +359,46 @@ mod tests {
             connector.open_to(&target).await,
             Err(ConnectError::CircuitOpen)
         ));
-        drop(first);
+        let probe = connector.open_uncounted(&target).await.unwrap();
+        assert_eq!(gauge.get(), 1, "a probe's connection takes no slot");
+        drop((first, probe));
         assert_eq!(gauge.get(), 0);
+        assert!(connector.open_to(&target).await.is_ok());
+    }
+
+    /// A listener that accepts nothing and whose backlog is full: connecting to it hangs, like
+    /// connecting to an address that drops every packet.
+    async fn black_hole() -> (SocketAddr, tokio::net::TcpListener, Vec<TcpStream>) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut queued = Vec::new();
+        // The backlog holds a connection or two before SYNs start going unanswered.
+        while let Ok(Ok(stream)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+        {
+            queued.push(stream);
+        }
+        (addr, listener, queued)
+    }
+
+    #[tokio::test]
+    async fn a_black_holed_address_leaves_time_for_the_next() {
+        let (silent, _listener, _queued) = black_hole().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let good = listener.local_addr().unwrap();
+        let dns = Arc::new(DnsCache::default());
+        dns.store("two.test:80".into(), Arc::from([silent, good]));
+        let connector = UpstreamConnector::new(
+            None,
+            Protocol::Http1,
+            Duration::from_secs(4),
+            Arc::new(Gauge::new(None)),
+            dns,
+            &SystemRoots::default(),
+        );
+        let target: Authority = "two.test:80".parse().unwrap();
         assert!(connector.open_to(&target).await.is_ok());
     }
 }

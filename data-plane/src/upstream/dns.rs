@@ -31,7 +31,7 @@ impl DnsCache {
         Ok(resolved)
     }
 
-    fn store(&self, key: String, addresses: Arc<[SocketAddr]>) {
+    pub(super) fn store(&self, key: String, addresses: Arc<[SocketAddr]>) {
         self.entries.rcu(|entries| {
             let mut entries = HashMap::clone(entries);
             entries.insert(key.clone(), addresses.clone());

@@ -1,5 +1,5 @@
 //! Health of upstream targets: the state machine that active probes and passive observations
-//! drive, and the background probe loop.
+//! drive. The probes themselves are in `probe`.
 //!
 //! Everything here is atomics, read by the balancers on every request: a target is available
 //! while its active verdict is healthy and it is not ejected. Passive ejection follows real
@@ -10,23 +10,38 @@
 //! without waiting out `eject_for`.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{LazyLock, Weak};
 use std::time::{Duration, Instant};
 
 use gateway_config::{ActiveHealthCheck, PassiveHealthCheck};
-
-use crate::registry::UpstreamRuntime;
 
 /// Ejections after the first double the time, up to this many doublings.
 const MAX_EJECTION_DOUBLINGS: u32 = 5;
 /// An ejection this many `eject_for` periods after the previous one ended starts over.
 const EJECTION_MEMORY: u64 = 10;
 
-static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+/// The monotonic clock of one upstream's health state, in milliseconds since the upstream's
+/// runtime was built: small enough for an atomic, and no process-wide epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthClock {
+    epoch: Instant,
+}
 
-/// Milliseconds on the monotonic clock the health state uses.
-pub fn now_ms() -> u64 {
-    u64::try_from(EPOCH.elapsed().as_millis()).unwrap_or(u64::MAX)
+impl Default for HealthClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HealthClock {
+    pub fn new() -> Self {
+        HealthClock {
+            epoch: Instant::now(),
+        }
+    }
+
+    pub fn now_ms(self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 #[derive(Debug)]
@@ -143,42 +158,6 @@ pub fn status_passes(status: u16, expected: &[u16]) -> bool {
         (200..400).contains(&status)
     } else {
         expected.contains(&status)
-    }
-}
-
-/// Probes every target of `runtime` each `policy.interval` until the runtime is dropped (its
-/// upstream left the config or changed settings).
-pub async fn probe_loop(runtime: Weak<UpstreamRuntime>, policy: ActiveHealthCheck) {
-    let mut ticks = tokio::time::interval(policy.interval.as_std());
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let Some(upstream) = runtime.upgrade() else {
-            return;
-        };
-        let mut probes = tokio::task::JoinSet::new();
-        for index in 0..upstream.targets().len() {
-            let upstream = upstream.clone();
-            let policy = policy.clone();
-            probes.spawn(async move {
-                let passed = upstream.probe(index, &policy).await;
-                let target = &upstream.targets()[index];
-                match target.health.record_probe(passed, &policy, now_ms()) {
-                    Some(Transition::Healthy) => tracing::info!(
-                        upstream = %upstream.name, target = %target.authority,
-                        "target passed its health checks; it takes traffic again"
-                    ),
-                    Some(Transition::Unhealthy) => tracing::warn!(
-                        upstream = %upstream.name, target = %target.authority,
-                        "target failed its health checks; it takes no traffic"
-                    ),
-                    _ => {}
-                }
-            });
-        }
-        // Holding the runtime only while probing lets it go between rounds.
-        drop(upstream);
-        while probes.join_next().await.is_some() {}
     }
 }
 

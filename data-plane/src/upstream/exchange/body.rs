@@ -12,8 +12,7 @@ use http::header::{HeaderName, HeaderValue};
 use http_body::{Body, Frame, SizeHint};
 
 use super::head::Framing;
-use super::{Connection, ExchangeError, READ_CHUNK};
-use crate::http1_pool::Lender;
+use super::{Connection, ExchangeError, Lend, READ_CHUNK};
 
 /// Longest chunk-size line (with extensions) and trailer section accepted.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
@@ -32,12 +31,12 @@ enum State {
 }
 
 #[derive(Debug)]
-pub struct ResponseBody {
+pub struct ResponseBody<L> {
     connection: Option<Connection>,
     state: State,
     keep_alive: bool,
     /// Where the connection goes once the response has ended; taken then.
-    lender: Option<Lender>,
+    lender: Option<L>,
 }
 
 /// Reads what the connection has into its buffer; `Ok(0)` is the end of the connection.
@@ -55,12 +54,12 @@ pub(super) async fn read_more(connection: &mut Connection) -> std::io::Result<us
     poll_fn(|cx| poll_read_more(connection, cx)).await
 }
 
-impl ResponseBody {
+impl<L: Lend> ResponseBody<L> {
     pub(super) fn new(
         connection: Connection,
         framing: Framing,
         keep_alive: bool,
-        lender: Lender,
+        lender: L,
     ) -> Self {
         let state = match framing {
             Framing::Empty => State::Done,
@@ -212,7 +211,7 @@ fn parse_trailers(connection: &mut Connection) -> Result<Option<HeaderMap>, Exch
     Ok(Some(trailers))
 }
 
-impl Body for ResponseBody {
+impl<L: Lend + Unpin> Body for ResponseBody<L> {
     type Data = Bytes;
     type Error = ExchangeError;
 

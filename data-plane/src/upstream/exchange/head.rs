@@ -8,8 +8,10 @@ use http::response::Parts;
 use http::{HeaderMap, Method, Response, StatusCode, Version};
 
 use super::ExchangeError;
-use crate::http1_fields::{ConnectionTokens, FieldSpan, MAX_FIELDS, push_field};
-use crate::proxy::headers::{InvalidLength, declared_length_of, names_headers};
+use crate::http1_fields::{
+    ConnectionTokens, FieldSpan, InvalidLength, MAX_FIELDS, declared_length_of, names_headers,
+    push_field,
+};
 
 /// How the response body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //!
 //! Nothing sits between the request and the socket: no connection task, no channel, no wake-up
 //! of a second task. Requests with a body and upgrades take hyper's client connection instead
-//! ([`crate::http1_pool`]), which sends the request body while the response comes in.
+//! (see the HTTP/1 pool), which sends the request body while the response comes in.
 
 mod body;
 mod head;
@@ -17,8 +17,12 @@ use tokio::io::AsyncWriteExt;
 pub use body::ResponseBody;
 pub use head::encode_request_head;
 
-use crate::connector::UpstreamConnection;
-use crate::http1_pool::Lender;
+use super::connector::UpstreamConnection;
+
+/// Where a connection goes once its response has ended and it may carry another request.
+pub trait Lend {
+    fn give_back(self, connection: Connection);
+}
 
 /// Largest response head accepted from an upstream.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -75,13 +79,13 @@ impl Connection {
 
     /// Sends a bodyless request and reads the response head. Informational (1xx) responses are
     /// skipped. The body, if any, is read through the returned [`ResponseBody`].
-    pub async fn send(
+    pub async fn send<L: Lend>(
         mut self,
         method: &Method,
         path: &str,
         headers: &HeaderMap,
-        lender: Lender,
-    ) -> Result<Response<ResponseBody>, ExchangeError> {
+        lender: L,
+    ) -> Result<Response<ResponseBody<L>>, ExchangeError> {
         encode_request_head(&mut self.write, method, path, headers);
         let stream = self.io.stream();
         let written = async {

@@ -15,10 +15,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::*;
-use crate::connector::UpstreamConnector;
-use crate::http1_pool::Http1Pool;
-use crate::transport::SendError;
-use crate::transport::test_support::{connector, counting_upstream};
+use crate::upstream::connector::UpstreamConnector;
+use crate::upstream::error::SendError;
+use crate::upstream::pool::http1::Http1Pool;
+use crate::upstream::test_support::{connector, counting_upstream};
 
 /// What the scripted upstream does with a request, chosen by its path.
 fn reply(path: &str) -> Option<&'static [u8]> {
@@ -142,14 +142,16 @@ async fn send(
     upstream: &Upstream,
     method: Method,
     path: &str,
-) -> Result<http::Response<ResponseBody>, SendError> {
+) -> Result<http::Response<ResponseBody<crate::upstream::pool::http1::Lender>>, SendError> {
     let headers = headers(&upstream.authority);
     pool.send_bodyless(0, &upstream.authority, &method, path, &headers)
         .await
 }
 
 /// The body's data and trailers, read to the end.
-async fn read(response: http::Response<ResponseBody>) -> (Bytes, Option<HeaderMap>) {
+async fn read(
+    response: http::Response<ResponseBody<crate::upstream::pool::http1::Lender>>,
+) -> (Bytes, Option<HeaderMap>) {
     let collected = response.into_body().collect().await.unwrap();
     let trailers = collected.trailers().cloned();
     (collected.to_bytes(), trailers)
@@ -361,7 +363,7 @@ async fn a_response_head_over_the_limit_is_refused() {
 /// Gets an answer from a target that then closes the connection as it sits in the pool, and
 /// polls the reaper until the pool has noticed.
 async fn answer_then_close(pool: &Arc<Http1Pool>, upstream: &Upstream) {
-    use crate::transport::Reap;
+    use crate::upstream::idle::Reap;
 
     let response = send(pool, upstream, Method::GET, "/then-close")
         .await
@@ -452,20 +454,7 @@ async fn a_body_dropped_before_its_end_closes_its_connection() {
 
 /// The scripted upstream behind TLS (TLS 1.3, which sends session tickets after the handshake).
 async fn scripted_tls() -> (Upstream, UpstreamConnector) {
-    use tokio_rustls::TlsAcceptor;
-    use tokio_rustls::rustls::ServerConfig;
-    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![CertificateDer::from(cert.cert.der().to_vec())], key)
-        .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let acceptor = crate::upstream::test_support::tls_acceptor();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let heads = seen.clone();
     let (authority, accepted) = counting_upstream(move |stream| {
@@ -486,8 +475,9 @@ async fn scripted_tls() -> (Upstream, UpstreamConnector) {
         Some(&tls),
         Protocol::Http1,
         Duration::from_secs(2),
-        Arc::new(crate::circuit::Gauge::new(None)),
-        Arc::new(crate::dns::DnsCache::default()),
+        Arc::new(crate::upstream::circuit::Gauge::new(None)),
+        Arc::new(crate::upstream::dns::DnsCache::default()),
+        &crate::upstream::tls::SystemRoots::default(),
     );
     let upstream = Upstream {
         authority,
@@ -499,7 +489,7 @@ async fn scripted_tls() -> (Upstream, UpstreamConnector) {
 
 #[tokio::test]
 async fn over_tls_connections_are_reused_and_a_close_is_noticed() {
-    use crate::transport::Reap;
+    use crate::upstream::idle::Reap;
 
     let (upstream, connector) = scripted_tls().await;
     let pool = Arc::new(Http1Pool::new(connector, 1, Duration::from_secs(60)));

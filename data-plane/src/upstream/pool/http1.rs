@@ -1,6 +1,6 @@
 //! Kept-alive HTTP/1 connections to an upstream's targets.
 //!
-//! Requests without a body go through the request task's own exchange ([`crate::exchange`]),
+//! Requests without a body go through the request task's own exchange (`upstream::exchange`),
 //! which reads and writes the connection itself; requests with a body, and upgrades, through hyper's client connection,
 //! which sends the body while the response comes in. Each target has a bounded lock-free queue
 //! of idle connections of each kind, allocated when the target first gives one back. A request
@@ -23,10 +23,11 @@ use http::{HeaderMap, Method, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 
-use crate::connector::UpstreamConnector;
-use crate::exchange::{self, ExchangeError, ResponseBody};
-use crate::registry::ForwardBody;
-use crate::transport::{IdleClock, Reap, SendError};
+use crate::body::ForwardBody;
+use crate::upstream::connector::UpstreamConnector;
+use crate::upstream::error::SendError;
+use crate::upstream::exchange::{self, ExchangeError, Lend, ResponseBody};
+use crate::upstream::idle::{IdleClock, Reap};
 
 /// Idle connections kept per target; more are closed when given back. The queue takes about
 /// 40 bytes per slot once the target is first used, so a config with many upstreams stays small.
@@ -58,16 +59,19 @@ struct IdleConnection {
     since_tick: u64,
 }
 
-/// Where an exchange's connection goes back once its response has ended.
+/// Where an exchange's connection goes back once its response has ended: its target's idle
+/// queue, or nowhere for a connection that is not the pool's (an active probe's), which closes.
 #[derive(Debug)]
 pub struct Lender {
-    pool: Arc<Http1Pool>,
+    pool: Option<Arc<Http1Pool>>,
     target: usize,
 }
 
-impl Lender {
-    pub fn give_back(self, connection: exchange::Connection) {
-        self.pool.put_idle_connection(self.target, connection);
+impl Lend for Lender {
+    fn give_back(self, connection: exchange::Connection) {
+        if let Some(pool) = self.pool {
+            pool.put_idle_connection(self.target, connection);
+        }
     }
 }
 
@@ -130,7 +134,7 @@ impl Http1Pool {
         method: &Method,
         path: &str,
         headers: &HeaderMap,
-    ) -> Result<Response<ResponseBody>, SendError> {
+    ) -> Result<Response<ResponseBody<Lender>>, SendError> {
         let mut retried = false;
         loop {
             let (connection, reused) = match self.take_idle_connection(index) {
@@ -141,7 +145,7 @@ impl Http1Pool {
                 }
             };
             let lender = Lender {
-                pool: self.clone(),
+                pool: Some(self.clone()),
                 target: index,
             };
             match connection.send(method, path, headers, lender).await {
@@ -153,6 +157,24 @@ impl Http1Pool {
                 answer => return answer.map_err(SendError::from),
             }
         }
+    }
+
+    /// Sends a request without a body on a new connection to `authority` that the pool does
+    /// not count or keep: it closes once the response has ended.
+    pub async fn send_alone(
+        &self,
+        authority: &Authority,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Response<ResponseBody<Lender>>, SendError> {
+        let io = self.connector.open_uncounted(authority).await?;
+        let lender = Lender {
+            pool: None,
+            target: 0,
+        };
+        let connection = exchange::Connection::new(io);
+        Ok(connection.send(method, path, headers, lender).await?)
     }
 
     fn take_idle(&self, index: usize) -> Option<SendRequest<ForwardBody>> {
@@ -293,9 +315,9 @@ mod tests {
     use hyper_util::rt::TokioIo;
 
     use super::*;
-    use crate::connector::ConnectError;
-    use crate::transport::REAPS_PER_IDLE_TIMEOUT;
-    use crate::transport::test_support::{closed_authority, connector, counting_upstream};
+    use crate::upstream::connector::ConnectError;
+    use crate::upstream::idle::REAPS_PER_IDLE_TIMEOUT;
+    use crate::upstream::test_support::{closed_authority, connector, counting_upstream};
 
     /// An upstream answering `ok`, or 4 MiB for `/big`; counts the connections it accepted.
     /// With `close_after_one`, every connection closes right after its first response.
@@ -392,7 +414,7 @@ mod tests {
     async fn idle_connections_are_closed_after_the_idle_timeout() {
         let (authority, _) = upstream(false).await;
         let pool = pool(Duration::from_millis(40));
-        tokio::spawn(crate::transport::reap_loop(Arc::downgrade(&pool)));
+        tokio::spawn(crate::upstream::idle::reap_loop(Arc::downgrade(&pool)));
         exchange(&pool, &authority).await;
         until_idle(&pool, 1).await;
         until_idle(&pool, 0).await;

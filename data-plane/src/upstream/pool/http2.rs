@@ -17,9 +17,10 @@ use hyper::body::Incoming;
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::connector::{ConnectError, UpstreamConnector};
-use crate::registry::ForwardBody;
-use crate::transport::{IdleClock, Reap, SendError};
+use crate::body::ForwardBody;
+use crate::upstream::connector::{ConnectError, UpstreamConnector};
+use crate::upstream::error::SendError;
+use crate::upstream::idle::{IdleClock, Reap};
 
 #[derive(Debug)]
 pub struct Http2Pool {
@@ -107,6 +108,24 @@ impl Http2Pool {
         }
     }
 
+    /// Sends `request` on a new connection to `authority` that the pool does not count or
+    /// keep: it closes once the response has ended.
+    pub async fn send_alone(
+        &self,
+        authority: &Authority,
+        mut request: Request<ForwardBody>,
+    ) -> Result<Response<Incoming>, SendError> {
+        self.set_authority(&mut request, authority);
+        let io = self.connector.open_uncounted(authority).await?;
+        let (mut sender, connection) = self.builder.handshake(io).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "upstream HTTP/2 probe connection ended with an error");
+            }
+        });
+        Ok(sender.send_request(request).await?)
+    }
+
     /// HTTP/2 carries the host in `:authority`, taken from the URI; a `Host` header beside it
     /// must not differ (RFC 9113 §8.3.1), so it goes.
     fn set_authority(&self, request: &mut Request<ForwardBody>, target: &Authority) {
@@ -183,8 +202,8 @@ mod tests {
     use hyper_util::rt::TokioIo;
 
     use super::*;
-    use crate::transport::REAPS_PER_IDLE_TIMEOUT;
-    use crate::transport::test_support::{closed_authority, connector, counting_upstream};
+    use crate::upstream::idle::REAPS_PER_IDLE_TIMEOUT;
+    use crate::upstream::test_support::{closed_authority, connector, counting_upstream};
 
     /// An h2c upstream answering with the `:authority` it got and how many `Host` headers;
     /// counts its connections.

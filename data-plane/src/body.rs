@@ -1,0 +1,247 @@
+//! Request bodies on their way through the worker: the client's body as it was received
+//! ([`ClientBody`]), the same body streamed upstream while noting when the client last sent part
+//! of it ([`RequestBody`]), and what an upstream connection is given to send ([`ForwardBody`]).
+//! Response bodies are the upstream's (see `upstream::body`) or the worker's own answers, which
+//! are always [`LocalBody`].
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+/// A body the worker builds in memory: its own answers, and the empty body of a retried or
+/// probing request.
+pub type LocalBody = Full<Bytes>;
+
+/// Request bodies sent upstream: the client's, streamed, or one built in memory.
+pub type ForwardBody = Either<RequestBody, LocalBody>;
+
+/// A client's request body as it was received: none at all (a request the listener read
+/// itself), or hyper's stream.
+#[derive(Debug)]
+pub enum ClientBody {
+    Empty,
+    Streaming(Incoming),
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ClientBody::Empty => Poll::Ready(None),
+            ClientBody::Streaming(incoming) => Pin::new(incoming).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Empty => true,
+            ClientBody::Streaming(incoming) => incoming.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Empty => SizeHint::with_exact(0),
+            ClientBody::Streaming(incoming) => incoming.size_hint(),
+        }
+    }
+}
+
+/// When the client last sent part of its request body, shared between the body on its way
+/// upstream and the wait for the upstream's answer.
+#[derive(Debug)]
+pub struct Activity {
+    since: Instant,
+    /// Microseconds from `since` to the last frame.
+    last_us: AtomicU64,
+}
+
+impl Activity {
+    pub fn new() -> Self {
+        Activity {
+            since: Instant::now(),
+            last_us: AtomicU64::new(0),
+        }
+    }
+
+    /// Notes that the client sent something now.
+    pub fn touch(&self) {
+        let elapsed = u64::try_from(self.since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last_us.fetch_max(elapsed, Ordering::Relaxed);
+    }
+
+    /// When the client last sent part of its body.
+    pub fn last(&self) -> Instant {
+        self.since + Duration::from_micros(self.last_us.load(Ordering::Relaxed))
+    }
+}
+
+/// The client's request body, streamed upstream; every frame it yields, and its end, is noted
+/// so that the route's timeout counts from the last thing the client sent.
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: ClientBody,
+    activity: Option<Arc<Activity>>,
+}
+
+impl RequestBody {
+    /// Wraps `inner`, with the activity the wait for the answer watches when the body is not
+    /// already over (a request without a body needs none).
+    pub fn new(inner: ClientBody) -> (Self, Option<Arc<Activity>>) {
+        let activity = (!inner.is_end_stream()).then(|| Arc::new(Activity::new()));
+        let body = RequestBody {
+            inner,
+            activity: activity.clone(),
+        };
+        (body, activity)
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if polled.is_ready()
+            && let Some(activity) = &this.activity
+        {
+            activity.touch();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use http::{Request, Response};
+    use hyper_util::rt::TokioIo;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_request_body_notes_each_frame_and_its_end() {
+        use http_body_util::BodyExt;
+
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let tx = tx.clone();
+                async move {
+                    let (mut body, activity) =
+                        RequestBody::new(ClientBody::Streaming(request.into_body()));
+                    let activity = activity.unwrap();
+                    let mut noted = Vec::new();
+                    loop {
+                        // Let the clock move past the last note first, so a missed one shows.
+                        let before = loop {
+                            let now = Instant::now();
+                            if now > activity.last() + Duration::from_micros(2) {
+                                break now;
+                            }
+                            std::hint::spin_loop();
+                        };
+                        let frame = body.frame().await;
+                        // `last` is kept in whole microseconds.
+                        noted.push(activity.last() + Duration::from_micros(1) >= before);
+                        if frame.is_none() {
+                            break;
+                        }
+                    }
+                    let _ = tx.send(noted);
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+                }
+            });
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(server_io), service)
+                .await
+                .unwrap();
+            rx.recv().await.unwrap()
+        });
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(client_io))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let chunks = tokio_stream::iter(["one", "two", "three"].map(|chunk| {
+            Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(chunk.as_bytes())))
+        }));
+        let request = Request::post("/")
+            .body(http_body_util::StreamBody::new(chunks))
+            .unwrap();
+        assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+        drop(sender);
+        let noted = server.await.unwrap();
+        assert!(noted.len() >= 2, "{noted:?}");
+        assert!(noted.iter().all(|&n| n), "{noted:?}");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_body_is_not_watched() {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let (_, activity) = RequestBody::new(ClientBody::Streaming(request.into_body()));
+                let _ = tx.send(activity.is_none());
+                async { Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new()))) }
+            });
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(server_io), service)
+                .await
+                .unwrap();
+            rx.recv().await.unwrap()
+        });
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(client_io))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
+        assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+        drop(sender);
+        assert!(
+            server.await.unwrap(),
+            "a GET without a body needs no watching"
+        );
+    }
+
+    #[test]
+    fn activity_only_moves_forward() {
+        let activity = Activity::new();
+        let start = activity.last();
+        activity.touch();
+        let touched = activity.last();
+        assert!(touched >= start);
+        activity.last_us.store(u64::MAX / 2, Ordering::Relaxed);
+        activity.touch();
+        assert_eq!(activity.last_us.load(Ordering::Relaxed), u64::MAX / 2);
+    }
+}
