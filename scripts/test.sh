@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Everything CI checks, in the order it fails fastest: formatting, lints, unit tests and the
-# end-to-end suite against a real PostgreSQL server (set up by scripts/postgres.sh if needed).
+# Everything CI checks, in the order it fails fastest: formatting, lints, unit tests, the layer
+# and cycle checks (gateway-layers, a workspace member), the end-to-end suite against a real
+# PostgreSQL server (set up by scripts/postgres.sh if needed), and a bounded fuzz run of the
+# HTTP/1 codec.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,3 +12,4 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
+scripts/fuzz.sh 10

@@ -10,7 +10,8 @@
 //! The modules form layers, each importing only the layers below it (checked by the workspace's
 //! layer test):
 //!
-//! - leaves: `body`, `error`, `keys`, `balance`, `retry`, and `http1_fields`;
+//! - leaves: `body`, `error`, `keys`, `balance`, `retry` (and, outside the crate, the
+//!   `gateway-http1` codec);
 //! - `filters` (a route's own filters, in their fixed order) and `observe` (metrics);
 //! - `routing` and `upstream`, which never import each other;
 //! - `served`: the served config, compiled with what it carries over from the revision before;
@@ -23,7 +24,6 @@ mod balance;
 mod body;
 mod error;
 mod filters;
-mod http1_fields;
 mod keys;
 mod listener;
 mod observe;

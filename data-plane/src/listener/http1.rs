@@ -22,11 +22,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use gateway_http1::body::{chunk_end, chunk_header, last_chunk};
+use gateway_http1::fields::FieldSpan;
+use gateway_http1::{Framing, Parsed, encode_response_head, parse_request};
+use http::{HeaderMap, Request};
+
 use super::activity::{ConnectionActivity, closable};
 use super::rewind::Rewind;
 use super::settings::ListenerSettings;
-use super::wire::{self, BodyFraming, Parsed};
-use crate::http1_fields::FieldSpan;
+use crate::body::ClientBody;
 use crate::proxy::{Peer, Proxy};
 
 /// Read buffer to start with, and the least free room before a read.
@@ -88,7 +92,7 @@ where
         let mut deadline_set = false;
         let head = loop {
             if !read.is_empty() {
-                match wire::parse_request(&mut read, &mut spans, settings.max_headers) {
+                match parse_within(&mut read, &mut spans, settings) {
                     Parsed::Request(head) => break head,
                     Parsed::Partial if read.len() < settings.max_header_bytes => {}
                     // A head over the limit is hyper's to refuse, like any other it cannot take.
@@ -118,11 +122,13 @@ where
             }
         };
 
-        let version = head.request.version();
-        let to_head_request = head.request.method() == Method::HEAD;
+        let version = head.parts.version;
+        let to_head_request = head.parts.method == Method::HEAD;
+        let accepts_trailers = head.accepts_trailers;
         let in_flight = activity.request_started(version);
+        let request = Request::from_parts(head.parts, ClientBody::Empty);
         let response = {
-            let handled = proxy.handle(head.request, peer);
+            let handled = proxy.handle(request, peer);
             tokio::pin!(handled);
             tokio::select! {
                 biased;
@@ -134,7 +140,7 @@ where
         };
         let (parts, body) = response.into_parts();
         let close = !head.keep_alive || drain.started.load(Ordering::Relaxed);
-        let framing = wire::encode_response_head(
+        let framing = encode_response_head(
             &mut write,
             &parts,
             body.size_hint().exact(),
@@ -142,7 +148,10 @@ where
             version,
             close,
         );
-        let written = write_body(&mut stream, &mut write, body, framing.body).await;
+        // Trailers go only to a client that said it takes them, and only those the response
+        // declared (as hyper does on the other path).
+        let declared = accepts_trailers.then_some(&parts.headers);
+        let written = write_body(&mut stream, &mut write, body, framing.framing, declared).await;
         drop(in_flight);
         if written.is_err() {
             return Ended::Closed;
@@ -152,6 +161,25 @@ where
             return Ended::Closed;
         }
     }
+}
+
+/// Parses the request head at the start of `read`, looking at no more than the head limit: a
+/// head that is not complete within it stays `Partial` even when it arrived whole, so that hyper
+/// refuses it as it refuses one that arrived in pieces.
+fn parse_within(
+    read: &mut BytesMut,
+    spans: &mut Vec<FieldSpan>,
+    settings: &ListenerSettings,
+) -> Parsed {
+    if read.len() <= settings.max_header_bytes {
+        return parse_request(read, spans, settings.max_headers);
+    }
+    // Only with a head over the limit or pipelined requests behind one, so rarely; joining the
+    // two parts again is free, as they are still contiguous.
+    let beyond = read.split_off(settings.max_header_bytes);
+    let parsed = parse_request(read, spans, settings.max_headers);
+    read.unsplit(beyond);
+    parsed
 }
 
 /// Completes when the client has closed its side (or the connection failed) while its request
@@ -172,18 +200,20 @@ async fn client_gone<S: AsyncRead + Unpin>(stream: &mut S, read: &mut BytesMut, 
 }
 
 /// Writes the head already in `write` and the body after it, framed as the head said. Body data
-/// that is ready at once goes out with the head.
+/// that is ready at once goes out with the head. Trailers are written when `trailers_declared`
+/// holds the response head's fields, and then only those it declares.
 async fn write_body<S, B>(
     stream: &mut S,
     write: &mut Vec<u8>,
     body: B,
-    framing: BodyFraming,
+    framing: Framing,
+    trailers_declared: Option<&HeaderMap>,
 ) -> Result<(), WriteError>
 where
     S: AsyncWrite + Unpin,
     B: Body<Data = Bytes> + Unpin,
 {
-    if framing == BodyFraming::NoBody {
+    if framing == Framing::NoBody {
         drop(body);
         stream.write_all(write).await?;
         return Ok(());
@@ -215,13 +245,13 @@ where
             continue;
         }
         sent += data.len() as u64;
-        if let BodyFraming::Length(length) = framing
+        if let Framing::Length(length) = framing
             && sent > length
         {
             return Err(WriteError::Body);
         }
-        if framing == BodyFraming::Chunked {
-            wire::chunk_header(write, data.len());
+        if framing == Framing::Chunked {
+            chunk_header(write, data.len());
         }
         if data.len() <= COALESCE_LIMIT {
             write.extend_from_slice(&data);
@@ -235,16 +265,17 @@ where
                 data.advance(n);
             }
         }
-        if framing == BodyFraming::Chunked {
-            write.extend_from_slice(b"\r\n");
+        if framing == Framing::Chunked {
+            chunk_end(write);
         }
         if write.len() > COALESCE_LIMIT {
             flush(stream, write).await?;
         }
     }
-    match framing {
-        BodyFraming::Length(length) if sent != length => return Err(WriteError::Body),
-        BodyFraming::Chunked => wire::last_chunk(write, trailers.as_ref()),
+    match (framing, trailers_declared) {
+        (Framing::Length(length), _) if sent != length => return Err(WriteError::Body),
+        (Framing::Chunked, Some(declared)) => last_chunk(write, trailers.as_ref(), declared),
+        (Framing::Chunked, None) => last_chunk(write, None, &HeaderMap::new()),
         _ => {}
     }
     flush(stream, write).await?;

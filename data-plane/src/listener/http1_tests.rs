@@ -30,7 +30,7 @@ async fn conversation(proxy: &Running, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&received).into_owned()
 }
 
-/// An upstream answering every request with a chunked body and a trailer, by hand.
+/// An upstream answering every request with a chunked body and a trailer it declares, by hand.
 async fn chunked_upstream() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -41,7 +41,7 @@ async fn chunked_upstream() -> SocketAddr {
                 loop {
                     if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
                         buffer.drain(..end + 4);
-                        let answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nx-sum: 5\r\n\r\n";
+                        let answer = b"HTTP/1.1 200 OK\r\ntrailer: x-sum\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nx-sum: 5\r\n\r\n";
                         if stream.write_all(answer).await.is_err() {
                             return;
                         }
@@ -127,7 +127,7 @@ async fn bodies_of_unknown_length_are_chunked_or_close_the_connection() {
     let proxy = proxy_to(chunked_upstream().await, ListenerSettings::default()).await;
     let replies = conversation(
         &proxy,
-        b"GET /api/x HTTP/1.1\r\nhost: a\r\n\r\nGET /api/y HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n",
+        b"GET /api/x HTTP/1.1\r\nhost: a\r\nte: trailers\r\n\r\nGET /api/y HTTP/1.1\r\nhost: a\r\nte: trailers\r\nconnection: close\r\n\r\n",
     )
     .await;
     assert_eq!(replies.matches("transfer-encoding: chunked\r\n").count(), 2);

@@ -15,7 +15,10 @@ pub mod activity;
 pub mod http1;
 pub mod rewind;
 pub mod settings;
-mod wire;
+
+#[cfg(test)]
+#[path = "front_door_tests.rs"]
+mod front_door_tests;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -11,7 +11,8 @@ use http::header::{
 use http::header::{TRANSFER_ENCODING, UPGRADE, VIA};
 
 use crate::error::ProxyError;
-use crate::http1_fields::{InvalidLength, declared_length_of, is_plain_token, names_headers};
+use gateway_http1::fields::{is_plain_token, names_headers};
+use gateway_http1::framing::declared_length;
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -100,17 +101,6 @@ fn is_valid_host(value: &[u8]) -> bool {
         at += 1;
     }
     port_ok && host_ok
-}
-
-/// The body length a message declares with `Content-Length`, whose values (repeated fields or a
-/// comma-separated list) must all be the same number; `None` without one.
-pub fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, InvalidLength> {
-    declared_length_of(
-        headers
-            .get_all(CONTENT_LENGTH)
-            .iter()
-            .map(HeaderValue::as_bytes),
-    )
 }
 
 /// Whether `name` is one of the hop-by-hop headers every message loses.
@@ -398,23 +388,5 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-
-    #[test]
-    fn raw_lengths_are_read_like_header_values() {
-        let of = |values: &[&str]| declared_length_of(values.iter().map(|v| v.as_bytes()));
-        assert_eq!(of(&[]), Ok(None));
-        assert_eq!(of(&[" 42 ", "42,42"]), Ok(Some(42)));
-        assert_eq!(of(&["18446744073709551615"]), Ok(Some(u64::MAX)));
-        assert_eq!(
-            of(&["18446744073709551616"]),
-            Err(InvalidLength::NotANumber)
-        );
-        assert_eq!(of(&["4 2"]), Err(InvalidLength::NotANumber));
-        assert_eq!(of(&["1,"]), Err(InvalidLength::NotANumber));
-        assert_eq!(of(&["1", "2"]), Err(InvalidLength::Disagree));
-        assert!(names_headers(b"keep-alive, X-Internal"));
-        assert!(!names_headers(b"Keep-Alive , close,"));
-        assert!(!names_headers(b"x-\xff"), "not a header name");
     }
 }

@@ -1,3 +1,7 @@
+//! The exchange through real connections: request heads on the wire, response framing (length,
+//! chunked with trailers, HEAD/204/304, 1xx, until close), keep-alive and reuse decisions, bad
+//! heads and bodies, and connections the target closed.
+
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -49,6 +53,12 @@ fn reply(path: &str) -> Option<&'static [u8]> {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\ncontent-length: 3\r\n\r\nraw bytes"
         }
         "/until-close" => b"HTTP/1.1 200 OK\r\n\r\nall of it",
+        "/http10-chunked" => {
+            b"HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+        }
+        "/chunked-and-length" => {
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+        }
         "/short" => b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
         "/bad-length" => b"HTTP/1.1 200 OK\r\ncontent-length: 3, 4\r\n\r\nabc",
         "/bad-chunk" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
@@ -155,20 +165,6 @@ async fn read(
     let collected = response.into_body().collect().await.unwrap();
     let trailers = collected.trailers().cloned();
     (collected.to_bytes(), trailers)
-}
-
-#[test]
-fn the_request_head_is_one_buffer_in_wire_form() {
-    let mut headers = HeaderMap::new();
-    headers.insert(HOST, HeaderValue::from_static("api.example.com"));
-    headers.append("x-tag", HeaderValue::from_static("a"));
-    headers.append("x-tag", HeaderValue::from_static("b"));
-    let mut out = b"left over".to_vec();
-    encode_request_head(&mut out, &Method::DELETE, "/items/1?force=yes", &headers);
-    assert_eq!(
-        out,
-        b"DELETE /items/1?force=yes HTTP/1.1\r\nhost: api.example.com\r\nx-tag: a\r\nx-tag: b\r\n\r\n"
-    );
 }
 
 #[tokio::test]
@@ -330,6 +326,30 @@ async fn invalid_responses_are_errors() {
         );
     }
     assert_eq!(pool.idle(0), 0);
+}
+
+#[tokio::test]
+async fn framing_a_response_could_smuggle_with_is_refused_or_ends_its_connection() {
+    let upstream = scripted().await;
+    let pool = pool();
+    // HTTP/1.0 has no transfer codings (RFC 9112 §6.1): such a response's framing is faulty.
+    let error = send(&pool, &upstream, Method::GET, "/http10-chunked")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            SendError::Exchange(ExchangeError::InvalidResponse(_))
+        ),
+        "{error}"
+    );
+    // With both fields, Transfer-Encoding frames the body, and the connection is not kept
+    // (RFC 9112 §6.3).
+    let response = send(&pool, &upstream, Method::GET, "/chunked-and-length")
+        .await
+        .unwrap();
+    assert_eq!(read(response).await.0, "ok");
+    assert_eq!(pool.idle(0), 0, "not pooled after CL + TE");
 }
 
 #[tokio::test]

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Fuzzes gateway-http1 (the worker's sans-IO HTTP/1 codec) with libFuzzer on the stable
+# toolchain: builds http1/fuzz with sanitizer-coverage instrumentation into target/fuzz, then
+# runs each target for the given seconds (default 10) from its committed seed corpus. Fails on
+# any crash (a panic, so any failed assertion), timeout (10 s for one input) or running out of
+# memory; the input that caused it is kept in target/fuzz/artifacts/<target>/.
+#
+#   scripts/fuzz.sh [seconds-per-target]
+#
+# The committed corpus is only read: what a run discovers goes to a scratch copy. To replay a
+# crash: target/fuzz/<host>/release/<target> target/fuzz/artifacts/<target>/crash-...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${1:-10}"
+
+# libFuzzer itself is C++, built by libfuzzer-sys: install Debian's compiler when none is there.
+if ! command -v c++ >/dev/null && ! command -v g++ >/dev/null; then
+  echo "fuzz: no C++ compiler; installing Debian's g++" >&2
+  sudo_or_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+  sudo_or_root apt-get update -qq
+  sudo_or_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null
+fi
+fuzz=http1/fuzz
+target_dir="$PWD/target/fuzz"
+host="$(rustc -vV | sed -n 's/^host: //p')"
+
+# What cargo-fuzz passes, less what needs nightly (-Zsanitizer): coverage counters and a table
+# of their places, compare tracing for libFuzzer's value profile, and `cfg(fuzzing)`. The
+# explicit --target keeps these flags off build scripts and proc macros.
+export RUSTFLAGS="-Cpasses=sancov-module \
+-Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+-Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares \
+--cfg fuzzing -Cdebug-assertions -Coverflow-checks"
+
+cargo build --manifest-path "$fuzz/Cargo.toml" --locked --release \
+    --target "$host" --target-dir "$target_dir" --bins
+
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+for target in request_head response_head body; do
+    mkdir -p "$scratch/$target" "$target_dir/artifacts/$target"
+    cp "$fuzz/corpus/$target/"* "$scratch/$target/"
+    echo "== $target: ${seconds}s"
+    # Every input that widens coverage is a line, and without a sanitizer runtime libFuzzer
+    # warns of the hooks it lacks; the pulse and summary lines are what matter in a log.
+    set +e
+    "$target_dir/$host/release/$target" \
+        -max_total_time="$seconds" \
+        -max_len=8192 \
+        -timeout=10 \
+        -rss_limit_mb=2048 \
+        -dict="$fuzz/http.dict" \
+        -use_value_profile=1 \
+        -print_final_stats=1 \
+        -artifact_prefix="$target_dir/artifacts/$target/" \
+        "$scratch/$target" 2>&1 |
+        grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE)|NEW_FUNC|# Uses: |^WARNING: Failed to find function'
+    status="${PIPESTATUS[0]}"
+    set -e
+    if [ "$status" -ne 0 ]; then
+        echo "fuzz target $target failed (exit $status); its input is in $target_dir/artifacts/$target/" >&2
+        exit 1
+    fi
+done
