@@ -7,13 +7,17 @@
 //! it goes through the shared model so that every entity starts with its name.
 
 mod changes;
+mod error;
 
 use comfy_table::{Table, TableStyle};
 use gateway_config::{Backend, Config, Kind, PathMatch, Target};
 use serde::Deserialize;
 use serde_json::Value;
 
+use error::shape;
+
 pub use changes::{ChangeReport, apply_summary, diff_lines, parse_changes, rollback_summary};
+pub use error::OutputError;
 
 /// Keys the API adds to entities in its responses; not part of a file for `apply`.
 const READ_ONLY_KEYS: [&str; 3] = ["created_at", "updated_at", "revision"];
@@ -26,14 +30,6 @@ pub enum Format {
     Table,
     Json,
     Yaml,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum OutputError {
-    #[error("the admin API sent a {what} this version of gatewayctl cannot show: {message}")]
-    Shape { what: &'static str, message: String },
-    #[error("cannot render YAML: {0}")]
-    Yaml(#[from] serde_yaml_ng::Error),
 }
 
 /// The document as pretty JSON or YAML, ending with a newline.
@@ -234,13 +230,6 @@ fn rows<T: for<'de> Deserialize<'de>>(
         .iter()
         .map(|item| T::deserialize(item).map_err(|e| shape(what, e)))
         .collect()
-}
-
-fn shape(what: &'static str, error: serde_json::Error) -> OutputError {
-    OutputError::Shape {
-        what,
-        message: error.to_string(),
-    }
 }
 
 /// A borderless table like `kubectl get`: columns separated by spaces, no trailing blanks.

@@ -1,9 +1,12 @@
 //! The user-facing shape of routes and upstreams, as accepted by the admin API and declarative
 //! files. Unknown fields are refused so that a typo never silently does nothing.
 
+mod defaults;
 mod duration;
 mod policy;
 mod route;
+#[cfg(feature = "openapi")]
+mod text_schema;
 mod upstream;
 
 use std::collections::BTreeMap;
@@ -21,53 +24,6 @@ pub use route::{
 };
 pub use upstream::{AllUnhealthy, HashOn, Protocol, UpstreamTls};
 pub use upstream::{Balance, Target, Upstream};
-
-fn default_weight() -> u32 {
-    1
-}
-
-/// Strings of the API description that have a format of their own.
-#[cfg(feature = "openapi")]
-mod text {
-    use utoipa::openapi::RefOr;
-    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-
-    fn text(description: &str, pattern: &str, max_length: usize) -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some(description))
-            .pattern(Some(pattern))
-            .min_length(Some(1))
-            .max_length(Some(max_length))
-            .into()
-    }
-
-    /// A label to filter lists by.
-    pub struct Tag;
-
-    impl utoipa::PartialSchema for Tag {
-        fn schema() -> RefOr<Schema> {
-            text(
-                "A label to filter lists by: no whitespace or commas.",
-                r"^[^\s,]+$",
-                64,
-            )
-        }
-    }
-
-    impl utoipa::ToSchema for Tag {}
-
-    /// An HTTP method.
-    pub struct Method;
-
-    impl utoipa::PartialSchema for Method {
-        fn schema() -> RefOr<Schema> {
-            text("An HTTP method, upper case.", "^[A-Z_-]+$", 32)
-        }
-    }
-
-    impl utoipa::ToSchema for Method {}
-}
 
 /// The whole configuration at one revision, keyed by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::default_weight;
+use super::defaults::default_weight;
 use super::duration::Duration;
 use super::policy::Retries;
 
@@ -31,7 +31,7 @@ pub struct Route {
     )]
     pub name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<super::text::Tag>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<super::text_schema::Tag>))]
     pub tags: Vec<String>,
     /// Exact host names or `*.suffix` wildcards, matched without the port and ignoring case.
     #[serde(default)]
@@ -40,7 +40,7 @@ pub struct Route {
     pub paths: Vec<PathMatch>,
     /// HTTP methods, upper case.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<super::text::Method>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<super::text_schema::Method>))]
     pub methods: Vec<String>,
     /// Request headers that must (or, inverted, must not) match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::default_weight;
+use super::defaults::default_weight;
 use super::duration::Duration;
 use super::policy::{CircuitBreaker, HealthCheck, UpstreamTimeouts};
 
@@ -24,7 +24,7 @@ pub struct Upstream {
     )]
     pub name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<super::text::Tag>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<super::text_schema::Tag>))]
     pub tags: Vec<String>,
     #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub targets: Vec<Target>,

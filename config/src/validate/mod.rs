@@ -3,163 +3,20 @@
 //! Every problem is reported, not just the first, each with the entity and the field it concerns
 //! (`backends[1].upstream`), so that an API client or a worker's NACK can say exactly what is wrong.
 
-use std::fmt;
-
-use serde::Serialize;
-
 use crate::model::Config;
 
+mod error;
+mod fields;
 mod policy;
 mod route;
 mod upstream;
 
+pub use error::{ErrorKind, FieldError, Kind, ValidationErrors};
+pub use fields::validate_name;
 pub use route::{REGEX_SIZE_LIMIT, compile_full_match};
 
 #[cfg(test)]
 use upstream::parse_address;
-
-const MAX_WEIGHT: u32 = 10_000;
-const MAX_NAME_LEN: usize = 128;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Upstream,
-    Route,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Upstream => "upstream",
-            Kind::Route => "route",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What sort of problem a field has; the admin API maps it to an error code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// The value itself is malformed or out of range.
-    Invalid,
-    /// The value names an entity that does not exist.
-    UnknownReference,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub kind: Kind,
-    pub name: String,
-    /// Path of the field inside the entity, e.g. `backends[0].upstream`.
-    pub field: String,
-    pub message: String,
-    #[serde(skip)]
-    pub error: ErrorKind,
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} `{}`: {}: {}",
-            self.kind, self.name, self.field, self.message
-        )
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, thiserror::Error)]
-pub struct ValidationErrors(pub Vec<FieldError>);
-
-impl fmt::Display for ValidationErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{error}")?;
-        }
-        Ok(())
-    }
-}
-
-impl ValidationErrors {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn into_result(self) -> Result<(), ValidationErrors> {
-        if self.0.is_empty() { Ok(()) } else { Err(self) }
-    }
-}
-
-/// Collects the errors of one entity.
-pub(crate) struct Report<'a> {
-    kind: Kind,
-    name: &'a str,
-    errors: &'a mut Vec<FieldError>,
-}
-
-impl Report<'_> {
-    pub(crate) fn invalid(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.push(field, message, ErrorKind::Invalid);
-    }
-
-    pub(crate) fn push(
-        &mut self,
-        field: impl Into<String>,
-        message: impl Into<String>,
-        error: ErrorKind,
-    ) {
-        self.errors.push(FieldError {
-            kind: self.kind,
-            name: self.name.to_owned(),
-            field: field.into(),
-            message: message.into(),
-            error,
-        });
-    }
-}
-
-/// Checks an entity name: 1–128 characters of letters, digits, `.`, `_`, `-`, starting with a
-/// letter or digit. Names appear in URLs and files, so nothing else is allowed.
-pub fn validate_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if name.len() > MAX_NAME_LEN {
-        return Err(format!("must be at most {MAX_NAME_LEN} characters"));
-    }
-    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err("must start with a letter or a digit".into());
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "contains `{c}`; only letters, digits, `.`, `_` and `-` are allowed"
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_tags(tags: &[String], report: &mut Report<'_>) {
-    for (i, tag) in tags.iter().enumerate() {
-        if tag.is_empty() || tag.len() > 64 || tag.chars().any(|c| c.is_whitespace() || c == ',') {
-            report.invalid(
-                format!("tags[{i}]"),
-                "must be 1-64 characters without spaces or commas",
-            );
-        }
-    }
-}
 
 impl Config {
     /// Every error of every entity, plus every reference to an entity that does not exist.
@@ -234,36 +91,6 @@ fn key_mismatch(kind: Kind, key: &str, name: &str) -> FieldError {
         message: format!("is `{name}` but the entity is stored as `{key}`"),
         error: ErrorKind::Invalid,
     }
-}
-
-pub(crate) fn check_hostname(host: &str) -> Result<(), String> {
-    if host.is_empty() {
-        return Err("host name must not be empty".into());
-    }
-    if host.len() > 253 {
-        return Err("host name must be at most 253 characters".into());
-    }
-    for label in host.split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return Err(format!(
-                "`{host}` is not a valid host name (empty or overlong label)"
-            ));
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!(
-                "`{host}` is not a valid host name (label starts or ends with `-`)"
-            ));
-        }
-        if let Some(c) = label
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
-        {
-            return Err(format!(
-                "`{host}` is not a valid host name (contains `{c}`)"
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

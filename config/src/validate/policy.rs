@@ -1,7 +1,7 @@
 //! Checks of resilience policies: route retries, upstream health checks, timeouts and circuit
 //! breaker limits.
 
-use super::Report;
+use super::error::Report;
 use crate::model::{
     ActiveHealthCheck, CircuitBreaker, Duration, PassiveHealthCheck, Retries, UpstreamTimeouts,
 };

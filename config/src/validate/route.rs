@@ -1,9 +1,7 @@
 //! Checks of a route on its own; references to upstreams are checked with the whole config.
 
-use super::{
-    ErrorKind, FieldError, Kind, MAX_WEIGHT, Report, ValidationErrors, check_hostname, check_tags,
-    validate_name,
-};
+use super::error::{ErrorKind, FieldError, Kind, Report, ValidationErrors};
+use super::fields::{MAX_WEIGHT, check_hostname, check_tags, validate_name};
 use crate::model::{
     DirectResponse, HeaderMatch, HeaderTransform, Mirror, PathMatch, QueryMatch, Redirect, Rewrite,
     Route, Sticky,

@@ -2,10 +2,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{
-    FieldError, Kind, MAX_WEIGHT, Report, ValidationErrors, check_hostname, check_tags,
-    validate_name,
-};
+use super::error::{FieldError, Kind, Report, ValidationErrors};
+use super::fields::{MAX_WEIGHT, check_hostname, check_tags, validate_name};
 use crate::model::{Balance, HashOn, Protocol, Upstream, UpstreamTls};
 
 /// Re-resolving names more often than this only loads the resolver.

@@ -8,7 +8,6 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use gateway_config::{Route, Upstream};
 
-use super::AppState;
 use super::body::{ListQuery, Page};
 use super::entities;
 use super::error::ApiError;
@@ -17,6 +16,7 @@ use super::openapi::{
     Unavailable, Unprocessable, UpstreamWritten,
 };
 use super::schema::{RouteResource, UpstreamResource};
+use super::state::AppState;
 use super::write::{DryRunAnswer, WriteHeaders, WriteQuery};
 
 macro_rules! collection {

@@ -9,13 +9,13 @@ use axum::response::{IntoResponse, Response};
 use gateway_config::Config;
 use serde::Deserialize;
 
-use super::AppState;
 use super::document;
 use super::error::ApiError;
 use super::openapi::{
     BadRequest, ConfigWritten, Internal, PayloadTooLarge, PreconditionFailed, Unavailable,
     Unprocessable,
 };
+use super::state::AppState;
 use super::write::{self, WriteHeaders, WriteQuery};
 use crate::service::read;
 

@@ -11,9 +11,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
 use super::body::{ListQuery, Page, decode_cursor, encode_cursor, parse_entity, resource_json};
 use super::error::ApiError;
+use super::state::AppState;
 use super::write::{self, WriteQuery};
 use crate::service::{EntityStored, Written, read};
 use crate::snapshot::Snapshot;

@@ -5,9 +5,9 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::error::ApiError;
 use super::openapi::Unavailable;
+use super::state::AppState;
 
 /// The answer of a probe that passes.
 #[derive(Debug, Serialize, ToSchema)]

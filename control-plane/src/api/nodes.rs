@@ -9,10 +9,10 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-use super::AppState;
 use super::body::timestamp;
 use super::error::ApiError;
 use super::openapi::{Internal, Unavailable};
+use super::state::AppState;
 use crate::nodes::{NodeStatus, derive_status};
 use crate::store::now_ms;
 

@@ -1,22 +1,18 @@
-//! The admin API's OpenAPI document, served at `GET /openapi.json`.
+//! The parts of the admin API's OpenAPI document that the handlers' descriptions share: the
+//! document's header, the error answers, and the schemas of a write's two possible answers.
 //!
 //! Operations are described by `#[utoipa::path]` on the handlers themselves, and the router takes
-//! each endpoint's method and path from that description (see `documented_routes` in the parent
-//! module), so what is served and what is described cannot drift apart. This module holds what
-//! the handlers share: the document's header, the error answers, the schemas of a write's two
-//! possible answers, and fixes for what utoipa cannot derive. Schemas of JSON that no Rust type
-//! derives are in [`super::schema`].
+//! each endpoint's method and path from that description (see [`super::endpoints`], which also
+//! assembles and serves the whole document), so what is served and what is described cannot
+//! drift apart. It imports no handler, so that every handler can name the answers it describes.
+//! Schemas of JSON that no Rust type derives are in [`super::schema`].
 
-use std::sync::LazyLock;
-
-use axum::Json;
-use gateway_config::{Route, Upstream};
-use utoipa::openapi::schema::{AdditionalProperties, Object, OneOfBuilder, Schema};
+use utoipa::openapi::schema::{OneOfBuilder, Schema};
 use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use super::error::{Detail, ErrorBody, ErrorContent};
-use super::schema::{RouteResource, UpstreamResource, add_server_keys};
+use super::schema::{RouteResource, UpstreamResource};
 use super::write::{AppliedAnswer, DryRunAnswer};
 
 #[derive(OpenApi)]
@@ -53,67 +49,9 @@ use super::write::{AppliedAnswer, DryRunAnswer};
 )]
 struct Header;
 
-/// The whole document: the header above plus every operation of the router.
-pub fn document() -> utoipa::openapi::OpenApi {
-    let mut document = super::documented_routes().into_openapi();
-    if let Some(components) = &mut document.components {
-        for (name, kind) in [(Upstream::name(), "upstream"), (Route::name(), "route")] {
-            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(&*name) {
-                add_server_keys(object, kind, false);
-            }
-        }
-        for schema in components.schemas.values_mut() {
-            close_tagged_variants(schema);
-        }
-    }
-    document
-}
-
-/// serde refuses any key besides the variant's in an externally tagged enum (`{"prefix": "/a"}`),
-/// but utoipa leaves the variants' objects open; closes them.
-fn close_tagged_variants(schema: &mut RefOr<Schema>) {
-    let RefOr::T(Schema::OneOf(one_of)) = schema else {
-        return;
-    };
-    let count = one_of.items.len();
-    let variants: Vec<&mut Object> = one_of
-        .items
-        .iter_mut()
-        .filter_map(|item| match item {
-            RefOr::T(Schema::Object(object)) => Some(object),
-            _ => None,
-        })
-        .collect();
-    let externally_tagged = |object: &Object| {
-        object.properties.len() == 1
-            && object.required.len() == 1
-            && object.properties.contains_key(&object.required[0])
-    };
-    if variants.len() == count && variants.iter().all(|o| externally_tagged(o)) {
-        for object in variants {
-            object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
-        }
-    }
-}
-
 /// The header, schemas and error answers that the operations refer to.
 pub(super) fn header() -> utoipa::openapi::OpenApi {
     Header::openapi()
-}
-
-static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(document);
-
-/// This document.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "probes",
-    operation_id = "openapi",
-    responses((status = 200, description = "The OpenAPI 3.1 description of this API",
-               content_type = "application/json", body = Object))
-)]
-pub async fn serve() -> Json<&'static utoipa::openapi::OpenApi> {
-    Json(&DOCUMENT)
 }
 
 fn error_response(description: &str) -> Response {

@@ -9,13 +9,13 @@ use gateway_config::Config;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::body::{ListQuery, Page, decode_cursor, encode_cursor, timestamp};
 use super::error::ApiError;
 use super::openapi::{
     ConfigWritten, Internal, NotFound, PreconditionFailed, Unavailable, Unprocessable,
 };
 use super::schema::Change;
+use super::state::AppState;
 use super::write::{self, WriteHeaders, WriteQuery};
 use crate::service::read;
 use crate::store::RevisionRow;

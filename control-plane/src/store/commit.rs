@@ -8,9 +8,11 @@ use std::collections::BTreeSet;
 use gateway_config::{Change as ConfigChange, Config, Kind};
 use sqlx::{Any, Transaction};
 
+use super::clock::now_ms;
+use super::error::StoreError;
+use super::handle::Store;
 use super::resources::{Current, EntityMeta, load_current};
 use super::revisions::LatestConfig;
-use super::{Store, StoreError, now_ms};
 
 /// The channel on which Postgres writers announce each new revision.
 pub const NOTIFY_CHANNEL: &str = "gateway_revisions";

@@ -5,16 +5,10 @@
 use gateway_config::Config;
 use sqlx::Row;
 
+use super::error::{KeptRange, StoreError};
+use super::handle::Store;
 use super::resources::config_from_decoded;
 use super::revisions::RevisionRow;
-use super::{Store, StoreError};
-
-/// The oldest and the latest revision still kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeptRange {
-    pub oldest: i64,
-    pub latest: i64,
-}
 
 /// One kept revision and the whole config at it.
 #[derive(Debug, Clone, PartialEq)]

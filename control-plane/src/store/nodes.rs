@@ -5,7 +5,8 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::error::StoreError;
+use super::handle::Store;
 
 /// What a worker said about itself when its stream opened.
 #[derive(Debug, Clone, PartialEq, Eq)]

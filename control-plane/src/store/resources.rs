@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreError};
+use super::error::StoreError;
+use super::handle::Store;
 
 /// An entity kind stored in the `resources` table.
 pub trait Entity: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static {

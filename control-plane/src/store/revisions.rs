@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use gateway_config::{Config, Kind};
 use sqlx::Row;
 
+use super::error::StoreError;
+use super::handle::Store;
 use super::resources::{EntityMeta, config_from_decoded, kind_of};
-use super::{Store, StoreError};
 
 /// One committed revision.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,9 +8,10 @@ use std::collections::BTreeSet;
 use gateway_config::{Change as ConfigChange, Config, Kind};
 
 use super::commit::WriteOptions;
+use super::error::StoreError;
+use super::handle::Store;
 use super::resources::{Entity, Record};
 use super::revisions::LatestConfig;
-use super::{Store, StoreError};
 
 /// One requested change to one entity.
 #[derive(Debug, Clone)]

@@ -2,7 +2,8 @@
 //! revision (`PUT /v1/config`) or only compared with the running one (the same with
 //! `?dry_run=true`).
 
-use super::{CommandError, Context, Outcome, write_options};
+use super::context::{Context, write_options};
+use super::exit::{CommandError, Outcome};
 use crate::cli::{ApplyArgs, DiffArgs};
 use crate::client::WriteOptions;
 use crate::input;

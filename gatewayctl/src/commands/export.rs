@@ -1,6 +1,7 @@
 //! `gatewayctl export`: the whole running configuration as a file that `apply` takes back.
 
-use super::{CommandError, Context};
+use super::context::Context;
+use super::exit::CommandError;
 use crate::output::{self, Format};
 
 pub async fn run(ctx: &mut Context<'_>) -> Result<(), CommandError> {

@@ -4,6 +4,8 @@
 //! exit code too.
 
 mod apply;
+mod context;
+pub mod exit;
 mod export;
 #[cfg(test)]
 mod fake_api_tests;
@@ -15,159 +17,11 @@ mod upstream;
 
 use std::io::Write;
 
-use gateway_config::Kind;
-use serde_json::Value;
+use crate::cli::{Cli, Command};
+use crate::client::Client;
 
-use crate::cli::{Cli, Command, WriteArgs};
-use crate::client::{ApiError, Client, ClientError, WriteOptions, Written};
-use crate::input::InputError;
-use crate::output::{self, Action, Format, OutputError};
-
-/// Exit codes that scripts can rely on; documented in `--help`.
-pub mod exit {
-    pub const SUCCESS: u8 = 0;
-    /// The admin API answered with an error (4xx/5xx), or with something unreadable.
-    pub const REFUSED: u8 = 1;
-    /// Bad command line or input file; clap uses the same code for its own errors.
-    pub const USAGE: u8 = 2;
-    /// The admin API could not be reached.
-    pub const UNREACHABLE: u8 = 3;
-    /// `diff` found changes.
-    pub const DIFF_CHANGES: u8 = 1;
-    /// `diff` failed, whatever the reason.
-    pub const DIFF_FAILED: u8 = 2;
-}
-
-/// How a command that did its job ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Done,
-    /// `diff` found that applying the file would change something.
-    Changes,
-}
-
-impl Outcome {
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Done => exit::SUCCESS,
-            Outcome::Changes => exit::DIFF_CHANGES,
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error(transparent)]
-    Input(#[from] InputError),
-    #[error(transparent)]
-    Output(#[from] OutputError),
-    #[error("cannot write the output: {0}")]
-    Write(#[from] std::io::Error),
-    /// Any failure of `diff`, which exits with 2 whatever went wrong (like diff(1)), so that 1
-    /// can only mean "there are changes".
-    #[error(transparent)]
-    Diff(Box<CommandError>),
-}
-
-impl CommandError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CommandError::Client(ClientError::Api(_) | ClientError::InvalidResponse { .. }) => {
-                exit::REFUSED
-            }
-            CommandError::Client(ClientError::Unreachable { .. }) => exit::UNREACHABLE,
-            CommandError::Client(ClientError::InvalidUrl { .. }) | CommandError::Input(_) => {
-                exit::USAGE
-            }
-            CommandError::Output(_) => exit::REFUSED,
-            CommandError::Write(_) => exit::REFUSED,
-            CommandError::Diff(_) => exit::DIFF_FAILED,
-        }
-    }
-
-    /// The API's refusal, when that is what this is; it is printed with its details.
-    pub fn api_error(&self) -> Option<&ApiError> {
-        match self {
-            CommandError::Client(ClientError::Api(error)) => Some(error),
-            CommandError::Diff(inner) => inner.api_error(),
-            _ => None,
-        }
-    }
-
-    /// Whoever read the output went away (`gatewayctl ... | head`).
-    pub fn is_broken_pipe(&self) -> bool {
-        match self {
-            CommandError::Write(error) => error.kind() == std::io::ErrorKind::BrokenPipe,
-            CommandError::Diff(inner) => inner.is_broken_pipe(),
-            _ => false,
-        }
-    }
-
-    /// The lines for stderr: `error: ...` and, for an API refusal, one line per detail.
-    pub fn report(&self) -> String {
-        let mut text = format!("error: {self}\n");
-        if let Some(error) = self.api_error() {
-            for detail in &error.details {
-                text.push_str(&format!("  - {detail}\n"));
-            }
-        }
-        text
-    }
-}
-
-/// What every command needs: the client, the output format and where to print.
-pub struct Context<'a> {
-    pub client: Client,
-    pub format: Format,
-    pub out: &'a mut dyn Write,
-}
-
-impl Context<'_> {
-    fn print(&mut self, text: &str) -> Result<(), CommandError> {
-        self.out.write_all(text.as_bytes())?;
-        self.out.flush()?;
-        Ok(())
-    }
-
-    fn print_document(&mut self, value: &Value) -> Result<(), CommandError> {
-        let text = output::document(self.format, value)?;
-        self.print(&text)
-    }
-
-    /// A create/replace/delete result: one line in table mode, the stored resource otherwise.
-    fn print_written(
-        &mut self,
-        kind: Kind,
-        name: &str,
-        action: Action,
-        written: &Written,
-    ) -> Result<(), CommandError> {
-        match (self.format, &written.body) {
-            (Format::Table, _) => {
-                self.print(&output::write_summary(kind, name, action, written.revision))
-            }
-            (_, Some(body)) => self.print_document(body),
-            // A delete has no body; scripts still get the revision it made.
-            (_, None) => self.print_document(&serde_json::json!({
-                "kind": kind.as_str(),
-                "name": name,
-                "action": action.as_str(),
-                "revision": written.revision,
-            })),
-        }
-    }
-}
-
-/// The client-side form of the write flags.
-fn write_options(args: &WriteArgs, dry_run: bool) -> WriteOptions {
-    WriteOptions {
-        if_match: args.if_match,
-        message: args.message.clone(),
-        dry_run,
-    }
-}
+pub use context::Context;
+pub use exit::{CommandError, Outcome};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CommandError> {
@@ -203,6 +57,8 @@ async fn run_command(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CommandEr
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::client::{ApiError, ClientError};
+    use crate::input::InputError;
 
     fn api_error() -> ApiError {
         ApiError::from_response(

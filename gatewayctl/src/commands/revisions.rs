@@ -1,7 +1,8 @@
 //! `gatewayctl revisions`: the configuration history, newest first; `revisions show N`, the
 //! configuration at one revision; `revisions diff A B`, what changed between two.
 
-use super::{CommandError, Context};
+use super::context::Context;
+use super::exit::CommandError;
 use crate::cli::{RevisionsArgs, RevisionsCommand};
 use crate::output::{self, Format};
 

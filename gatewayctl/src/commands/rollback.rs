@@ -1,6 +1,7 @@
 //! `gatewayctl rollback N`: one new revision whose configuration equals the one at revision N.
 
-use super::{CommandError, Context, write_options};
+use super::context::{Context, write_options};
+use super::exit::CommandError;
 use crate::cli::RollbackArgs;
 use crate::output::{self, ChangeReport, Format};
 

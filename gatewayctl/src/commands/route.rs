@@ -2,7 +2,8 @@
 
 use gateway_config::{Kind, PathMatch, Route};
 
-use super::{CommandError, Context, write_options};
+use super::context::{Context, write_options};
+use super::exit::CommandError;
 use crate::cli::{RouteCommand, RouteCreateArgs};
 use crate::input::{self, InputError};
 use crate::output::{self, Action, Format};

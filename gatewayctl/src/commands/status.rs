@@ -1,6 +1,7 @@
 //! `gatewayctl status`: the data-plane nodes and how far each is from the latest revision.
 
-use super::{CommandError, Context};
+use super::context::Context;
+use super::exit::CommandError;
 use crate::output::{self, Format};
 
 pub async fn run(ctx: &mut Context<'_>) -> Result<(), CommandError> {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{OutputError, shape};
+use super::error::{OutputError, shape};
 
 /// Shown for a field that one side of an update does not have (an empty list the model leaves
 /// out, say), so that it is not mistaken for a JSON `null`.

@@ -1,0 +1,13 @@
+//! The state every handler of the admin API is given. A leaf of its own, so that handlers take it
+//! from here and the module that composes them into a router is imported by none of them.
+
+use crate::metrics::Metrics;
+use crate::service::ConfigService;
+
+/// What every handler needs.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Every write goes through it; reads use its store and its latest snapshot.
+    pub service: ConfigService,
+    pub metrics: Metrics,
+}
