@@ -145,37 +145,24 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn the_request_body_notes_each_frame_and_its_end() {
-        use http_body_util::BodyExt;
-
+    /// Sends `request` over a real hyper HTTP/1 connection and returns what `inspect` made of
+    /// the body the server received.
+    async fn as_received<B, F, Fut, T>(request: Request<B>, inspect: F) -> T
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        F: Fn(Incoming) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = T> + Send,
+        T: Send + 'static,
+    {
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let inspect = Arc::new(inspect);
         let server = tokio::spawn(async move {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let tx = tx.clone();
+                let (tx, inspect) = (tx.clone(), inspect.clone());
                 async move {
-                    let (mut body, activity) =
-                        RequestBody::new(ClientBody::Streaming(request.into_body()));
-                    let activity = activity.unwrap();
-                    let mut noted = Vec::new();
-                    loop {
-                        // Let the clock move past the last note first, so a missed one shows.
-                        let before = loop {
-                            let now = Instant::now();
-                            if now > activity.last() + Duration::from_micros(2) {
-                                break now;
-                            }
-                            std::hint::spin_loop();
-                        };
-                        let frame = body.frame().await;
-                        // `last` is kept in whole microseconds.
-                        noted.push(activity.last() + Duration::from_micros(1) >= before);
-                        if frame.is_none() {
-                            break;
-                        }
-                    }
-                    let _ = tx.send(noted);
+                    let _ = tx.send(inspect(request.into_body()).await);
                     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
                 }
             });
@@ -183,54 +170,64 @@ mod tests {
                 .serve_connection(TokioIo::new(server_io), service)
                 .await
                 .unwrap();
-            rx.recv().await.unwrap()
         });
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(client_io))
                 .await
                 .unwrap();
         tokio::spawn(connection);
+        assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+        drop(sender);
+        server.await.unwrap();
+        rx.recv().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_request_body_notes_each_frame_and_its_end() {
+        use http_body_util::BodyExt;
+
         let chunks = tokio_stream::iter(["one", "two", "three"].map(|chunk| {
             Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from_static(chunk.as_bytes())))
         }));
         let request = Request::post("/")
             .body(http_body_util::StreamBody::new(chunks))
             .unwrap();
-        assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
-        drop(sender);
-        let noted = server.await.unwrap();
+        let noted = as_received(request, |incoming| async move {
+            let (mut body, activity) = RequestBody::new(ClientBody::Streaming(incoming));
+            let activity = activity.unwrap();
+            let mut noted = Vec::new();
+            loop {
+                // Let the clock move past the last note first, so a missed one shows.
+                let before = loop {
+                    let now = Instant::now();
+                    if now > activity.last() + Duration::from_micros(2) {
+                        break now;
+                    }
+                    std::hint::spin_loop();
+                };
+                let frame = body.frame().await;
+                // `last` is kept in whole microseconds.
+                noted.push(activity.last() + Duration::from_micros(1) >= before);
+                if frame.is_none() {
+                    break;
+                }
+            }
+            noted
+        })
+        .await;
         assert!(noted.len() >= 2, "{noted:?}");
         assert!(noted.iter().all(|&n| n), "{noted:?}");
     }
 
     #[tokio::test]
     async fn a_request_without_a_body_is_not_watched() {
-        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-        let server = tokio::spawn(async move {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let (_, activity) = RequestBody::new(ClientBody::Streaming(request.into_body()));
-                let _ = tx.send(activity.is_none());
-                async { Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new()))) }
-            });
-            hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(server_io), service)
-                .await
-                .unwrap();
-            rx.recv().await.unwrap()
-        });
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(client_io))
-                .await
-                .unwrap();
-        tokio::spawn(connection);
         let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
-        assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
-        drop(sender);
-        assert!(
-            server.await.unwrap(),
-            "a GET without a body needs no watching"
-        );
+        let unwatched = as_received(request, |incoming| async move {
+            let (_, activity) = RequestBody::new(ClientBody::Streaming(incoming));
+            activity.is_none()
+        })
+        .await;
+        assert!(unwatched, "a GET without a body needs no watching");
     }
 
     #[test]

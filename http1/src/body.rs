@@ -500,6 +500,21 @@ mod tests {
         whole
     }
 
+    /// The error of a body the input ended in ([`Truncated`]), spelled out, as a caller sees it.
+    const CUT_SHORT: &str = "the connection closed before the message ended";
+
+    /// Asserts that `input`, read as a chunked body (at once and byte by byte), fails for
+    /// `reason`.
+    fn assert_chunked_fails(input: &[u8], reason: &str) {
+        let (_, _, rest) = decode_both(Framing::Chunked, input);
+        assert_eq!(
+            rest.unwrap_err(),
+            reason,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+
     #[test]
     fn a_length_delimits_the_body() {
         let (data, trailers, rest) = decode_both(Framing::Length(5), b"helloHTTP/1.1");
@@ -508,10 +523,7 @@ mod tests {
         assert_eq!(&rest.unwrap()[..], b"HTTP/1.1");
         let (data, _, rest) = decode_both(Framing::Length(10), b"abc");
         assert_eq!(data, b"abc");
-        assert_eq!(
-            rest.unwrap_err(),
-            "the connection closed before the message ended"
-        );
+        assert_eq!(rest.unwrap_err(), CUT_SHORT);
     }
 
     #[test]
@@ -583,20 +595,10 @@ mod tests {
             (b"10000000000000000\r\n", "chunk size too large"),
             (b"3\r\nabcd\r\n0\r\n\r\n", "chunk not ended by CRLF"),
             (b"3\r\nabc\n0\r\n\r\n", "chunk not ended by CRLF"),
+            (b"ffffffffffffffff\r\nabc", CUT_SHORT),
         ] {
-            let (_, _, rest) = decode_both(Framing::Chunked, input);
-            assert_eq!(
-                rest.unwrap_err(),
-                reason,
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_chunked_fails(input, reason);
         }
-        let (_, _, rest) = decode_both(Framing::Chunked, b"ffffffffffffffff\r\nabc");
-        assert_eq!(
-            rest.unwrap_err(),
-            "the connection closed before the message ended"
-        );
     }
 
     #[test]
@@ -609,13 +611,7 @@ mod tests {
             b"0\r\n",
             b"0\r\nx: 1\r\n",
         ] {
-            let (_, _, rest) = decode_both(Framing::Chunked, input);
-            assert_eq!(
-                rest.unwrap_err(),
-                "the connection closed before the message ended",
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_chunked_fails(input, CUT_SHORT);
         }
     }
 
@@ -638,21 +634,11 @@ mod tests {
             (b"0\r\na: 1\rx", "trailer field not ended by CRLF"),
             (b"0\r\nbad trailer\r\n\r\n", "invalid trailers"),
             (b"0\r\nx : 1\r\n\r\n", "invalid trailers"),
+            // hyper gathers a trailer line until a CR; without one the body never ends.
+            (b"0\r\n\n\n", CUT_SHORT),
         ] {
-            let (_, _, rest) = decode_both(Framing::Chunked, input);
-            assert_eq!(
-                rest.unwrap_err(),
-                reason,
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_chunked_fails(input, reason);
         }
-        // hyper gathers a trailer line until a CR; without one the body never ends.
-        let (_, _, rest) = decode_both(Framing::Chunked, b"0\r\n\n\n");
-        assert_eq!(
-            rest.unwrap_err(),
-            "the connection closed before the message ended"
-        );
     }
 
     #[test]

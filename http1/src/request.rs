@@ -205,6 +205,19 @@ mod tests {
         }
     }
 
+    /// Asserts what `read` says of each request head.
+    fn assert_each(cases: &[(&[u8], bool)], read: impl Fn(&RequestHead) -> bool) {
+        for (bytes, expected) in cases {
+            let (head, _) = request(bytes);
+            assert_eq!(
+                read(&head),
+                *expected,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
     #[test]
     fn a_bodyless_request_is_taken_out_of_the_buffer() {
         let (head, rest) = request(
@@ -235,7 +248,7 @@ mod tests {
 
     #[test]
     fn keep_alive_follows_the_version_and_connection() {
-        for (bytes, keep) in [
+        let cases = [
             (&b"GET / HTTP/1.1\r\n\r\n"[..], true),
             (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", false),
             (
@@ -245,20 +258,13 @@ mod tests {
             (b"GET / HTTP/1.0\r\n\r\n", false),
             (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true),
             (b"GET / HTTP/1.0\r\nConnection: x, keep-alive\r\n\r\n", true),
-        ] {
-            let (head, _) = request(bytes);
-            assert_eq!(
-                head.keep_alive,
-                keep,
-                "{:?}",
-                String::from_utf8_lossy(bytes)
-            );
-        }
+        ];
+        assert_each(&cases, |head| head.keep_alive);
     }
 
     #[test]
     fn trailers_are_accepted_only_with_te_trailers() {
-        for (bytes, accepts) in [
+        let cases = [
             (&b"GET / HTTP/1.1\r\nTE: trailers\r\n\r\n"[..], true),
             (b"GET / HTTP/1.1\r\nte: gzip, Trailers\r\n\r\n", true),
             (b"GET / HTTP/1.1\r\nte: gzip\r\nte: trailers\r\n\r\n", true),
@@ -266,15 +272,8 @@ mod tests {
             // hyper compares whole elements, parameters included.
             (b"GET / HTTP/1.1\r\nte: trailers;q=1\r\n\r\n", false),
             (b"GET / HTTP/1.1\r\nx-te: trailers\r\n\r\n", false),
-        ] {
-            let (head, _) = request(bytes);
-            assert_eq!(
-                head.accepts_trailers,
-                accepts,
-                "{:?}",
-                String::from_utf8_lossy(bytes)
-            );
-        }
+        ];
+        assert_each(&cases, |head| head.accepts_trailers);
     }
 
     #[test]

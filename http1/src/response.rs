@@ -467,7 +467,16 @@ mod tests {
         );
     }
 
-    fn parts(status: u16, fields: &[(&str, &str)]) -> Parts {
+    /// The head `encode_response_head` writes for a response of `status` with `fields`, and
+    /// what it committed the connection to.
+    fn encode(
+        status: u16,
+        fields: &[(&str, &str)],
+        exact: Option<u64>,
+        to_head: bool,
+        version: Version,
+        close: bool,
+    ) -> (String, ResponseFraming) {
         let mut response = Response::new(());
         *response.status_mut() = StatusCode::from_u16(status).unwrap();
         for (name, value) in fields {
@@ -476,30 +485,40 @@ mod tests {
                 HeaderValue::from_str(value).unwrap(),
             );
         }
-        response.into_parts().0
-    }
-
-    fn encode(
-        parts: &Parts,
-        exact: Option<u64>,
-        to_head: bool,
-        version: Version,
-        close: bool,
-    ) -> (String, ResponseFraming) {
         let mut out = b"left over".to_vec();
-        let framing = encode_response_head(&mut out, parts, exact, to_head, version, close);
+        let framing = encode_response_head(
+            &mut out,
+            &response.into_parts().0,
+            exact,
+            to_head,
+            version,
+            close,
+        );
         (String::from_utf8(out).unwrap(), framing)
     }
 
+    /// Asserts each encoded head whole, and its framing and `close`.
+    fn assert_heads(cases: &[((String, ResponseFraming), &str, Framing, bool)]) {
+        for ((head, committed), expected, framing, close) in cases {
+            assert_eq!(head, expected);
+            assert_eq!(
+                *committed,
+                ResponseFraming {
+                    framing: *framing,
+                    close: *close
+                },
+                "{head}"
+            );
+        }
+    }
+
+    const V10: Version = Version::HTTP_10;
+    const V11: Version = Version::HTTP_11;
+
     #[test]
     fn a_response_head_is_one_buffer_with_a_date() {
-        let (head, framing) = encode(
-            &parts(200, &[("x-a", "1"), ("content-length", "5")]),
-            None,
-            false,
-            Version::HTTP_11,
-            false,
-        );
+        let fields = [("x-a", "1"), ("content-length", "5")];
+        let (head, framing) = encode(200, &fields, None, false, V11, false);
         assert!(
             head.starts_with("HTTP/1.1 200 OK\r\nx-a: 1\r\ndate: "),
             "{head}"
@@ -515,109 +534,98 @@ mod tests {
                 close: false
             }
         );
-        let (head, _) = encode(
-            &parts(404, &[("date", "Sun, 06 Nov 1994 08:49:37 GMT")]),
-            Some(0),
+        let dated = [("date", "Sun, 06 Nov 1994 08:49:37 GMT")];
+        assert_heads(&[(
+            encode(404, &dated, Some(0), false, V11, false),
+            "HTTP/1.1 404 Not Found\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\ncontent-length: 0\r\n\r\n",
+            Framing::Length(0),
             false,
-            Version::HTTP_11,
-            false,
-        );
-        assert_eq!(
-            head,
-            "HTTP/1.1 404 Not Found\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\ncontent-length: 0\r\n\r\n"
-        );
+        )]);
     }
 
     #[test]
     fn bodies_of_unknown_length_are_chunked_or_close_the_connection() {
         let dated = [("date", "x"), ("transfer-encoding", "gzip")];
-        let (head, framing) = encode(&parts(200, &dated), None, false, Version::HTTP_11, false);
-        assert_eq!(
-            head,
-            "HTTP/1.1 200 OK\r\ndate: x\r\ntransfer-encoding: chunked\r\n\r\n"
-        );
-        assert_eq!(framing.framing, Framing::Chunked);
-        let (head, framing) = encode(&parts(200, &dated), None, false, Version::HTTP_10, false);
-        assert_eq!(
-            head,
-            "HTTP/1.1 200 OK\r\ndate: x\r\nconnection: close\r\n\r\n"
-        );
-        assert_eq!(
-            framing,
-            ResponseFraming {
-                framing: Framing::UntilClose,
-                close: true
-            }
-        );
+        assert_heads(&[
+            (
+                encode(200, &dated, None, false, V11, false),
+                "HTTP/1.1 200 OK\r\ndate: x\r\ntransfer-encoding: chunked\r\n\r\n",
+                Framing::Chunked,
+                false,
+            ),
+            (
+                encode(200, &dated, None, false, V10, false),
+                "HTTP/1.1 200 OK\r\ndate: x\r\nconnection: close\r\n\r\n",
+                Framing::UntilClose,
+                true,
+            ),
+        ]);
     }
 
     #[test]
     fn connection_fields_fit_the_client() {
         let dated = [("date", "x")];
-        let (head, framing) = encode(&parts(200, &dated), Some(2), false, Version::HTTP_10, false);
-        assert_eq!(
-            head,
-            "HTTP/1.1 200 OK\r\ndate: x\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\n"
-        );
-        assert!(!framing.close);
-        let (head, framing) = encode(&parts(200, &dated), Some(2), false, Version::HTTP_11, true);
-        assert!(
-            head.ends_with("content-length: 2\r\nconnection: close\r\n\r\n"),
-            "{head}"
-        );
-        assert!(framing.close);
         // The response's own `Connection: close` is kept, its other tokens are not.
         let closing = [("date", "x"), ("connection", "x-a, Close")];
-        let (head, framing) = encode(
-            &parts(200, &closing),
-            Some(2),
-            false,
-            Version::HTTP_11,
-            false,
-        );
-        assert_eq!(
-            head,
-            "HTTP/1.1 200 OK\r\ndate: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\n"
-        );
-        assert!(framing.close);
+        let closed = "HTTP/1.1 200 OK\r\ndate: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\n";
+        assert_heads(&[
+            (
+                encode(200, &dated, Some(2), false, V10, false),
+                "HTTP/1.1 200 OK\r\ndate: x\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\n",
+                Framing::Length(2),
+                false,
+            ),
+            (
+                encode(200, &dated, Some(2), false, V11, true),
+                closed,
+                Framing::Length(2),
+                true,
+            ),
+            (
+                encode(200, &closing, Some(2), false, V11, false),
+                closed,
+                Framing::Length(2),
+                true,
+            ),
+        ]);
     }
 
     #[test]
     fn responses_to_head_and_304_carry_the_length_but_no_body() {
         let dated = [("date", "x")];
-        let (head, framing) = encode(&parts(200, &dated), Some(7), true, Version::HTTP_11, false);
-        assert_eq!(
-            head,
-            "HTTP/1.1 200 OK\r\ndate: x\r\ncontent-length: 7\r\n\r\n"
-        );
-        assert_eq!(framing.framing, Framing::NoBody);
-        let (head, _) = encode(&parts(200, &dated), None, true, Version::HTTP_11, false);
-        assert_eq!(
-            head, "HTTP/1.1 200 OK\r\ndate: x\r\n\r\n",
-            "no chunked coding without a body"
-        );
         let declared = [("date", "x"), ("content-length", "9")];
-        let (head, _) = encode(
-            &parts(304, &declared),
-            Some(0),
-            false,
-            Version::HTTP_11,
-            false,
-        );
-        assert_eq!(
-            head,
-            "HTTP/1.1 304 Not Modified\r\ndate: x\r\ncontent-length: 9\r\n\r\n"
-        );
-        let (head, _) = encode(&parts(304, &dated), Some(0), false, Version::HTTP_11, false);
-        assert_eq!(head, "HTTP/1.1 304 Not Modified\r\ndate: x\r\n\r\n");
-        let (head, framing) = encode(
-            &parts(204, &declared),
-            Some(0),
-            true,
-            Version::HTTP_11,
-            false,
-        );
-        assert_eq!(head, "HTTP/1.1 204 No Content\r\ndate: x\r\n\r\n");
-        assert_eq!(framing.framing, Framing::NoBody);
+        assert_heads(&[
+            (
+                encode(200, &dated, Some(7), true, V11, false),
+                "HTTP/1.1 200 OK\r\ndate: x\r\ncontent-length: 7\r\n\r\n",
+                Framing::NoBody,
+                false,
+            ),
+            // No chunked coding without a body.
+            (
+                encode(200, &dated, None, true, V11, false),
+                "HTTP/1.1 200 OK\r\ndate: x\r\n\r\n",
+                Framing::NoBody,
+                false,
+            ),
+            (
+                encode(304, &declared, Some(0), false, V11, false),
+                "HTTP/1.1 304 Not Modified\r\ndate: x\r\ncontent-length: 9\r\n\r\n",
+                Framing::NoBody,
+                false,
+            ),
+            (
+                encode(304, &dated, Some(0), false, V11, false),
+                "HTTP/1.1 304 Not Modified\r\ndate: x\r\n\r\n",
+                Framing::NoBody,
+                false,
+            ),
+            (
+                encode(204, &declared, Some(0), true, V11, false),
+                "HTTP/1.1 204 No Content\r\ndate: x\r\n\r\n",
+                Framing::NoBody,
+                false,
+            ),
+        ]);
     }
 }

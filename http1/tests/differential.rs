@@ -79,6 +79,30 @@ fn show(bytes: &[u8]) -> String {
     }
 }
 
+/// `start`, then `count` fields `x-0: v` to `x-{count - 1}: v`, then `end`: a section of many
+/// fields, for the limits on how many there may be.
+fn with_numbered_fields(start: &[u8], count: usize, end: &[u8]) -> Vec<u8> {
+    let mut out = start.to_vec();
+    for i in 0..count {
+        out.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
+    }
+    out.extend_from_slice(end);
+    out
+}
+
+/// `start`, then fields of 2000 bytes until the head is `len` bytes or more, then the blank
+/// line: a head over a size limit with no more fields than any other.
+fn padded_head(start: &[u8], len: usize) -> Vec<u8> {
+    let mut head = start.to_vec();
+    while head.len() < len {
+        head.extend_from_slice(b"x-filler: ");
+        head.resize(head.len() + 2000, b'v');
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
 // ---------------------------------------------------------------------------------------------
 // Server role
 // ---------------------------------------------------------------------------------------------
@@ -314,23 +338,9 @@ async fn compare_request(input: &[u8]) -> Result<&'static str, String> {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn edge_case_requests_agree_with_hyper() {
     // Long fields rather than many, so that only the size is over a limit.
-    let mut huge = b"GET / HTTP/1.1\r\nhost: a\r\n".to_vec();
-    while huge.len() < 70 * 1024 {
-        huge.extend_from_slice(b"x-filler: ");
-        huge.resize(huge.len() + 2000, b'v');
-        huge.extend_from_slice(b"\r\n");
-    }
-    huge.extend_from_slice(b"\r\n");
-    let mut many = b"GET / HTTP/1.1\r\n".to_vec();
-    for i in 0..101 {
-        many.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
-    }
-    many.extend_from_slice(b"\r\n");
-    let mut hundred = b"GET / HTTP/1.1\r\n".to_vec();
-    for i in 0..100 {
-        hundred.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
-    }
-    hundred.extend_from_slice(b"\r\n");
+    let huge = padded_head(b"GET / HTTP/1.1\r\nhost: a\r\n", 70 * 1024);
+    let many = with_numbered_fields(b"GET / HTTP/1.1\r\n", 101, b"\r\n");
+    let hundred = with_numbered_fields(b"GET / HTTP/1.1\r\n", 100, b"\r\n");
 
     // (bytes, what the crate does with them)
     let cases: Vec<(&[u8], &str)> = vec![
@@ -1002,23 +1012,11 @@ fn chunked(pieces: &[&[u8]]) -> Vec<u8> {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn edge_case_responses_agree_with_hyper() {
     // Long fields rather than many: more than 100 is a limit both apply.
-    let mut huge_head = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n".to_vec();
-    while huge_head.len() < 100 * 1024 {
-        huge_head.extend_from_slice(b"x-filler: ");
-        huge_head.resize(huge_head.len() + 2000, b'v');
-        huge_head.extend_from_slice(b"\r\n");
-    }
-    let mut many_fields = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n".to_vec();
-    for i in 0..100 {
-        many_fields.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
-    }
-    many_fields.extend_from_slice(b"\r\n");
-    let mut hundred_fields = b"HTTP/1.1 200 OK\r\n".to_vec();
-    for i in 0..99 {
-        hundred_fields.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
-    }
-    hundred_fields.extend_from_slice(b"content-length: 0\r\n\r\n");
-    huge_head.extend_from_slice(b"\r\n");
+    let huge_head = padded_head(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n", 100 * 1024);
+    let many_fields =
+        with_numbered_fields(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n", 100, b"\r\n");
+    let hundred_fields =
+        with_numbered_fields(b"HTTP/1.1 200 OK\r\n", 99, b"content-length: 0\r\n\r\n");
     let mut long_line = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1;".to_vec();
     long_line.resize(long_line.len() + 5000, b'x');
     long_line.extend_from_slice(b"\r\na\r\n0\r\n\r\n");
@@ -1029,11 +1027,11 @@ async fn edge_case_responses_agree_with_hyper() {
         many_extensions.extend_from_slice(b"\r\na\r\n");
     }
     many_extensions.extend_from_slice(b"0\r\n\r\n");
-    let mut many_trailers = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n".to_vec();
-    for i in 0..40 {
-        many_trailers.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
-    }
-    many_trailers.extend_from_slice(b"\r\n");
+    let many_trailers = with_numbered_fields(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n",
+        40,
+        b"\r\n",
+    );
     let mut big_trailers =
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\nx: ".to_vec();
     big_trailers.resize(big_trailers.len() + 17_000, b'v');

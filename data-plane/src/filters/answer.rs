@@ -160,18 +160,14 @@ fn location(
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(super) mod tests {
     use http::Request;
     use http::header::HOST;
 
     use super::*;
 
-    fn answer_of(json: serde_json::Value) -> Answer {
-        let route: Route = serde_json::from_value(json).unwrap();
-        Answer::compile(&route).unwrap()
-    }
-
-    fn parts(target: &str, host: &str) -> request::Parts {
+    /// The head of a GET of `target` with `host`.
+    pub(in crate::filters) fn parts(target: &str, host: &str) -> request::Parts {
         let (parts, ()) = Request::get(target)
             .header("host", host)
             .body(())
@@ -180,53 +176,49 @@ mod tests {
         parts
     }
 
-    /// `matched_len`: what the route's path condition matched (a prefix's length).
-    fn location_of(
-        answer: &Answer,
-        target: &str,
-        host: &str,
-        matched_len: usize,
-    ) -> (StatusCode, String) {
-        let parts = parts(target, host);
-        let response = answer.respond(&parts, parts.headers.get(HOST), matched_len);
-        let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
-        (response.status(), location)
-    }
-
     #[test]
     fn redirects_keep_what_they_do_not_replace() {
-        let https = answer_of(serde_json::json!(
-            {"name": "https", "paths": [{"prefix": "/secure"}], "redirect": {"scheme": "https", "code": 301}}));
-        let moved = answer_of(serde_json::json!(
-            {"name": "moved", "paths": [{"prefix": "/old"}], "redirect": {"prefix": "/new", "code": 308}}));
-        let fixed = answer_of(serde_json::json!(
-            {"name": "fixed", "paths": [{"exact": "/here"}], "redirect": {"host": "there.example.com", "port": 8443, "path": "/there"}}));
-        let keep = answer_of(serde_json::json!(
-            {"name": "keep", "paths": [{"prefix": "/keep"}], "redirect": {"path": "/kept"}}));
-        assert_eq!(
-            location_of(&https, "/secure/x?a=1", "shop.example.com:8080", 7),
+        // The route, the request's target and host, the bytes of its path the route's path
+        // condition matched, and the redirect expected.
+        let cases = [
             (
-                StatusCode::MOVED_PERMANENTLY,
-                "https://shop.example.com/secure/x?a=1".into()
-            )
-        );
-        assert_eq!(
-            location_of(&moved, "/old/a/b", "h.com", 4),
+                serde_json::json!({"name": "https", "paths": [{"prefix": "/secure"}], "redirect": {"scheme": "https", "code": 301}}),
+                ("/secure/x?a=1", "shop.example.com:8080", 7),
+                (
+                    StatusCode::MOVED_PERMANENTLY,
+                    "https://shop.example.com/secure/x?a=1",
+                ),
+            ),
             (
-                StatusCode::PERMANENT_REDIRECT,
-                "http://h.com/new/a/b".into()
-            )
-        );
-        assert_eq!(
-            location_of(&fixed, "/here", "h.com", 5),
+                serde_json::json!({"name": "moved", "paths": [{"prefix": "/old"}], "redirect": {"prefix": "/new", "code": 308}}),
+                ("/old/a/b", "h.com", 4),
+                (StatusCode::PERMANENT_REDIRECT, "http://h.com/new/a/b"),
+            ),
             (
-                StatusCode::FOUND,
-                "http://there.example.com:8443/there".into()
-            )
-        );
-        assert_eq!(
-            location_of(&keep, "/keep?q", "h.com:8080", 5),
-            (StatusCode::FOUND, "http://h.com:8080/kept?q".into())
-        );
+                serde_json::json!({"name": "fixed", "paths": [{"exact": "/here"}], "redirect": {"host": "there.example.com", "port": 8443, "path": "/there"}}),
+                ("/here", "h.com", 5),
+                (StatusCode::FOUND, "http://there.example.com:8443/there"),
+            ),
+            (
+                serde_json::json!({"name": "keep", "paths": [{"prefix": "/keep"}], "redirect": {"path": "/kept"}}),
+                ("/keep?q", "h.com:8080", 5),
+                (StatusCode::FOUND, "http://h.com:8080/kept?q"),
+            ),
+        ];
+        for (route, (target, host, matched_len), (status, location)) in cases {
+            let route: Route = serde_json::from_value(route).unwrap();
+            let answer = Answer::compile(&route).unwrap();
+            let parts = parts(target, host);
+            let response = answer.respond(&parts, parts.headers.get(HOST), matched_len);
+            assert_eq!(
+                (
+                    response.status(),
+                    response.headers()[LOCATION].to_str().unwrap()
+                ),
+                (status, location),
+                "{}",
+                route.name
+            );
+        }
     }
 }

@@ -132,11 +132,12 @@ impl RouteFilters {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use http::StatusCode;
     use http::header::CONTENT_TYPE;
-    use http::{Request, StatusCode};
 
     use super::*;
     use answer::Answer;
+    use answer::tests::parts;
 
     fn route(json: serde_json::Value) -> Route {
         serde_json::from_value(json).unwrap()
@@ -210,15 +211,6 @@ mod tests {
             })
         );
         assert!(RouteFilters::compile(&r, &|_| None).is_none());
-    }
-
-    fn parts(target: &str, host: &str) -> request::Parts {
-        let (parts, ()) = Request::get(target)
-            .header("host", host)
-            .body(())
-            .unwrap()
-            .into_parts();
-        parts
     }
 
     #[test]

@@ -6,29 +6,16 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::listener::ListenerSettings;
-use crate::proxy::tests::{Running, config, dead_address, start_proxy_with, start_upstream};
+use crate::proxy::tests::{
+    Running, config, conversation, dead_address, scripted_upstream, start_proxy_with,
+    start_upstream,
+};
 
 async fn proxy_to(upstream: SocketAddr) -> Running {
     let compiled = config(upstream, dead_address().await, "/api");
     start_proxy_with(Some(compiled), ListenerSettings::default()).await
-}
-
-/// Sends `bytes` on a new connection and reads until the proxy closes it.
-async fn exchange(proxy: &Running, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
-    let mut received = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut received))
-        .await
-        .expect("the proxy closes the connection")
-        .unwrap();
-    String::from_utf8_lossy(&received).into_owned()
 }
 
 /// The request line, the given header lines and `connection: close`, without a body and with a
@@ -144,7 +131,7 @@ async fn both_server_paths_answer_each_request_alike() {
     let proxy = proxy_to(start_upstream().await).await;
     for (what, request_line, fields, expected) in CASES {
         for (how, request) in both_ways(request_line, fields) {
-            let response = exchange(&proxy, &request).await;
+            let response = conversation(&proxy, &request).await;
             assert_eq!(
                 status_of(&response),
                 *expected,
@@ -161,7 +148,7 @@ async fn an_absolute_target_wins_over_host_on_both_paths() {
         "GET http://x.preserved.test/p HTTP/1.1",
         "host: elsewhere.test\r\n",
     ) {
-        let response = exchange(&proxy, &request).await;
+        let response = conversation(&proxy, &request).await;
         assert_eq!(status_of(&response), "200", "{how}:\n{response}");
         assert!(
             response.contains("host=x.preserved.test\n"),
@@ -180,7 +167,7 @@ async fn heads_over_the_limits_are_refused_on_both_paths() {
         ("over 100 fields", format!("host: a.test\r\n{many}")),
     ] {
         for (how, request) in both_ways("GET /api/x HTTP/1.1", &fields) {
-            let response = exchange(&proxy, &request).await;
+            let response = conversation(&proxy, &request).await;
             assert_eq!(status_of(&response), "431", "{what}, {how}:\n{response}");
         }
     }
@@ -189,41 +176,7 @@ async fn heads_over_the_limits_are_refused_on_both_paths() {
 /// An upstream answering every request with a chunked body whose `Trailer` declares `x-sum` and
 /// `set-cookie`, followed by those two trailers and an undeclared one.
 async fn trailing_upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                loop {
-                    if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
-                        let body = if head.contains("content-length: 2") {
-                            2
-                        } else {
-                            0
-                        };
-                        if buffer.len() < end + 4 + body {
-                            // The request body has not all arrived yet.
-                        } else {
-                            buffer.drain(..end + 4 + body);
-                            let answer = b"HTTP/1.1 200 OK\r\ntrailer: x-sum, set-cookie\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-sum: 3\r\nset-cookie: a=b\r\nx-undeclared: 1\r\n\r\n";
-                            if stream.write_all(answer).await.is_err() {
-                                return;
-                            }
-                            continue;
-                        }
-                    }
-                    let mut chunk = [0u8; 1024];
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            });
-        }
-    });
-    addr
+    scripted_upstream(b"HTTP/1.1 200 OK\r\ntrailer: x-sum, set-cookie\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-sum: 3\r\nset-cookie: a=b\r\nx-undeclared: 1\r\n\r\n").await
 }
 
 /// The trailer section of a chunked response: what follows its last chunk.
@@ -238,7 +191,7 @@ fn trailers_of(response: &str) -> &str {
 async fn trailers_follow_one_rule_on_both_paths() {
     let proxy = proxy_to(trailing_upstream().await).await;
     for (how, request) in both_ways("GET /api/x HTTP/1.1", "host: a.test\r\nte: trailers\r\n") {
-        let response = exchange(&proxy, &request).await;
+        let response = conversation(&proxy, &request).await;
         assert_eq!(status_of(&response), "200", "{how}:\n{response}");
         assert!(
             response
@@ -250,7 +203,7 @@ async fn trailers_follow_one_rule_on_both_paths() {
         assert_eq!(trailers_of(&response), "x-sum: 3", "{how}:\n{response}");
     }
     for (how, request) in both_ways("GET /api/x HTTP/1.1", "host: a.test\r\n") {
-        let response = exchange(&proxy, &request).await;
+        let response = conversation(&proxy, &request).await;
         assert_eq!(status_of(&response), "200", "{how}:\n{response}");
         assert_eq!(
             trailers_of(&response),
@@ -275,7 +228,7 @@ async fn with_the_fast_path_off_hyper_serves_every_request() {
             ..ListenerSettings::default()
         };
         let proxy = start_proxy_with(Some(compiled), settings).await;
-        let response = exchange(&proxy, b"GET /api/x HTTP/1.0\r\n\r\n").await;
+        let response = conversation(&proxy, b"GET /api/x HTTP/1.0\r\n\r\n").await;
         assert!(
             response.starts_with(status_line),
             "fast path {fast_path}:\n{response}"

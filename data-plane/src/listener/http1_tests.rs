@@ -11,52 +11,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::listener::ListenerSettings;
-use crate::proxy::tests::{Running, config, dead_address, start_proxy_with, start_upstream};
+use crate::proxy::tests::{
+    Running, config, conversation, dead_address, scripted_upstream, start_proxy_with,
+    start_upstream,
+};
 
 async fn proxy_to(upstream: SocketAddr, settings: ListenerSettings) -> Running {
     let compiled = config(upstream, dead_address().await, "/api");
     start_proxy_with(Some(compiled), settings).await
 }
 
-/// Sends `bytes` on a new connection and reads until the proxy closes it.
-async fn conversation(proxy: &Running, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
-    let mut received = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut received))
-        .await
-        .expect("the proxy closes the connection")
-        .unwrap();
-    String::from_utf8_lossy(&received).into_owned()
-}
-
 /// An upstream answering every request with a chunked body and a trailer it declares, by hand.
 async fn chunked_upstream() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                loop {
-                    if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buffer.drain(..end + 4);
-                        let answer = b"HTTP/1.1 200 OK\r\ntrailer: x-sum\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nx-sum: 5\r\n\r\n";
-                        if stream.write_all(answer).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    let mut chunk = [0u8; 1024];
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            });
-        }
-    });
-    addr
+    scripted_upstream(b"HTTP/1.1 200 OK\r\ntrailer: x-sum\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\nx-sum: 5\r\n\r\n").await
 }
 
 #[tokio::test]

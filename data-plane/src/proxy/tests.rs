@@ -62,6 +62,60 @@ pub(crate) async fn start_upstream() -> SocketAddr {
     addr
 }
 
+/// An upstream that answers every request with `answer`, written by hand: it reads each request
+/// head and the body its `Content-Length` declares, then writes `answer`, on kept-alive
+/// connections.
+pub(crate) async fn scripted_upstream(answer: &'static [u8]) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                loop {
+                    if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                        let body: usize = head
+                            .lines()
+                            .find_map(|line| line.strip_prefix("content-length:"))
+                            .and_then(|length| length.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buffer.len() >= end + 4 + body {
+                            buffer.drain(..end + 4 + body);
+                            if stream.write_all(answer).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                    }
+                    let mut chunk = [0u8; 1024];
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `bytes` on a new connection to `proxy` and reads until the proxy closes it.
+pub(crate) async fn conversation(proxy: &Running, bytes: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut received))
+        .await
+        .expect("the proxy closes the connection")
+        .unwrap();
+    String::from_utf8_lossy(&received).into_owned()
+}
+
 /// An address where nothing listens.
 pub(crate) async fn dead_address() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

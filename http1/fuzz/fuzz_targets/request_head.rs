@@ -10,16 +10,13 @@
 use bytes::BytesMut;
 use gateway_http1::fields::FieldSpan;
 use gateway_http1::{Parsed, encode_request_head, parse_request};
+use gateway_http1_fuzz::{Summary, assert_head_taken, check_split, fields, split_input};
 use http::{Method, Version};
 use libfuzzer_sys::fuzz_target;
 
-/// What a parse decided, comparable.
+/// The server role's decision without a head: the request goes to hyper whole.
 #[derive(Debug, PartialEq)]
-enum Summary {
-    Partial,
-    HandOff,
-    Request(Head),
-}
+struct HandOff;
 
 #[derive(Debug, Clone, PartialEq)]
 struct Head {
@@ -29,11 +26,13 @@ struct Head {
     fields: Vec<(String, Vec<u8>)>,
     keep_alive: bool,
     accepts_trailers: bool,
-    /// Bytes left in the buffer after the head.
-    rest: usize,
 }
 
-fn parse(buffer: &mut BytesMut, spans: &mut Vec<FieldSpan>, max_headers: usize) -> Summary {
+fn parse(
+    buffer: &mut BytesMut,
+    spans: &mut Vec<FieldSpan>,
+    max_headers: usize,
+) -> Summary<Head, HandOff> {
     let before = buffer.clone();
     match parse_request(buffer, spans, max_headers) {
         Parsed::Partial => {
@@ -42,12 +41,10 @@ fn parse(buffer: &mut BytesMut, spans: &mut Vec<FieldSpan>, max_headers: usize) 
         }
         Parsed::HandOff => {
             assert_eq!(*buffer, before, "a hand-off leaves the whole head");
-            Summary::HandOff
+            Summary::Decided(HandOff)
         }
         Parsed::Request(head) => {
-            let consumed = before.len() - buffer.len();
-            assert!(consumed > 0);
-            assert_eq!(buffer[..], before[consumed..], "only the head is taken");
+            assert_head_taken(&before, buffer);
             assert!(head.parts.headers.len() <= max_headers);
             for name in ["content-length", "transfer-encoding", "upgrade", "expect"] {
                 let values: Vec<_> = head.parts.headers.get_all(name).iter().collect();
@@ -59,62 +56,33 @@ fn parse(buffer: &mut BytesMut, spans: &mut Vec<FieldSpan>, max_headers: usize) 
                 }
             }
             assert_ne!(head.parts.method, Method::CONNECT);
-            Summary::Request(Head {
-                method: head.parts.method,
-                uri: head.parts.uri.to_string(),
-                version: head.parts.version,
-                fields: head
-                    .parts
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
-                    .collect(),
-                keep_alive: head.keep_alive,
-                accepts_trailers: head.accepts_trailers,
+            Summary::Head {
+                head: Head {
+                    method: head.parts.method,
+                    uri: head.parts.uri.to_string(),
+                    version: head.parts.version,
+                    fields: fields(&head.parts.headers),
+                    keep_alive: head.keep_alive,
+                    accepts_trailers: head.accepts_trailers,
+                },
                 rest: buffer.len(),
-            })
+            }
         }
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [limit, high, low, input @ ..] = data else {
+    let Some((limit, split, input)) = split_input(data) else {
         return;
     };
-    let max_headers = usize::from(*limit);
-    let split = usize::from(u16::from_be_bytes([*high, *low])) % (input.len() + 1);
+    let max_headers = usize::from(limit);
     let mut spans = Vec::new();
-
-    let mut whole = BytesMut::from(input);
-    let expected = parse(&mut whole, &mut spans, max_headers);
-
-    let mut buffer = BytesMut::from(&input[..split]);
-    let first = parse(&mut buffer, &mut spans, max_headers);
-    match first {
-        Summary::Partial => {
-            buffer.extend_from_slice(&input[split..]);
-            assert_eq!(parse(&mut buffer, &mut spans, max_headers), expected);
-        }
-        Summary::HandOff => assert_eq!(expected, Summary::HandOff, "a prefix decided"),
-        Summary::Request(ref head) => {
-            let Summary::Request(whole_head) = &expected else {
-                panic!("a prefix served {first:?}, the whole {expected:?}");
-            };
-            assert_eq!(
-                split - head.rest,
-                input.len() - whole_head.rest,
-                "the same head"
-            );
-            let moved = Head {
-                rest: whole_head.rest,
-                ..head.clone()
-            };
-            assert_eq!(&moved, whole_head);
-        }
-    }
+    let expected = check_split(input, split, |buffer| {
+        parse(buffer, &mut spans, max_headers)
+    });
 
     // The client role writes what the server role read; read again, it is the same request.
-    if let Summary::Request(expected) = &expected {
+    if let Summary::Head { head: expected, .. } = &expected {
         let mut served = BytesMut::from(input);
         let Parsed::Request(head) = parse_request(&mut served, &mut spans, max_headers) else {
             unreachable!("parsed before");
@@ -128,14 +96,13 @@ fuzz_target!(|data: &[u8]| {
         );
         let mut again = BytesMut::from(&out[..]);
         match parse(&mut again, &mut spans, max_headers) {
-            Summary::Request(read) => {
+            Summary::Head { head: read, rest } => {
                 let written = Head {
                     version: Version::HTTP_11,
                     keep_alive: read.keep_alive,
-                    rest: 0,
                     ..expected.clone()
                 };
-                assert_eq!(read, written);
+                assert_eq!((read, rest), (written, 0));
             }
             other => panic!("{other:?} from {:?}", String::from_utf8_lossy(&out)),
         }

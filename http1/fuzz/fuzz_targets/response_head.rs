@@ -13,39 +13,34 @@ use bytes::BytesMut;
 use gateway_http1::fields::{FieldSpan, MAX_FIELDS, names_headers};
 use gateway_http1::framing::has_no_body;
 use gateway_http1::{Framing, encode_response_head, parse_response_head};
+use gateway_http1_fuzz::{Summary, assert_head_taken, check_split, fields, split_input};
 use http::{StatusCode, Version};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, PartialEq)]
-enum Summary {
-    Partial,
-    Refused(&'static str),
-    Head(Head),
-}
-
-#[derive(Debug, Clone, PartialEq)]
 struct Head {
     status: StatusCode,
     version: Version,
     fields: Vec<(String, Vec<u8>)>,
     framing: Framing,
     keep_alive: bool,
-    /// Bytes left in the buffer after the head.
-    rest: usize,
 }
 
-fn parse(buffer: &mut BytesMut, spans: &mut Vec<FieldSpan>, to_head_request: bool) -> Summary {
+/// A response refused comes back as its reason.
+fn parse(
+    buffer: &mut BytesMut,
+    spans: &mut Vec<FieldSpan>,
+    to_head_request: bool,
+) -> Summary<Head, &'static str> {
     let before = buffer.clone();
     match parse_response_head(buffer, spans, to_head_request) {
-        Err(error) => Summary::Refused(error.reason()),
+        Err(error) => Summary::Decided(error.reason()),
         Ok(None) => {
             assert_eq!(*buffer, before, "waiting for more leaves the buffer");
             Summary::Partial
         }
         Ok(Some(head)) => {
-            let consumed = before.len() - buffer.len();
-            assert!(consumed > 0);
-            assert_eq!(buffer[..], before[consumed..], "only the head is taken");
+            assert_head_taken(&before, buffer);
             let parts = &head.parts;
             assert_ne!(parts.status, StatusCode::SWITCHING_PROTOCOLS);
             assert_eq!(
@@ -70,57 +65,29 @@ fn parse(buffer: &mut BytesMut, spans: &mut Vec<FieldSpan>, to_head_request: boo
             for value in parts.headers.get_all("connection") {
                 assert!(names_headers(value.as_bytes()));
             }
-            Summary::Head(Head {
-                status: parts.status,
-                version: parts.version,
-                fields: parts
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
-                    .collect(),
-                framing: head.framing,
-                keep_alive: head.keep_alive,
+            Summary::Head {
+                head: Head {
+                    status: parts.status,
+                    version: parts.version,
+                    fields: fields(&parts.headers),
+                    framing: head.framing,
+                    keep_alive: head.keep_alive,
+                },
                 rest: buffer.len(),
-            })
+            }
         }
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [flags, high, low, input @ ..] = data else {
+    let Some((flags, split, input)) = split_input(data) else {
         return;
     };
     let to_head_request = flags & 1 == 1;
-    let split = usize::from(u16::from_be_bytes([*high, *low])) % (input.len() + 1);
     let mut spans = Vec::new();
-
-    let mut whole = BytesMut::from(input);
-    let expected = parse(&mut whole, &mut spans, to_head_request);
-
-    let mut buffer = BytesMut::from(&input[..split]);
-    let first = parse(&mut buffer, &mut spans, to_head_request);
-    match first {
-        Summary::Partial => {
-            buffer.extend_from_slice(&input[split..]);
-            assert_eq!(parse(&mut buffer, &mut spans, to_head_request), expected);
-        }
-        Summary::Refused(_) => assert_eq!(first, expected, "a prefix decided"),
-        Summary::Head(ref head) => {
-            let Summary::Head(whole_head) = &expected else {
-                panic!("a prefix read {first:?}, the whole {expected:?}");
-            };
-            assert_eq!(
-                split - head.rest,
-                input.len() - whole_head.rest,
-                "the same head"
-            );
-            let moved = Head {
-                rest: whole_head.rest,
-                ..head.clone()
-            };
-            assert_eq!(&moved, whole_head);
-        }
-    }
+    check_split(input, split, |buffer| {
+        parse(buffer, &mut spans, to_head_request)
+    });
 
     // The server role writes the head for an HTTP/1.1 client; read back, it is framed as the
     // encoder said.
@@ -142,7 +109,7 @@ fuzz_target!(|data: &[u8]| {
         );
         let mut written = BytesMut::from(&out[..]);
         match parse(&mut written, &mut spans, to_head_request) {
-            Summary::Head(read) => {
+            Summary::Head { head: read, rest } => {
                 assert_eq!(read.status, head.parts.status);
                 assert_eq!(
                     read.framing,
@@ -151,7 +118,7 @@ fuzz_target!(|data: &[u8]| {
                     String::from_utf8_lossy(&out)
                 );
                 assert_eq!(read.keep_alive, !committed.close);
-                assert_eq!(read.rest, 0);
+                assert_eq!(rest, 0);
                 assert!(read.fields.iter().any(|(name, _)| name == "date"));
             }
             other => panic!("{other:?} from {:?}", String::from_utf8_lossy(&out)),

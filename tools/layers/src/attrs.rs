@@ -6,7 +6,7 @@
 //! `#[allow(...)] #[cfg(test)] mod tests;` are the same test module.
 
 use syn::punctuated::Punctuated;
-use syn::{Attribute, Expr, ExprLit, Item, Lit, Meta, Token};
+use syn::{Attribute, Expr, ExprLit, ImplItem, Item, Lit, Meta, Token, TraitItem};
 
 /// Whether the attributes make the item exist only in test builds: `#[cfg(test)]`, or a `cfg`
 /// whose predicate cannot hold without `test` (`all(test, unix)`, `any(all(test, x), test)`).
@@ -81,72 +81,43 @@ pub fn inner_doc_text(attrs: &[Attribute]) -> String {
     text
 }
 
-/// The attributes of any item (syn has no accessor for them on the enum).
+/// `&x.attrs` of whichever of the listed variants of a syn enum `node` is, and no attributes
+/// for any other (tokens syn left unparsed): syn has no accessor for them on its enums.
+macro_rules! variant_attrs {
+    ($node:expr, $enum:ident::{ $($variant:ident),* $(,)? }) => {
+        match $node {
+            $($enum::$variant(inner) => &inner.attrs,)*
+            _ => &[],
+        }
+    };
+}
+
+/// The attributes of any item.
 pub fn item_attrs(item: &Item) -> &[Attribute] {
-    match item {
-        Item::Const(i) => &i.attrs,
-        Item::Enum(i) => &i.attrs,
-        Item::ExternCrate(i) => &i.attrs,
-        Item::Fn(i) => &i.attrs,
-        Item::ForeignMod(i) => &i.attrs,
-        Item::Impl(i) => &i.attrs,
-        Item::Macro(i) => &i.attrs,
-        Item::Mod(i) => &i.attrs,
-        Item::Static(i) => &i.attrs,
-        Item::Struct(i) => &i.attrs,
-        Item::Trait(i) => &i.attrs,
-        Item::TraitAlias(i) => &i.attrs,
-        Item::Type(i) => &i.attrs,
-        Item::Union(i) => &i.attrs,
-        Item::Use(i) => &i.attrs,
-        _ => &[],
-    }
+    variant_attrs!(item, Item::{
+        Const, Enum, ExternCrate, Fn, ForeignMod, Impl, Macro, Mod, Static, Struct, Trait,
+        TraitAlias, Type, Union, Use,
+    })
+}
+
+/// The attributes of an item in an `impl` block.
+pub fn impl_item_attrs(item: &ImplItem) -> &[Attribute] {
+    variant_attrs!(item, ImplItem::{Const, Fn, Type, Macro})
+}
+
+/// The attributes of an item in a trait.
+pub fn trait_item_attrs(item: &TraitItem) -> &[Attribute] {
+    variant_attrs!(item, TraitItem::{Const, Fn, Type, Macro})
 }
 
 /// The attributes of any expression; `cfg(test)` can sit on a statement's expression.
 pub fn expr_attrs(expr: &Expr) -> &[Attribute] {
-    match expr {
-        Expr::Array(e) => &e.attrs,
-        Expr::Assign(e) => &e.attrs,
-        Expr::Async(e) => &e.attrs,
-        Expr::Await(e) => &e.attrs,
-        Expr::Binary(e) => &e.attrs,
-        Expr::Block(e) => &e.attrs,
-        Expr::Break(e) => &e.attrs,
-        Expr::Call(e) => &e.attrs,
-        Expr::Cast(e) => &e.attrs,
-        Expr::Closure(e) => &e.attrs,
-        Expr::Const(e) => &e.attrs,
-        Expr::Continue(e) => &e.attrs,
-        Expr::Field(e) => &e.attrs,
-        Expr::ForLoop(e) => &e.attrs,
-        Expr::Group(e) => &e.attrs,
-        Expr::If(e) => &e.attrs,
-        Expr::Index(e) => &e.attrs,
-        Expr::Infer(e) => &e.attrs,
-        Expr::Let(e) => &e.attrs,
-        Expr::Lit(e) => &e.attrs,
-        Expr::Loop(e) => &e.attrs,
-        Expr::Macro(e) => &e.attrs,
-        Expr::Match(e) => &e.attrs,
-        Expr::MethodCall(e) => &e.attrs,
-        Expr::Paren(e) => &e.attrs,
-        Expr::Path(e) => &e.attrs,
-        Expr::Range(e) => &e.attrs,
-        Expr::RawAddr(e) => &e.attrs,
-        Expr::Reference(e) => &e.attrs,
-        Expr::Repeat(e) => &e.attrs,
-        Expr::Return(e) => &e.attrs,
-        Expr::Struct(e) => &e.attrs,
-        Expr::Try(e) => &e.attrs,
-        Expr::TryBlock(e) => &e.attrs,
-        Expr::Tuple(e) => &e.attrs,
-        Expr::Unary(e) => &e.attrs,
-        Expr::Unsafe(e) => &e.attrs,
-        Expr::While(e) => &e.attrs,
-        Expr::Yield(e) => &e.attrs,
-        _ => &[],
-    }
+    variant_attrs!(expr, Expr::{
+        Array, Assign, Async, Await, Binary, Block, Break, Call, Cast, Closure, Const, Continue,
+        Field, ForLoop, Group, If, Index, Infer, Let, Lit, Loop, Macro, Match, MethodCall, Paren,
+        Path, Range, RawAddr, Reference, Repeat, Return, Struct, Try, TryBlock, Tuple, Unary,
+        Unsafe, While, Yield,
+    })
 }
 
 #[cfg(test)]

@@ -57,3 +57,12 @@ impl Fixture {
 pub fn lines(violations: &[Violation]) -> Vec<String> {
     violations.iter().map(ToString::to_string).collect()
 }
+
+/// Asserts that `got` has one line per prefix in `want`, in order. Prefixes, because a message
+/// ends in advice the tests need not repeat.
+pub fn assert_lines_start_with(got: &[String], want: &[&str]) {
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (got, want) in got.iter().zip(want) {
+        assert!(got.starts_with(want), "{got}\ndoes not start with\n{want}");
+    }
+}

@@ -433,6 +433,21 @@ fn path_at(tokens: &[TokenTree], i: usize) -> Option<(Vec<String>, usize, usize)
     (segments.len() >= 2).then_some((segments, line, j))
 }
 
+/// `visit_*` methods that walk their node only when it is not test code (`#[cfg(test)]` can sit
+/// on these nodes inside an item), each from its method, node type and attribute accessor.
+macro_rules! outside_tests {
+    ($($method:ident($node:ty) => $attrs:expr;)*) => {
+        $(
+            fn $method(&mut self, node: &'ast $node) {
+                let attrs_of: fn(&$node) -> &[Attribute] = $attrs;
+                if !attrs::is_test_only(attrs_of(node)) {
+                    visit::$method(self, node);
+                }
+            }
+        )*
+    };
+}
+
 impl<'ast> Visit<'ast> for Collector<'_, '_> {
     fn visit_item(&mut self, item: &'ast Item) {
         if attrs::is_test_only(attrs::item_attrs(item)) {
@@ -455,72 +470,16 @@ impl<'ast> Visit<'ast> for Collector<'_, '_> {
         }
     }
 
-    fn visit_impl_item(&mut self, item: &'ast syn::ImplItem) {
-        let attrs = match item {
-            syn::ImplItem::Const(i) => &i.attrs[..],
-            syn::ImplItem::Fn(i) => &i.attrs[..],
-            syn::ImplItem::Type(i) => &i.attrs[..],
-            syn::ImplItem::Macro(i) => &i.attrs[..],
-            _ => &[],
-        };
-        if !attrs::is_test_only(attrs) {
-            visit::visit_impl_item(self, item);
-        }
-    }
-
-    fn visit_trait_item(&mut self, item: &'ast syn::TraitItem) {
-        let attrs = match item {
-            syn::TraitItem::Const(i) => &i.attrs[..],
-            syn::TraitItem::Fn(i) => &i.attrs[..],
-            syn::TraitItem::Type(i) => &i.attrs[..],
-            syn::TraitItem::Macro(i) => &i.attrs[..],
-            _ => &[],
-        };
-        if !attrs::is_test_only(attrs) {
-            visit::visit_trait_item(self, item);
-        }
-    }
-
-    fn visit_local(&mut self, local: &'ast syn::Local) {
-        if !attrs::is_test_only(&local.attrs) {
-            visit::visit_local(self, local);
-        }
-    }
-
-    fn visit_stmt_macro(&mut self, stmt: &'ast syn::StmtMacro) {
-        if !attrs::is_test_only(&stmt.attrs) {
-            visit::visit_stmt_macro(self, stmt);
-        }
-    }
-
-    fn visit_expr(&mut self, expr: &'ast Expr) {
-        if !attrs::is_test_only(attrs::expr_attrs(expr)) {
-            visit::visit_expr(self, expr);
-        }
-    }
-
-    fn visit_field(&mut self, field: &'ast syn::Field) {
-        if !attrs::is_test_only(&field.attrs) {
-            visit::visit_field(self, field);
-        }
-    }
-
-    fn visit_variant(&mut self, variant: &'ast syn::Variant) {
-        if !attrs::is_test_only(&variant.attrs) {
-            visit::visit_variant(self, variant);
-        }
-    }
-
-    fn visit_arm(&mut self, arm: &'ast syn::Arm) {
-        if !attrs::is_test_only(&arm.attrs) {
-            visit::visit_arm(self, arm);
-        }
-    }
-
-    fn visit_field_value(&mut self, field: &'ast syn::FieldValue) {
-        if !attrs::is_test_only(&field.attrs) {
-            visit::visit_field_value(self, field);
-        }
+    outside_tests! {
+        visit_impl_item(syn::ImplItem) => attrs::impl_item_attrs;
+        visit_trait_item(syn::TraitItem) => attrs::trait_item_attrs;
+        visit_local(syn::Local) => |local| &local.attrs;
+        visit_stmt_macro(syn::StmtMacro) => |stmt| &stmt.attrs;
+        visit_expr(Expr) => attrs::expr_attrs;
+        visit_field(syn::Field) => |field| &field.attrs;
+        visit_variant(syn::Variant) => |variant| &variant.attrs;
+        visit_arm(syn::Arm) => |arm| &arm.attrs;
+        visit_field_value(syn::FieldValue) => |field| &field.attrs;
     }
 
     fn visit_visibility(&mut self, _: &'ast syn::Visibility) {

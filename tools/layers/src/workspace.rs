@@ -126,6 +126,18 @@ impl Workspace {
     fn all_trees(&self) -> impl Iterator<Item = &CrateTree> {
         self.members.iter().flat_map(|member| member.trees.iter())
     }
+
+    /// `check` of `rule` over every crate target of the data plane (its library and binary).
+    fn over_data_plane(
+        &self,
+        rule: Rule,
+        check: impl Fn(&CrateTree) -> Vec<Violation>,
+    ) -> Vec<Violation> {
+        match self.required(DATA_PLANE, rule) {
+            Ok(member) => member.trees.iter().flat_map(check).collect(),
+            Err(violations) => violations,
+        }
+    }
 }
 
 /// What could not be read, so that a rule that saw less than the whole tree says so.
@@ -146,14 +158,9 @@ pub fn import_cycles(workspace: &Workspace) -> Vec<Violation> {
 
 /// Rule 2 over the data plane's library and binary.
 pub fn data_plane_layers(workspace: &Workspace) -> Vec<Violation> {
-    match workspace.required(DATA_PLANE, Rule::Layers) {
-        Ok(member) => member
-            .trees
-            .iter()
-            .flat_map(|tree| layers::layers(tree, &table::DATA_PLANE))
-            .collect(),
-        Err(violations) => violations,
-    }
+    workspace.over_data_plane(Rule::Layers, |tree| {
+        layers::layers(tree, &table::DATA_PLANE)
+    })
 }
 
 /// Rule 3 over the codec crate.
@@ -166,14 +173,9 @@ pub fn codec_standalone(workspace: &Workspace) -> Vec<Violation> {
 
 /// Rule 4 over the data plane's library and binary.
 pub fn data_plane_statics(workspace: &Workspace) -> Vec<Violation> {
-    match workspace.required(DATA_PLANE, Rule::NoStatics) {
-        Ok(member) => member
-            .trees
-            .iter()
-            .flat_map(|tree| statics::process_wide_statics(tree, &table::DATA_PLANE))
-            .collect(),
-        Err(violations) => violations,
-    }
+    workspace.over_data_plane(Rule::NoStatics, |tree| {
+        statics::process_wide_statics(tree, &table::DATA_PLANE)
+    })
 }
 
 /// Rule 5 over every crate target of every member.
@@ -218,7 +220,7 @@ pub fn check(workspace: &Workspace) -> Vec<Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixture::{Fixture, lines};
+    use crate::fixture::{Fixture, assert_lines_start_with, lines};
 
     #[test]
     fn runs_every_rule_over_a_workspace() {
@@ -272,10 +274,7 @@ mod tests {
             "tools/one/src/bin/extra.rs:1: [module-docs] crate has no `//!` paragraph",
             "data-plane/src/lib.rs:3: [lib-exposure] `pub mod routing`",
         ];
-        assert_eq!(got.len(), want.len(), "{got:#?}");
-        for (got, want) in got.iter().zip(want) {
-            assert!(got.starts_with(want), "{got}\ndoes not start with\n{want}");
-        }
+        assert_lines_start_with(&got, &want);
     }
 
     #[test]

@@ -73,37 +73,24 @@ fn finds_the_workspace() {
     }
 }
 
-#[test]
-fn every_module_file_loads() {
-    assert_clean(Rule::ModuleTree);
+/// One test per rule, each asserting that its rule finds nothing.
+macro_rules! clean {
+    ($($test:ident: $rule:ident,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                assert_clean(Rule::$rule);
+            }
+        )*
+    };
 }
 
-#[test]
-fn no_import_cycles() {
-    assert_clean(Rule::ImportCycle);
-}
-
-#[test]
-fn data_plane_layers() {
-    assert_clean(Rule::Layers);
-}
-
-#[test]
-fn codec_stands_alone() {
-    assert_clean(Rule::CodecStandalone);
-}
-
-#[test]
-fn no_process_wide_statics_below_the_lifecycle() {
-    assert_clean(Rule::NoStatics);
-}
-
-#[test]
-fn every_module_file_starts_with_docs() {
-    assert_clean(Rule::ModuleDocs);
-}
-
-#[test]
-fn data_plane_library_exposes_only_its_entry_points() {
-    assert_clean(Rule::LibExposure);
+clean! {
+    every_module_file_loads: ModuleTree,
+    no_import_cycles: ImportCycle,
+    data_plane_layers: Layers,
+    codec_stands_alone: CodecStandalone,
+    no_process_wide_statics_below_the_lifecycle: NoStatics,
+    every_module_file_starts_with_docs: ModuleDocs,
+    data_plane_library_exposes_only_its_entry_points: LibExposure,
 }

@@ -204,7 +204,7 @@ fn scan_tokens(tokens: proc_macro2::TokenStream, on_ident: &mut dyn FnMut(&proc_
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixture::{Fixture, lines};
+    use crate::fixture::{Fixture, assert_lines_start_with, lines};
     use crate::table::DATA_PLANE;
 
     fn statics_of(files: &[(&str, &str)]) -> Vec<String> {
@@ -240,10 +240,7 @@ mod tests {
             "src/upstream/pool.rs:2: [no-statics] `static NEXT` holds a `AtomicU64` (process-wide state) in crate::upstream::pool, below the lifecycle",
             "src/upstream/pool.rs:4: [no-statics] `static INNER` holds a `LazyLock` (process-wide state) in crate::upstream::pool, below the lifecycle",
         ];
-        assert_eq!(got.len(), want.len(), "{got:#?}");
-        for (got, want) in got.iter().zip(want) {
-            assert!(got.starts_with(want), "{got}\ndoes not start with\n{want}");
-        }
+        assert_lines_start_with(&got, &want);
     }
 
     #[test]
