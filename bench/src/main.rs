@@ -2,23 +2,29 @@
 //! with one worker thread, pinned to the same core, in front of the same upstream, keeping its
 //! upstream connections alive and adding the same `X-Forwarded-*` and `Via` headers), alternating
 //! them over several rounds, and prints req/s, p50, p99, CPU per request and the ratios to nginx
-//! (medians over the rounds). Also measures the worker with 10,000 routes loaded and its memory.
+//! (medians over the rounds), for each request shape asked for. Also measures the worker with
+//! 10,000 routes loaded and its memory, and, given another build of the worker, that build in
+//! the same rounds.
 //!
 //! `cargo run --release -p gateway-bench` (the README's performance section shows a run).
 
 mod procfs;
 mod proxies;
 mod report;
+mod shapes;
 mod tools;
 mod wrk;
+
+use std::path::PathBuf;
 
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 
-use crate::proxies::Proxy;
+use crate::proxies::{Build, Proxy};
 use crate::report::{Sample, Table};
+use crate::shapes::Shape;
 
 #[derive(Debug, Parser)]
 #[command(about = "Benchmark the gateway worker against nginx and HAProxy on this machine")]
@@ -41,6 +47,13 @@ struct Cli {
     /// Core the proxies run on; wrk and the upstream share the other one.
     #[arg(long, default_value_t = 1)]
     proxy_cpu: usize,
+    /// Request shapes, each measured in its own rounds (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "get")]
+    shapes: Vec<Shape>,
+    /// Another build of the data-plane binary (e.g. of the commit before a change), run in the
+    /// same rounds as this one.
+    #[arg(long)]
+    baseline_worker: Option<PathBuf>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -60,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
             &ports,
             cli.proxy_cpu,
             proxies::GatewayRoutes::One,
+            Build::Current,
         )
         .await?,
         proxies::start_gateway(
@@ -67,55 +81,76 @@ async fn main() -> anyhow::Result<()> {
             &ports,
             cli.proxy_cpu,
             proxies::GatewayRoutes::Many(cli.routes),
+            Build::Current,
         )
         .await?,
     ];
-    for proxy in &runners {
-        wrk::check_reachable(&proxy.url)
-            .with_context(|| format!("{} does not answer", proxy.name))?;
+    if let Some(baseline) = &cli.baseline_worker {
+        runners.push(
+            proxies::start_gateway(
+                dir.path(),
+                &ports,
+                cli.proxy_cpu,
+                proxies::GatewayRoutes::One,
+                Build::Baseline(baseline),
+            )
+            .await?,
+        );
     }
     let idle_rss = procfs::rss_kib(runners[2].pid)?;
     let loaded_rss = procfs::rss_kib(runners[3].pid)?;
 
-    let upstream_url = format!("http://127.0.0.1:{}/bench/hello", ports.upstream);
-    let mut table = Table::default();
-    let mut ceiling = Vec::new();
-    for round in 1..=cli.rounds {
-        // wrk straight to the upstream, on the same core: what the load side can do with no
-        // proxy in the way, an upper bound for every proxied run of the round.
-        let direct = wrk::run(
-            &upstream_url,
-            cli.connections,
-            Duration::from_secs(cli.duration),
-            load_cpu,
-        )?;
-        eprintln!(
-            "round {round} {:<26} {:.0} req/s",
-            "load side alone", direct.requests_per_second
-        );
-        ceiling.push(direct.requests_per_second);
-        for proxy in &mut runners {
-            let cpu_before = procfs::cpu_ticks(&proxy.cpu_pids)?;
-            let run = wrk::run(
-                &proxy.url,
+    for shape in &cli.shapes {
+        let script = shape.script(dir.path())?;
+        for proxy in &runners {
+            let url = format!("{}{}", proxy.base, shape.path());
+            wrk::check_reachable(&url, script.as_deref())
+                .with_context(|| format!("{} does not answer {shape:?}", proxy.name))?;
+        }
+        let upstream_url = format!("http://127.0.0.1:{}{}", ports.upstream, shape.path());
+        let mut table = Table::default();
+        let mut ceiling = Vec::new();
+        for round in 1..=cli.rounds {
+            // wrk straight to the upstream, on the same core: what the load side can do with no
+            // proxy in the way, an upper bound for every proxied run of the round.
+            let direct = wrk::run(
+                &upstream_url,
                 cli.connections,
                 Duration::from_secs(cli.duration),
                 load_cpu,
+                script.as_deref(),
             )?;
-            let cpu_ticks = procfs::cpu_ticks(&proxy.cpu_pids)? - cpu_before;
-            let sample = Sample::new(&run, cpu_ticks);
-            eprintln!("round {round} {:<26} {sample}", proxy.name);
-            table.add(&proxy.name, sample);
+            eprintln!(
+                "{shape:?} round {round} {:<28} {:.0} req/s",
+                "load side alone", direct.requests_per_second
+            );
+            ceiling.push(direct.requests_per_second);
+            for proxy in &mut runners {
+                let cpu_before = procfs::cpu_ticks(&proxy.cpu_pids)?;
+                let run = wrk::run(
+                    &format!("{}{}", proxy.base, shape.path()),
+                    cli.connections,
+                    Duration::from_secs(cli.duration),
+                    load_cpu,
+                    script.as_deref(),
+                )?;
+                let cpu_ticks = procfs::cpu_ticks(&proxy.cpu_pids)? - cpu_before;
+                let sample = Sample::new(&run, cpu_ticks);
+                eprintln!("{shape:?} round {round} {:<28} {sample}", proxy.name);
+                table.add(&proxy.name, sample);
+            }
         }
-    }
-    println!();
-    println!("{}", table.render("nginx"));
-    ceiling.sort_by(f64::total_cmp);
-    if let Some(median) = ceiling.get(ceiling.len() / 2) {
-        println!(
-            "load side alone (wrk straight to the upstream on CPU {load_cpu}): {median:.0} req/s; \
-             proxies close to it are held back by the load side, and their ratios say little"
-        );
+        println!();
+        println!("{}:", shape.describe());
+        println!();
+        println!("{}", table.render("nginx"));
+        ceiling.sort_by(f64::total_cmp);
+        if let Some(median) = ceiling.get(ceiling.len() / 2) {
+            println!(
+                "load side alone (wrk straight to the upstream on CPU {load_cpu}): {median:.0} req/s; \
+                 proxies close to it are held back by the load side, and their ratios say little"
+            );
+        }
     }
     println!(
         "gateway worker RSS: {:.1} MiB idle (1 route), {:.1} MiB with {} routes",

@@ -36,7 +36,8 @@ impl Ports {
 
 pub struct Proxy {
     pub name: String,
-    pub url: String,
+    /// `http://host:port`, to which each shape adds its path.
+    pub base: String,
     /// Processes whose CPU time counts as the proxy's.
     pub cpu_pids: Vec<u32>,
     /// The process whose memory is reported.
@@ -94,11 +95,20 @@ const FORWARDED_HAPROXY: &str = "  option forwardfor\n  \
      http-request add-header Via \"1.1 haproxy\"\n  \
      http-response add-header Via \"1.1 haproxy\"\n";
 
-/// The fixed fast upstream: nginx answering `ok` from memory.
+/// Size of the body of the `large` shape's response.
+pub const LARGE_BODY_BYTES: usize = 64 * 1024;
+
+/// The fixed fast upstream: nginx answering `ok` from memory (a request body is read and
+/// dropped), and a 64 KiB file for `/bench/large`.
 pub fn start_upstream(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Process> {
+    let large = dir.join("large.bin");
+    std::fs::write(&large, vec![b'x'; LARGE_BODY_BYTES])
+        .with_context(|| format!("write {}", large.display()))?;
     let block = format!(
-        "  server {{ listen 127.0.0.1:{}; location / {{ return 200 'ok\\n'; }} }}",
-        ports.upstream
+        "  server {{ listen 127.0.0.1:{}; location / {{ return 200 'ok\\n'; }} \
+         location = /bench/large {{ default_type application/octet-stream; alias {}; }} }}",
+        ports.upstream,
+        large.display()
     );
     nginx(dir, "upstream", cpu, &block)
 }
@@ -114,7 +124,7 @@ pub fn start_nginx(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Prox
     let pid = process.pid();
     Ok(Proxy {
         name: "nginx (1 worker)".into(),
-        url: format!("http://127.0.0.1:{}/bench/hello", ports.nginx),
+        base: format!("http://127.0.0.1:{}", ports.nginx),
         cpu_pids: vec![pid],
         pid,
         _processes: vec![process],
@@ -136,7 +146,7 @@ pub fn start_haproxy(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Pr
     let pid = process.pid();
     Ok(Proxy {
         name: "HAProxy (1 thread)".into(),
-        url: format!("http://127.0.0.1:{}/bench/hello", ports.haproxy),
+        base: format!("http://127.0.0.1:{}", ports.haproxy),
         cpu_pids: vec![pid],
         pid,
         _processes: vec![process],
@@ -148,17 +158,31 @@ pub enum GatewayRoutes {
     Many(usize),
 }
 
+/// Which build of the worker runs: this workspace's, or another one given by path (to compare
+/// a change with what it changes, in the same run).
+pub enum Build<'a> {
+    Current,
+    Baseline(&'a Path),
+}
+
 /// A control plane on SQLite (on the load core: it idles during the runs) and one worker thread.
 pub async fn start_gateway(
     dir: &Path,
     ports: &Ports,
     cpu: usize,
     routes: GatewayRoutes,
+    build: Build<'_>,
 ) -> anyhow::Result<Proxy> {
     let listen = ports.take_gateway();
-    let label = match routes {
-        GatewayRoutes::One => "gateway (1 thread)".to_owned(),
-        GatewayRoutes::Many(n) => format!("gateway, {n} routes"),
+    let label = match (&routes, &build) {
+        (GatewayRoutes::One, Build::Current) => "gateway (1 thread)".to_owned(),
+        (GatewayRoutes::Many(n), Build::Current) => format!("gateway, {n} routes"),
+        (GatewayRoutes::One, Build::Baseline(_)) => "baseline gateway (1 thread)".to_owned(),
+        (GatewayRoutes::Many(n), Build::Baseline(_)) => format!("baseline gateway, {n} routes"),
+    };
+    let worker_binary = match build {
+        Build::Current => binary("data-plane"),
+        Build::Baseline(path) => path.to_path_buf(),
     };
     let state = dir.join(format!("gateway-{listen}"));
     std::fs::create_dir_all(&state)?;
@@ -221,7 +245,7 @@ pub async fn start_gateway(
         "1".to_owned(),
         "--no-cache".to_owned(),
     ];
-    let mut worker = pinned(&label, cpu, &binary("data-plane"), &worker_args);
+    let mut worker = pinned(&label, cpu, &worker_binary, &worker_args);
     let status_addr = worker.wait_for("status listening on ", Duration::from_secs(30));
     let client = gateway_tests::http::client();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -239,7 +263,7 @@ pub async fn start_gateway(
     let pid = worker.pid();
     Ok(Proxy {
         name: label,
-        url: format!("http://127.0.0.1:{listen}/bench/hello"),
+        base: format!("http://127.0.0.1:{listen}"),
         cpu_pids: vec![pid],
         pid,
         _processes: vec![worker, control_plane],

@@ -1,5 +1,6 @@
 //! Runs wrk and reads its report.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -14,10 +15,13 @@ pub struct Run {
     pub errors: u64,
 }
 
-pub fn check_reachable(url: &str) -> anyhow::Result<()> {
-    let output = Command::new("wrk")
-        .args(["-t1", "-c1", "-d1s", url])
-        .output()?;
+pub fn check_reachable(url: &str, script: Option<&Path>) -> anyhow::Result<()> {
+    let mut command = Command::new("wrk");
+    command.args(["-t1", "-c1", "-d1s"]);
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let output = command.arg(url).output()?;
     let text = String::from_utf8_lossy(&output.stdout);
     let run = parse(&text)?;
     anyhow::ensure!(
@@ -27,15 +31,24 @@ pub fn check_reachable(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One run of wrk with one thread, pinned to `cpu`.
-pub fn run(url: &str, connections: u32, duration: Duration, cpu: usize) -> anyhow::Result<Run> {
-    let output = Command::new("taskset")
+/// One run of wrk with one thread, pinned to `cpu`, optionally with a Lua `script` that shapes
+/// the requests.
+pub fn run(
+    url: &str,
+    connections: u32,
+    duration: Duration,
+    cpu: usize,
+    script: Option<&Path>,
+) -> anyhow::Result<Run> {
+    let mut command = Command::new("taskset");
+    command
         .args(["-c", &cpu.to_string(), "wrk", "-t1", "--latency"])
         .arg(format!("-c{connections}"))
-        .arg(format!("-d{}s", duration.as_secs()))
-        .arg(url)
-        .output()
-        .context("run wrk")?;
+        .arg(format!("-d{}s", duration.as_secs()));
+    if let Some(script) = script {
+        command.arg("-s").arg(script);
+    }
+    let output = command.arg(url).output().context("run wrk")?;
     let text = String::from_utf8_lossy(&output.stdout);
     parse(&text).with_context(|| format!("unexpected wrk output:\n{text}"))
 }
