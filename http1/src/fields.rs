@@ -7,6 +7,10 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Version};
 
+// The per-field helpers of this module are `#[inline]`: they run for every field of every head on
+// both sides of the worker, and across the crate boundary the optimizer otherwise keeps them as
+// calls (measured: about 2 % of the instructions of a proxied request).
+
 /// Header fields parsed in place from one head, in either role: a request with more goes to
 /// hyper, which applies the configured limit; a response with more is refused. The same number
 /// as hyper's default, so that both paths of the worker agree.
@@ -27,6 +31,7 @@ pub(crate) enum FieldKind {
 }
 
 impl FieldKind {
+    #[inline]
     fn of(name: &[u8]) -> FieldKind {
         // The length picks the one candidate worth comparing.
         let (candidate, kind) = match name.len() {
@@ -60,6 +65,7 @@ pub struct FieldSpan {
 impl FieldSpan {
     /// The position of `field`, which httparse parsed from the head that starts at address
     /// `head_start` (taken before parsing, while the buffer is not yet borrowed).
+    #[inline]
     pub fn of(field: &httparse::Header<'_>, head_start: usize) -> FieldSpan {
         let name = field.name.as_ptr() as usize - head_start;
         let value = field.value.as_ptr() as usize - head_start;
@@ -84,6 +90,7 @@ impl FieldSpan {
 
     /// The field appended to `headers`, its value sharing `head`'s bytes; `None` when the name or
     /// the value is not valid.
+    #[inline]
     pub fn append_to(&self, head: &Bytes, headers: &mut HeaderMap) -> Option<()> {
         let name = HeaderName::from_bytes(self.name(head)).ok()?;
         let value = HeaderValue::from_maybe_shared(head.slice(self.value.0..self.value.1)).ok()?;
@@ -95,6 +102,7 @@ impl FieldSpan {
 /// Whether `value` is what `HeaderValue::to_str` accepts: visible ASCII, spaces and tabs. hyper
 /// reads list-valued fields (`Connection`, `TE`, `Transfer-Encoding`) only when they are, and both
 /// paths of the worker must read them alike.
+#[inline]
 pub(crate) fn is_visible_ascii(value: &[u8]) -> bool {
     value
         .iter()
@@ -103,6 +111,7 @@ pub(crate) fn is_visible_ascii(value: &[u8]) -> bool {
 
 /// The comma-separated elements of a list-valued field, trimmed; nothing for a value hyper would
 /// not read.
+#[inline]
 pub(crate) fn list_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     let readable = is_visible_ascii(value);
     value
@@ -120,6 +129,7 @@ pub struct ConnectionTokens {
 
 impl ConnectionTokens {
     /// Notes the tokens of one `Connection` value; a `close` anywhere wins over any `keep-alive`.
+    #[inline]
     pub fn read(&mut self, value: &[u8]) {
         for token in list_tokens(value) {
             self.close |= token.eq_ignore_ascii_case(b"close");
@@ -135,6 +145,7 @@ impl ConnectionTokens {
 }
 
 /// A Connection token that names no header of its own to remove.
+#[inline]
 pub fn is_plain_token(token: &[u8]) -> bool {
     token.is_empty()
         || token.eq_ignore_ascii_case(b"keep-alive")

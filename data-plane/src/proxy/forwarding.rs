@@ -42,20 +42,53 @@ pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
 /// Refuses a request without exactly one valid `Host` (RFC 9112 §3.2): HTTP/1.1 must send one,
 /// and no HTTP/1 request may send two or an invalid one. An absolute-form target names the host
 /// itself and wins over the field, which must still be there. HTTP/2 carries `:authority`,
-/// which hyper checks.
-pub fn check_host(version: Version, headers: &HeaderMap) -> Result<(), ProxyError> {
-    if version > Version::HTTP_11 {
-        return Ok(());
-    }
+/// which hyper checks. Returns the field, which the proxy needs next.
+pub fn check_host(
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<Option<&HeaderValue>, ProxyError> {
     let mut hosts = headers.get_all(HOST).iter();
-    match (hosts.next(), hosts.next()) {
+    let host = hosts.next();
+    if version > Version::HTTP_11 {
+        return Ok(host);
+    }
+    match (host, hosts.next()) {
         (None, _) if version == Version::HTTP_11 => Err(ProxyError::BadHost),
-        (None, _) => Ok(()),
         (Some(_), Some(_)) => Err(ProxyError::BadHost),
-        (Some(host), None) if is_valid_host(host.as_bytes()) => Ok(()),
-        (Some(_), None) => Err(ProxyError::BadHost),
+        (Some(value), None) if !is_valid_host(value.as_bytes()) => Err(ProxyError::BadHost),
+        (host, _) => Ok(host),
     }
 }
+
+/// The bytes of a `reg-name` or an IPv4 address (RFC 3986 §3.2.2): unreserved and sub-delims;
+/// `%` starts an escape, checked on its own.
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        byte += 1;
+    }
+    table
+};
 
 /// `uri-host [":" port]` of RFC 3986, or empty (the value a request whose target has no
 /// authority sends).
@@ -83,24 +116,20 @@ fn is_valid_host(value: &[u8]) -> bool {
             None => (value, &[][..]),
         }
     };
-    let port_ok = port.iter().all(u8::is_ascii_digit);
-    let mut host_ok = true;
-    let mut at = 0;
-    while let Some(b) = host.get(at) {
-        host_ok &= match b {
-            b'%' => {
-                let escape = host.get(at + 1..at + 3);
-                at += 2;
-                escape.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
-            }
-            b if b.is_ascii_alphanumeric() => true,
-            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+'
-            | b',' | b';' | b'=' => true,
-            _ => false,
-        };
-        at += 1;
+    if !port.iter().all(u8::is_ascii_digit) {
+        return false;
     }
-    port_ok && host_ok
+    let mut rest = host;
+    while let Some((&b, after)) = rest.split_first() {
+        rest = match (b, after) {
+            (b'%', [hi, lo, after @ ..]) if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit() => {
+                after
+            }
+            _ if REG_NAME[usize::from(b)] => after,
+            _ => return false,
+        };
+    }
+    true
 }
 
 /// Whether `name` is one of the hop-by-hop headers every message loses.
@@ -340,7 +369,12 @@ mod tests {
             "a-b_c~d%41:",
             "",
         ] {
-            assert_eq!(check_host(v11, &map(&[("host", good)])), Ok(()), "{good:?}");
+            let headers = map(&[("host", good)]);
+            assert_eq!(
+                check_host(v11, &headers).map(|h| h.map(HeaderValue::as_bytes)),
+                Ok(Some(good.as_bytes())),
+                "{good:?}"
+            );
         }
         for bad in [
             "exa mple.com",
@@ -360,14 +394,14 @@ mod tests {
             );
         }
         assert_eq!(check_host(v11, &HeaderMap::new()), Err(ProxyError::BadHost));
-        assert_eq!(check_host(Version::HTTP_10, &HeaderMap::new()), Ok(()));
+        assert_eq!(check_host(Version::HTTP_10, &HeaderMap::new()), Ok(None));
         let twice = map(&[("host", "a.test"), ("host", "a.test")]);
         assert_eq!(check_host(v11, &twice), Err(ProxyError::BadHost));
         assert_eq!(
             check_host(Version::HTTP_10, &twice),
             Err(ProxyError::BadHost)
         );
-        assert_eq!(check_host(Version::HTTP_2, &HeaderMap::new()), Ok(()));
+        assert_eq!(check_host(Version::HTTP_2, &HeaderMap::new()), Ok(None));
     }
 
     #[test]

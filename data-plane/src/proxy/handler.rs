@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{CONNECTION, HOST, HeaderValue, UPGRADE};
+use http::header::{CONNECTION, HeaderValue, UPGRADE};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::Either;
 use ipnet::IpNet;
@@ -111,14 +111,14 @@ impl Proxy {
         peer: &Peer,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         check_framing(request.headers())?;
-        check_host(request.version(), request.headers())?;
+        let host_field = check_host(request.version(), request.headers())?.cloned();
         let upgrade =
             upgrade_protocol(&request).map(|protocol| (protocol, hyper::upgrade::on(&mut request)));
         let (mut parts, body) = request.into_parts();
         // HTTP/2 and absolute-form requests carry the host in the URI, which then wins over Host.
         let original_host = match parts.uri.authority() {
             Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
-            None => parts.headers.get(HOST).cloned(),
+            None => host_field,
         };
         let filters: Option<Arc<RouteFilters>>;
         let (upstream, preserve_host, path, policy) = {
