@@ -275,7 +275,10 @@ mod tests {
 
     fn served(state: &State) -> (u64, usize) {
         let current = state.current().unwrap();
-        (current.revision, current.upstreams[0].targets().len())
+        (
+            current.revision,
+            current.upstreams[0].runtime().targets().len(),
+        )
     }
 
     fn nack(message: v1::WorkerMessage) -> v1::Nack {

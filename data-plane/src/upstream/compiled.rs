@@ -7,7 +7,7 @@ use std::sync::Arc;
 use gateway_config::Upstream;
 
 use super::registry::Registry;
-use super::runtime::{Choice, RuntimeTarget, UpstreamError, UpstreamRuntime};
+use super::runtime::{UpstreamError, UpstreamRuntime};
 
 /// Cheap to clone: the runtime state is shared.
 #[derive(Debug, Clone)]
@@ -27,19 +27,6 @@ impl CompiledUpstream {
 
     pub fn runtime(&self) -> &Arc<UpstreamRuntime> {
         &self.runtime
-    }
-
-    /// A target for a request without a hash key, avoiding unhealthy ones when possible.
-    pub fn pick(&self) -> &RuntimeTarget {
-        let targets = self.runtime.targets();
-        match self.runtime.choose(None, 0) {
-            Choice::Target(index) => targets.get(index).unwrap_or(&targets[0]),
-            Choice::NoHealthyTarget => &targets[0],
-        }
-    }
-
-    pub fn targets(&self) -> &[RuntimeTarget] {
-        self.runtime.targets()
     }
 }
 
@@ -73,10 +60,11 @@ mod tests {
             &upstream(&[("10.0.0.1:80", 1), ("[::1]:8080", 1)]),
         )
         .unwrap();
-        assert_eq!(u.targets().len(), 2);
-        assert_eq!(u.targets()[1].host_header, "[::1]:8080");
-        let a = u.pick().authority.clone();
-        let b = u.pick().authority.clone();
+        let runtime = u.runtime();
+        assert_eq!(runtime.targets().len(), 2);
+        assert_eq!(runtime.targets()[1].host_header, "[::1]:8080");
+        let a = runtime.choose(None, 0);
+        let b = runtime.choose(None, 0);
         assert_ne!(a, b);
     }
 
