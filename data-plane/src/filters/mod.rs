@@ -8,10 +8,11 @@
 //!
 //! 1. [`answer`]: a redirect or a fixed response, right after routing; the request goes no
 //!    further.
-//! 2. [`mirror`]: whether a copy of the request (as the client sent it, without its body) goes
+//! 2. [`rewrite`]: the path the upstream gets (`strip_prefix`, then `rewrite`; a path that cannot
+//!    be rewritten is a 400 before anything is sent) and its `Host` (`preserve_host`, then
+//!    `host_rewrite`).
+//! 3. [`mirror`]: whether a copy of the request (as the client sent it, without its body) goes
 //!    to the mirror upstream.
-//! 3. [`rewrite`]: the path the upstream gets (`strip_prefix`, then `rewrite`) and its `Host`
-//!    (`preserve_host`, then `host_rewrite`).
 //! 4. The proxy's own forwarding rules (hop-by-hop headers, `Via`, `X-Forwarded-*`), which are
 //!    not filters: they hold for every route.
 //! 5. [`headers`] on the request: the route's header edits, last, so they may override step 4.
@@ -109,7 +110,7 @@ impl RouteFilters {
         Flow::Respond(response)
     }
 
-    /// Step 2: the upstream index this request is copied to, if any.
+    /// Step 3: the upstream index this request is copied to, if any.
     pub fn mirror(&self) -> Option<usize> {
         self.mirror.as_ref()?.draw()
     }
