@@ -2,21 +2,33 @@
 //! control plane and the worker, so a worker can prove it serves exactly what was committed.
 //!
 //! Each entity is hashed on its own (SHA-256 of its canonical JSON: fields in declaration order,
-//! no whitespace), and the digest is the hex SHA-256 of those entity hashes, upstreams then
-//! routes, each in name order and preceded by their count. A holder that keeps every entity's
-//! hash (see [`entity_hash`]) digests a changed config by hashing 32 bytes per entity instead of
-//! serializing the whole config again.
+//! no whitespace). Names are unique within a kind and part of each entity's JSON, so the set of
+//! a kind's entity hashes stands for its entities. Each kind's hashes fall into
+//! [`BUCKETS`] buckets by their leading bits; a bucket's digest is the SHA-256 of its hashes in
+//! ascending order (all zeroes for an empty bucket), and the config digest is the hex SHA-256 of
+//! a layout marker, then for upstreams and for routes their count and every bucket digest.
+//!
+//! A holder of a [`DigestState`] updates the digest after a change by rehashing the one bucket
+//! the entity falls in and the bucket digests above it: a few kilobytes, whatever the size of
+//! the config, and cloning the state shares every bucket.
+
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::model::Config;
+use crate::validate::Kind;
 
 /// SHA-256 of one entity's canonical JSON.
 pub type EntityHash = [u8; 32];
 
 /// Marks the digest's layout, so that a digest computed another way can never collide with it.
-const LAYOUT: &[u8] = b"gateway config digest v2\n";
+const LAYOUT: &[u8] = b"gateway config digest v3\n";
+
+/// Buckets per kind: enough that a bucket of a 100,000-entity config holds about a hundred
+/// hashes, few enough that the digest over them stays small (64 KiB for both kinds).
+pub const BUCKETS: usize = 1024;
 
 /// Hex digest of `config`.
 pub fn digest(config: &Config) -> String {
@@ -32,23 +44,125 @@ pub fn entity_hash(entity: &impl Serialize) -> EntityHash {
     Sha256::digest(&json).into()
 }
 
-/// The digest of a config given each entity's [`entity_hash`], upstreams and routes each in
-/// name order; equal to [`digest`] of that config.
+/// The digest of a config given each entity's [`entity_hash`], in any order; equal to
+/// [`digest`] of that config.
 pub fn digest_of_parts<'a>(
-    upstreams: impl IntoIterator<Item = &'a EntityHash, IntoIter: ExactSizeIterator>,
-    routes: impl IntoIterator<Item = &'a EntityHash, IntoIter: ExactSizeIterator>,
+    upstreams: impl IntoIterator<Item = &'a EntityHash>,
+    routes: impl IntoIterator<Item = &'a EntityHash>,
 ) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(LAYOUT);
-    hash_list(&mut hasher, upstreams.into_iter());
-    hash_list(&mut hasher, routes.into_iter());
-    hex::encode(hasher.finalize())
+    let mut state = DigestState::default();
+    for hash in upstreams {
+        state.insert(Kind::Upstream, *hash);
+    }
+    for hash in routes {
+        state.insert(Kind::Route, *hash);
+    }
+    state.digest()
 }
 
-fn hash_list<'a>(hasher: &mut Sha256, list: impl ExactSizeIterator<Item = &'a EntityHash>) {
-    hasher.update((list.len() as u64).to_be_bytes());
-    for hash in list {
-        hasher.update(hash);
+/// The digest's inputs, kept so that a change costs one bucket; cheap to clone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestState {
+    upstreams: KindBuckets,
+    routes: KindBuckets,
+}
+
+impl DigestState {
+    /// Adds an entity's hash.
+    pub fn insert(&mut self, kind: Kind, hash: EntityHash) {
+        self.kind_mut(kind).insert(hash);
+    }
+
+    /// Removes an entity's hash; returns whether it was there.
+    pub fn remove(&mut self, kind: Kind, hash: &EntityHash) -> bool {
+        self.kind_mut(kind).remove(hash)
+    }
+
+    /// The hex digest, equal to [`digest`] of the config whose hashes were inserted.
+    pub fn digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(LAYOUT);
+        self.upstreams.feed(&mut hasher);
+        self.routes.feed(&mut hasher);
+        hex::encode(hasher.finalize())
+    }
+
+    fn kind_mut(&mut self, kind: Kind) -> &mut KindBuckets {
+        match kind {
+            Kind::Upstream => &mut self.upstreams,
+            Kind::Route => &mut self.routes,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KindBuckets {
+    count: u64,
+    buckets: Vec<Arc<Bucket>>,
+}
+
+impl Default for KindBuckets {
+    fn default() -> Self {
+        let empty = Arc::new(Bucket::default());
+        KindBuckets {
+            count: 0,
+            buckets: vec![empty; BUCKETS],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Bucket {
+    /// Ascending.
+    hashes: Vec<EntityHash>,
+    digest: [u8; 32],
+}
+
+impl Bucket {
+    fn rehash(&mut self) {
+        self.digest = if self.hashes.is_empty() {
+            [0; 32]
+        } else {
+            let mut hasher = Sha256::new();
+            for hash in &self.hashes {
+                hasher.update(hash);
+            }
+            hasher.finalize().into()
+        };
+    }
+}
+
+fn bucket_of(hash: &EntityHash) -> usize {
+    (usize::from(hash[0]) << 2 | usize::from(hash[1] >> 6)) % BUCKETS
+}
+
+impl KindBuckets {
+    fn insert(&mut self, hash: EntityHash) {
+        let bucket = Arc::make_mut(&mut self.buckets[bucket_of(&hash)]);
+        if let Err(at) = bucket.hashes.binary_search(&hash) {
+            bucket.hashes.insert(at, hash);
+            bucket.rehash();
+            self.count += 1;
+        }
+    }
+
+    fn remove(&mut self, hash: &EntityHash) -> bool {
+        let slot = &mut self.buckets[bucket_of(hash)];
+        let Ok(at) = slot.hashes.binary_search(hash) else {
+            return false;
+        };
+        let bucket = Arc::make_mut(slot);
+        bucket.hashes.remove(at);
+        bucket.rehash();
+        self.count -= 1;
+        true
+    }
+
+    fn feed(&self, hasher: &mut Sha256) {
+        hasher.update(self.count.to_be_bytes());
+        for bucket in &self.buckets {
+            hasher.update(bucket.digest);
+        }
     }
 }
 
@@ -106,6 +220,17 @@ mod tests {
             base,
             digest_of_parts(&[entity_hash(&upstream("a"))], &[entity_hash(&route("r"))])
         );
+
+        // Kept incrementally, the digest follows every insertion and removal, in any order.
+        let mut state = DigestState::default();
+        state.insert(Kind::Route, entity_hash(&route("r")));
+        let mut extra = upstream("x");
+        extra.targets[0].weight = 9;
+        state.insert(Kind::Upstream, entity_hash(&extra));
+        state.insert(Kind::Upstream, entity_hash(&upstream("a")));
+        assert!(state.remove(Kind::Upstream, &entity_hash(&extra)));
+        assert!(!state.remove(Kind::Upstream, &entity_hash(&extra)));
+        assert_eq!(state.digest(), base);
 
         let mut changed = config.clone();
         changed.routes.get_mut("r").unwrap().priority = 1;

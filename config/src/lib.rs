@@ -12,7 +12,7 @@ mod validate;
 mod wire;
 
 pub use diff::{Change, Op};
-pub use digest::{EntityHash, digest, digest_of_parts, entity_hash};
+pub use digest::{DigestState, EntityHash, digest, digest_of_parts, entity_hash};
 pub use model::{
     ActiveHealthCheck, AllUnhealthy, CircuitBreaker, HashOn, HealthCheck, PassiveHealthCheck,
     Protocol, UpstreamTimeouts, UpstreamTls,
@@ -23,6 +23,7 @@ pub use model::{
 pub use model::{
     DirectResponse, HeaderMatch, HeaderTransform, Mirror, QueryMatch, Redirect, Rewrite, Sticky,
 };
+pub use validate::limits;
 pub use validate::{ErrorKind, FieldError, Kind, ValidationErrors, validate_name};
-pub use validate::{REGEX_SIZE_LIMIT, compile_full_match};
+pub use validate::{REGEX_SIZE_LIMIT, compile_full_match, expansion_budget_error};
 pub use wire::{WireError, config_from_resources, resources_from_config};

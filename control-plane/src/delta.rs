@@ -1,17 +1,20 @@
 //! Delta pushes: only the entities that changed between a worker's revision and the latest.
 //!
-//! Many workers usually sit on the same base revision, so each distinct (base, target) delta is
+//! A delta is built from the set of entities that changed between the two revisions (known from
+//! the recent snapshots, or read from the history), never by comparing whole configs. Many
+//! workers usually sit on the same base revision, so each distinct (base, target) delta is
 //! built once and shared; a new latest revision makes every cached delta obsolete.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use gateway_config::{Config, Kind};
+use gateway_config::{Kind, Route, Upstream};
 use gateway_proto::v1;
 use tokio::sync::OnceCell;
 
 use crate::snapshot::Snapshot;
+use crate::store::{Entity, Key};
 
 /// A delta push and the digest the worker must report for its base, or it gets a full push.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,37 +23,29 @@ pub struct Delta {
     pub push: v1::ConfigPush,
 }
 
-/// The push that turns `base` (the config at `base_revision`) into `target`.
-pub fn build(base_revision: u64, base: &Config, base_digest: &str, target: &Snapshot) -> Delta {
-    let latest = &target.config;
+/// The push that turns the config at `base_revision` (digest `base_digest`) into `target`,
+/// given every entity that differs between the two: those `target` has are sent, the others
+/// removed. It costs in proportion to the change, not to the config.
+pub fn build<'a>(
+    base_revision: u64,
+    base_digest: &str,
+    changed: impl IntoIterator<Item = &'a Key>,
+    target: &Snapshot,
+) -> Delta {
+    let latest = &target.state;
     let mut upserts = Vec::new();
     let mut removals = Vec::new();
-    for (name, upstream) in &latest.upstreams {
-        if base.upstreams.get(name) != Some(upstream) {
-            upserts.push(v1::Resource {
-                resource: Some(v1::resource::Resource::Upstream(upstream.into())),
-            });
-        }
-    }
-    for (name, route) in &latest.routes {
-        if base.routes.get(name) != Some(route) {
-            upserts.push(v1::Resource {
-                resource: Some(v1::resource::Resource::Route(route.into())),
-            });
-        }
-    }
-    let removed = |kind: Kind, name: &String| v1::ResourceKey {
-        kind: v1::Kind::from(kind).into(),
-        name: name.clone(),
-    };
-    for name in base.upstreams.keys() {
-        if !latest.upstreams.contains_key(name) {
-            removals.push(removed(Kind::Upstream, name));
-        }
-    }
-    for name in base.routes.keys() {
-        if !latest.routes.contains_key(name) {
-            removals.push(removed(Kind::Route, name));
+    for (kind, name) in changed {
+        let resource = match kind {
+            Kind::Upstream => latest.get::<Upstream>(name).map(|s| s.entity.resource()),
+            Kind::Route => latest.get::<Route>(name).map(|s| s.entity.resource()),
+        };
+        match resource {
+            Some(resource) => upserts.push(resource),
+            None => removals.push(v1::ResourceKey {
+                kind: v1::Kind::from(*kind).into(),
+                name: name.clone(),
+            }),
         }
     }
     Delta {
@@ -124,6 +119,8 @@ mod tests {
 
     use super::*;
 
+    use gateway_config::Config;
+
     fn config(json: &str) -> Config {
         serde_json::from_str(json).unwrap()
     }
@@ -144,7 +141,12 @@ mod tests {
                 "routes": [{"name": "r", "backends": [{"upstream": "a"}]}]}"#,
         );
         let target = snapshot(7, next.clone());
-        let delta = build(3, &base, "d3", &target);
+        let changed: Vec<Key> = base
+            .diff(&next)
+            .into_iter()
+            .map(|change| (change.kind, change.name))
+            .collect();
+        let delta = build(3, "d3", &changed, &target);
         assert_eq!(delta.push.base_revision, 3);
         assert_eq!(delta.push.revision, 7);
         assert_eq!(delta.push.upserts.len(), 2);
@@ -166,7 +168,7 @@ mod tests {
             let delta = cache
                 .get_or_build(1, 2, || async {
                     builds.fetch_add(1, Ordering::SeqCst);
-                    Some(build(1, &Config::default(), "d", &target))
+                    Some(build(1, "d", &[], &target))
                 })
                 .await;
             assert!(delta.is_some());

@@ -4,10 +4,11 @@
 //! another replica reach this one through Postgres NOTIFY (a LISTEN task wakes the loader at once)
 //! and, as a fallback and on SQLite, a poll of `revision_head` every second.
 //!
-//! The hub also keeps the last few snapshots, so that deltas to recent revisions need no
-//! database read, and the deltas built from them.
+//! The hub also keeps the last few snapshots (sharing their entities), so that deltas from recent
+//! revisions are built from what each revision changed, with no database read, and the deltas
+//! built from them.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::delta::DeltaCache;
 use crate::snapshot::Snapshot;
-use crate::store::Store;
+use crate::store::{Key, Store};
 
 /// How often the database is asked whether the revision moved.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -43,6 +44,23 @@ impl SnapshotHub {
             recent: Arc::new(Mutex::new(VecDeque::from([initial]))),
             deltas: Arc::new(DeltaCache::default()),
             wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Every entity that differs between revision `base` and `target`, when the recent snapshots
+    /// chain back to `base`; None otherwise.
+    pub fn changed_between(&self, base: u64, target: &Snapshot) -> Option<BTreeSet<Key>> {
+        let mut keys = BTreeSet::new();
+        let (mut since, mut changed) = target.changed.clone()?;
+        loop {
+            keys.extend(changed.iter().cloned());
+            if since == base {
+                return Some(keys);
+            }
+            if since < base {
+                return None;
+            }
+            (since, changed) = self.recent(since)?.changed.clone()?;
         }
     }
 
@@ -84,7 +102,9 @@ impl SnapshotHub {
                 .recent
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            recent.push_back(snapshot.clone());
+            // Kept as a delta base only: its full push, if any is built, stays with the
+            // current snapshot and goes when the streams move past it.
+            recent.push_back(Arc::new(snapshot.without_push()));
             while recent.len() > RECENT {
                 recent.pop_front();
             }
@@ -164,9 +184,9 @@ impl SnapshotHub {
             if u64::try_from(head).unwrap_or(0) <= self.current().revision {
                 continue;
             }
-            match store.latest_config().await {
+            match store.catch_up(&self.current().state).await {
                 Ok(latest) => {
-                    let revision = latest.revision;
+                    let revision = latest.state.revision;
                     if self.publish(latest.into()) {
                         tracing::info!(revision, "loaded a revision committed elsewhere");
                     }
@@ -199,8 +219,8 @@ mod tests {
         assert!(hub.recent(4).is_none());
     }
 
-    #[test]
-    fn revisions_only_move_forward() {
+    #[tokio::test]
+    async fn revisions_only_move_forward() {
         let hub = SnapshotHub::new(snapshot(0));
         let mut rx = hub.subscribe();
         assert!(hub.publish(snapshot(2)));
@@ -208,8 +228,9 @@ mod tests {
         assert!(!hub.publish(snapshot(2)));
         assert!(rx.has_changed().unwrap());
         assert_eq!(rx.borrow_and_update().revision, 2);
-        assert_eq!(hub.current().push.revision, 2);
-        assert_eq!(hub.current().push.base_revision, 0);
-        assert_eq!(hub.current().push.committed_at_unix_ms, 7);
+        let push = hub.current().full_push().await;
+        assert_eq!(push.revision, 2);
+        assert_eq!(push.base_revision, 0);
+        assert_eq!(push.committed_at_unix_ms, 7);
     }
 }

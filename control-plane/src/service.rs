@@ -16,7 +16,7 @@ use gateway_config::{Change as ConfigChange, Config};
 use crate::hub::SnapshotHub;
 use crate::snapshot::Snapshot;
 use crate::store::{
-    Applied, Change, Entity, LatestConfig, Record, Store, StoreError, WriteOptions, WriteOutcome,
+    Advance, Applied, Change, Entity, Record, Store, StoreError, WriteOptions, WriteOutcome,
 };
 
 /// How long a read waits for the database before it counts as down (and the admin API answers
@@ -81,16 +81,28 @@ pub struct ConfigStored {
     pub changes: Vec<ConfigChange>,
 }
 
+/// A whole-config write (declarative apply, rollback) writes every entity it changes, so it
+/// gets longer than a one-entity write before it counts as the database being down.
+pub const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Commits changes and publishes them; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ConfigService {
     store: Store,
     hub: SnapshotHub,
+    /// Writers of this replica take turns here rather than on the database's revision lock:
+    /// each starts from the state the previous one published, so none reads the config from
+    /// the database, and waiting writers hold no database connection.
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl ConfigService {
     pub fn new(store: Store, hub: SnapshotHub) -> Self {
-        ConfigService { store, hub }
+        ConfigService {
+            store,
+            hub,
+            turn: Arc::new(tokio::sync::Mutex::new(())),
+        }
     }
 
     /// The database, for reads.
@@ -109,20 +121,25 @@ impl ConfigService {
         change: Change<T>,
         options: &WriteOptions,
     ) -> Result<Written<EntityStored<T>>, StoreError> {
-        let outcome: WriteOutcome<T> =
-            within(WRITE_TIMEOUT, self.store.write_with(change, options)).await?;
+        let outcome: WriteOutcome<T> = within(WRITE_TIMEOUT, async {
+            let _turn = self.turn.lock().await;
+            let base = self.hub.current();
+            let outcome = self.store.write_with(&base.state, change, options).await?;
+            // Published before the next writer's turn, so that it starts from this revision.
+            self.publish(&outcome.latest, options);
+            Ok(outcome)
+        })
+        .await?;
         let (revision, created, record) = (outcome.revision, outcome.created, outcome.record);
-        Ok(self.conclude(
-            outcome.dry_run,
-            revision,
-            outcome.changes,
-            outcome.latest,
-            |_| EntityStored {
-                revision,
-                created,
-                record,
-            },
-        ))
+        Ok(
+            self.conclude(outcome.dry_run, revision, outcome.changes, |_| {
+                EntityStored {
+                    revision,
+                    created,
+                    record,
+                }
+            }),
+        )
     }
 
     /// Makes the config equal `desired` (a declarative apply), as one revision.
@@ -151,41 +168,48 @@ impl ConfigService {
         message: &str,
         options: &WriteOptions,
     ) -> Result<Written<ConfigStored>, StoreError> {
-        let applied: Applied = within(
-            WRITE_TIMEOUT,
-            self.store.apply_config(desired, message, options),
-        )
+        let applied: Applied = within(APPLY_TIMEOUT, async {
+            let _turn = self.turn.lock().await;
+            let base = self.hub.current();
+            let applied = self
+                .store
+                .apply_config_on(&base.state, desired, message, options)
+                .await?;
+            self.publish(&applied.latest, options);
+            Ok(applied)
+        })
         .await?;
         let (revision, changed) = (applied.revision, applied.changed);
-        Ok(self.conclude(
-            applied.dry_run,
-            revision,
-            applied.changes,
-            applied.latest,
-            |changes| ConfigStored {
-                revision,
-                changed,
-                changes,
-            },
-        ))
+        Ok(
+            self.conclude(applied.dry_run, revision, applied.changes, |changes| {
+                ConfigStored {
+                    revision,
+                    changed,
+                    changes,
+                }
+            }),
+        )
     }
 
-    /// How every write ends: a dry run answers with what it would change; anything else is
-    /// published, unless it made no revision (`latest` is None), which leaves the workers with
-    /// nothing new.
+    /// Hands a committed revision to this replica's workers; a dry run or a write that made no
+    /// revision (`latest` is None) leaves them with nothing new.
+    fn publish(&self, latest: &Option<Advance>, options: &WriteOptions) {
+        if let (false, Some(latest)) = (options.dry_run, latest) {
+            self.hub.publish(latest.clone().into());
+        }
+    }
+
+    /// How every write ends: a dry run answers with what it would change, anything else with
+    /// what was stored.
     fn conclude<T>(
         &self,
         dry_run: bool,
         revision: i64,
         changes: Vec<ConfigChange>,
-        latest: Option<LatestConfig>,
         stored: impl FnOnce(Vec<ConfigChange>) -> T,
     ) -> Written<T> {
         if dry_run {
             return Written::DryRun { revision, changes };
-        }
-        if let Some(latest) = latest {
-            self.hub.publish(latest.into());
         }
         Written::Stored(stored(changes))
     }

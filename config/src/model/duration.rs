@@ -1,4 +1,8 @@
 //! Durations as people write them in config files: `250ms`, `5s`, `1m 30s`.
+//!
+//! Any `humantime` text parses, so that a stored document always loads; validation then takes
+//! only what the wire carries exactly, whole milliseconds up to a bound (see
+//! `validate::fields::check_duration`), so that a worker rebuilds the very same value.
 
 use std::fmt;
 use std::str::FromStr;
@@ -18,8 +22,14 @@ impl Duration {
         self.0
     }
 
+    /// Whole milliseconds, saturating; what the wire carries.
     pub fn as_millis(self) -> u64 {
         u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether the duration is a whole number of milliseconds, the wire's unit.
+    pub fn is_whole_millis(self) -> bool {
+        self.0.subsec_nanos().is_multiple_of(1_000_000)
     }
 }
 
@@ -60,8 +70,9 @@ impl utoipa::PartialSchema for Duration {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .description(Some(
-                "A duration in `humantime` syntax: numbers with units (ns, us, ms, s, m, h, d, w, \
-                 M, y, or their long forms), e.g. `250ms`, `5s`, `1.5s`, `1m 30s`.",
+                "A duration in `humantime` syntax: numbers with units (ms, s, m, h, d, w, or \
+                 their long forms), e.g. `250ms`, `5s`, `1.5s`, `1m 30s`. It must be a whole \
+                 number of milliseconds, and at most 7 days.",
             ))
             // Every duration the API writes matches, and most that it reads: a hint for
             // generated clients, not the whole grammar (which the server checks).

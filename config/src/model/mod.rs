@@ -38,6 +38,16 @@ pub struct Config {
     pub routes: BTreeMap<String, Route>,
 }
 
+impl Config {
+    /// Entries the routes of this config make in every worker's route table: the sum of
+    /// [`Route::expansion`].
+    pub fn expansion(&self) -> u64 {
+        self.routes
+            .values()
+            .fold(0u64, |total, route| total.saturating_add(route.expansion()))
+    }
+}
+
 /// Entities that are stored in a map keyed by their own name.
 pub trait Named {
     fn name(&self) -> &str;

@@ -93,6 +93,16 @@ pub struct Route {
     pub created_at_unix_ms: i64,
 }
 
+impl Route {
+    /// Entries this route adds to every worker's route table: one per host × path, where no
+    /// hosts (any host) and no paths (any path) each count as one.
+    pub fn expansion(&self) -> u64 {
+        let hosts = u64::try_from(self.hosts.len().max(1)).unwrap_or(u64::MAX);
+        let paths = u64::try_from(self.paths.len().max(1)).unwrap_or(u64::MAX);
+        hosts.saturating_mul(paths)
+    }
+}
+
 /// A path condition. A prefix is segment-aware: `/api` matches `/api` and `/api/x`, never `/apix`.
 /// A regex must match the whole path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,15 +5,23 @@
 
 use crate::model::Config;
 
+#[cfg(test)]
+mod duration_tests;
 mod error;
 mod fields;
+#[cfg(test)]
+mod limit_tests;
+pub mod limits;
 mod policy;
 mod route;
 mod upstream;
 
 pub use error::{ErrorKind, FieldError, Kind, ValidationErrors};
 pub use fields::validate_name;
-pub use route::{REGEX_SIZE_LIMIT, compile_full_match};
+pub use limits::REGEX_SIZE_LIMIT;
+pub use route::compile_full_match;
+
+use limits::MAX_CONFIG_EXPANSION;
 
 #[cfg(test)]
 use upstream::parse_address;
@@ -46,6 +54,18 @@ impl Config {
                 errors.push(key_mismatch(Kind::Route, key, &route.name));
             }
             route.reference_errors(|name| self.upstreams.contains_key(name), &mut errors);
+        }
+        // Named on the route whose entries are the most (the first in name order among equals):
+        // the one whose trimming helps the most.
+        let largest = self
+            .routes
+            .values()
+            .rev()
+            .max_by_key(|route| route.expansion());
+        if let Some(largest) = largest
+            && let Some(error) = expansion_budget_error(self.expansion(), &largest.name)
+        {
+            errors.push(error);
         }
         ValidationErrors(errors).into_result()
     }
@@ -81,6 +101,27 @@ impl Config {
         }
         references
     }
+}
+
+/// The error for a config whose routes make `total` route table entries (the sum of
+/// [`Route::expansion`](crate::Route::expansion) over its routes) when that is over
+/// [`MAX_CONFIG_EXPANSION`], reported on route `route` (the route just written, or the largest).
+///
+/// Constant time, so that a writer can keep the total as a running sum (minus the old entity's
+/// expansion, plus the new one's) and check it after each change instead of walking every route;
+/// a change that removes a route or makes one smaller cannot push a total that was within the
+/// budget over it. [`Config::validate`] makes the same check from the routes themselves.
+pub fn expansion_budget_error(total: u64, route: &str) -> Option<FieldError> {
+    (total > MAX_CONFIG_EXPANSION).then(|| FieldError {
+        kind: Kind::Route,
+        name: route.to_owned(),
+        field: "paths".into(),
+        message: format!(
+            "the routes of the config would make {total} route table entries (hosts × paths of \
+             each route, summed); at most {MAX_CONFIG_EXPANSION} are allowed"
+        ),
+        error: ErrorKind::Invalid,
+    })
 }
 
 fn key_mismatch(kind: Kind, key: &str, name: &str) -> FieldError {

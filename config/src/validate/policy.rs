@@ -2,16 +2,13 @@
 //! breaker limits.
 
 use super::error::Report;
-use crate::model::{
-    ActiveHealthCheck, CircuitBreaker, Duration, PassiveHealthCheck, Retries, UpstreamTimeouts,
+use super::fields::{Floor, Query, check_duration, check_request_path, within_count};
+use super::limits::{
+    MAX_EXPECTED_STATUSES, MAX_RETRY_ATTEMPTS, MAX_THRESHOLD, MIN_PROBE_INTERVAL_MS,
 };
-
-/// More tries than this only multiply the load on a failing upstream.
-const MAX_RETRY_ATTEMPTS: u32 = 10;
-/// Probing more often than this is load, not information.
-const MIN_PROBE_INTERVAL_MS: u64 = 100;
-/// Upper bound of the probe thresholds and of `consecutive_failures`.
-const MAX_THRESHOLD: u32 = 1_000;
+use crate::model::{
+    ActiveHealthCheck, CircuitBreaker, PassiveHealthCheck, Retries, UpstreamTimeouts,
+};
 
 impl Retries {
     pub(crate) fn collect_errors(&self, report: &mut Report<'_>) {
@@ -21,34 +18,43 @@ impl Retries {
                 format!("must be at most {MAX_RETRY_ATTEMPTS}"),
             );
         }
-        if self.per_try_timeout.is_some_and(|t| t.as_std().is_zero()) {
-            report.invalid("retries.per_try_timeout", "must be above 0");
+        // Each condition once, which also bounds the list.
+        for (i, on) in self.on.iter().enumerate() {
+            if self.on[..i].contains(on) {
+                report.invalid(format!("retries.on[{i}]"), "is listed twice");
+            }
+        }
+        if let Some(per_try) = self.per_try_timeout {
+            check_duration(per_try, "retries.per_try_timeout", Floor::AboveZero, report);
+        }
+        // No wait between tries is a choice, so zero is fine here.
+        if let Some(backoff) = self.backoff {
+            check_duration(backoff, "retries.backoff", Floor::Zero, report);
         }
     }
 }
 
 impl ActiveHealthCheck {
     pub(crate) fn collect_errors(&self, field: &str, report: &mut Report<'_>) {
-        if !self.path.starts_with('/')
-            || self
-                .path
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '#')
-        {
-            report.invalid(
-                format!("{field}.path"),
-                format!("`{}` must be a request path starting with `/`", self.path),
-            );
+        // The path is sent as the probe's request target, a query included.
+        if let Err(message) = check_request_path(&self.path, Query::Allowed) {
+            report.invalid(format!("{field}.path"), message);
         }
-        if self.interval.as_millis() < MIN_PROBE_INTERVAL_MS {
-            report.invalid(
-                format!("{field}.interval"),
-                format!("must be at least {MIN_PROBE_INTERVAL_MS}ms"),
-            );
-        }
-        if self.timeout.as_std().is_zero() {
-            report.invalid(format!("{field}.timeout"), "must be above 0");
-        } else if self.timeout > self.interval {
+        // The two are compared only once each is valid on its own.
+        let errors_before = report.errors.len();
+        check_duration(
+            self.interval,
+            &format!("{field}.interval"),
+            Floor::Millis(MIN_PROBE_INTERVAL_MS),
+            report,
+        );
+        check_duration(
+            self.timeout,
+            &format!("{field}.timeout"),
+            Floor::AboveZero,
+            report,
+        );
+        if report.errors.len() == errors_before && self.timeout > self.interval {
             report.invalid(
                 format!("{field}.timeout"),
                 "must not be longer than the interval",
@@ -56,12 +62,20 @@ impl ActiveHealthCheck {
         }
         check_threshold(self.healthy, &format!("{field}.healthy"), report);
         check_threshold(self.unhealthy, &format!("{field}.unhealthy"), report);
-        for (i, status) in self.expected_status.iter().enumerate() {
-            if !(100..=599).contains(status) {
-                report.invalid(
-                    format!("{field}.expected_status[{i}]"),
-                    format!("{status} is not an HTTP status (100-599)"),
-                );
+        if within_count(
+            self.expected_status.len(),
+            MAX_EXPECTED_STATUSES,
+            &format!("{field}.expected_status"),
+            "statuses",
+            report,
+        ) {
+            for (i, status) in self.expected_status.iter().enumerate() {
+                if !(100..=599).contains(status) {
+                    report.invalid(
+                        format!("{field}.expected_status[{i}]"),
+                        format!("{status} is not an HTTP status (100-599)"),
+                    );
+                }
             }
         }
     }
@@ -74,17 +88,22 @@ impl PassiveHealthCheck {
             &format!("{field}.consecutive_failures"),
             report,
         );
-        check_positive(self.eject_for, &format!("{field}.eject_for"), report);
+        check_duration(
+            self.eject_for,
+            &format!("{field}.eject_for"),
+            Floor::AboveZero,
+            report,
+        );
     }
 }
 
 impl UpstreamTimeouts {
     pub(crate) fn collect_errors(&self, report: &mut Report<'_>) {
         if let Some(connect) = self.connect {
-            check_positive(connect, "timeouts.connect", report);
+            check_duration(connect, "timeouts.connect", Floor::AboveZero, report);
         }
         if let Some(idle) = self.idle {
-            check_positive(idle, "timeouts.idle", report);
+            check_duration(idle, "timeouts.idle", Floor::AboveZero, report);
         }
     }
 }
@@ -109,11 +128,5 @@ impl CircuitBreaker {
 fn check_threshold(value: u32, field: &str, report: &mut Report<'_>) {
     if !(1..=MAX_THRESHOLD).contains(&value) {
         report.invalid(field, format!("must be between 1 and {MAX_THRESHOLD}"));
-    }
-}
-
-pub(crate) fn check_positive(value: Duration, field: &str, report: &mut Report<'_>) {
-    if value.as_std().is_zero() {
-        report.invalid(field, "must be above 0");
     }
 }

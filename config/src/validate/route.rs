@@ -1,21 +1,23 @@
-//! Checks of a route on its own; references to upstreams are checked with the whole config.
+//! Checks of a route on its own; references to upstreams, and the route table budget of the
+//! whole config, are checked with the whole config.
 
 use super::error::{ErrorKind, FieldError, Kind, Report, ValidationErrors};
-use super::fields::{MAX_WEIGHT, check_hostname, check_tags, validate_name};
+use super::fields::{
+    Floor, Query, check_duration, check_hostname, check_len, check_request_path, check_tags,
+    check_token, validate_name, within_count,
+};
+use super::limits::{
+    MAX_ADDRESS_LEN, MAX_BACKENDS_PER_ROUTE, MAX_BODY_LEN, MAX_HEADER_EDITS,
+    MAX_HEADER_MATCHES_PER_ROUTE, MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN, MAX_HOSTS_PER_ROUTE,
+    MAX_METHOD_LEN, MAX_METHODS_PER_ROUTE, MAX_PATHS_PER_ROUTE, MAX_PREFIX_SEGMENTS,
+    MAX_QUERY_MATCHES_PER_ROUTE, MAX_REGEX_LEN, MAX_REGEX_PATHS_PER_ROUTE, MAX_ROUTE_EXPANSION,
+    MAX_WEIGHT, REGEX_SIZE_LIMIT,
+};
 use crate::model::{
     DirectResponse, HeaderMatch, HeaderTransform, Mirror, PathMatch, QueryMatch, Redirect, Rewrite,
     Route, Sticky,
 };
 
-/// Longest accepted path condition, in bytes.
-const MAX_PATH_LEN: usize = 1024;
-/// Longest accepted regex, in bytes of source.
-const MAX_REGEX_LEN: usize = 1024;
-/// Bound on the memory one compiled regex may take, so that a pattern like `(a{100}){100}`
-/// cannot make every worker allocate without limit. The data plane compiles with the same limit.
-pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
-/// Largest body of a `direct_response`.
-const MAX_BODY_LEN: usize = 64 * 1024;
 /// Headers a route may not edit: framing and connection management belong to the proxy, and
 /// `host` has `host_rewrite`.
 const RESERVED_HEADERS: [&str; 10] = [
@@ -48,7 +50,8 @@ pub fn compile_full_match(pattern: &str) -> Result<regex::Regex, String> {
 }
 
 impl Route {
-    /// Errors in this route alone; references to upstreams are checked by [`Config::validate`].
+    /// Errors in this route alone; references to upstreams and the config's route table budget
+    /// are checked by [`Config::validate`](crate::Config::validate).
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = Vec::new();
         self.collect_errors(&mut errors);
@@ -97,50 +100,118 @@ impl Route {
             report.invalid("name", message);
         }
         check_tags(&self.tags, &mut report);
-        for (i, host) in self.hosts.iter().enumerate() {
-            if let Err(message) = check_host_pattern(host) {
-                report.invalid(format!("hosts[{i}]"), message);
-            }
-        }
-        for (i, path) in self.paths.iter().enumerate() {
-            let (field, result) = match path {
-                PathMatch::Prefix(p) => (format!("paths[{i}].prefix"), check_path(p)),
-                PathMatch::Exact(p) => (format!("paths[{i}].exact"), check_path(p)),
-                PathMatch::Regex(p) => (
-                    format!("paths[{i}].regex"),
-                    compile_full_match(p).map(|_| ()),
-                ),
-            };
-            if let Err(message) = result {
-                report.invalid(field, message);
-            }
-        }
-        for (i, method) in self.methods.iter().enumerate() {
-            if method.is_empty()
-                || method.len() > 32
-                || !method
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
-            {
-                report.invalid(
-                    format!("methods[{i}]"),
-                    format!("`{method}` is not an HTTP method; use upper case, e.g. GET"),
-                );
-            }
-        }
-        for (i, header) in self.headers.iter().enumerate() {
-            check_header_match(header, &format!("headers[{i}]"), &mut report);
-        }
-        for (i, query) in self.query.iter().enumerate() {
-            check_query_match(query, &format!("query[{i}]"), &mut report);
-        }
+        self.check_matches(&mut report);
         self.check_backends(&mut report);
         self.check_actions(&mut report);
-        if self.timeout.is_some_and(|t| t.as_std().is_zero()) {
-            report.invalid("timeout", "must be above 0");
+        if let Some(timeout) = self.timeout {
+            check_duration(timeout, "timeout", Floor::AboveZero, &mut report);
         }
         if let Some(retries) = &self.retries {
             retries.collect_errors(&mut report);
+        }
+    }
+
+    /// Hosts, paths, methods, header and query conditions, and the route table entries that
+    /// hosts × paths make.
+    fn check_matches(&self, report: &mut Report<'_>) {
+        let hosts_counted = within_count(
+            self.hosts.len(),
+            MAX_HOSTS_PER_ROUTE,
+            "hosts",
+            "hosts",
+            report,
+        );
+        if hosts_counted {
+            for (i, host) in self.hosts.iter().enumerate() {
+                if let Err(message) = check_host_pattern(host) {
+                    report.invalid(format!("hosts[{i}]"), message);
+                }
+            }
+        }
+        let paths_counted = within_count(
+            self.paths.len(),
+            MAX_PATHS_PER_ROUTE,
+            "paths",
+            "paths",
+            report,
+        );
+        if paths_counted {
+            let regexes = self
+                .paths
+                .iter()
+                .filter(|p| matches!(p, PathMatch::Regex(_)))
+                .count();
+            let compile_regexes = within_count(
+                regexes,
+                MAX_REGEX_PATHS_PER_ROUTE,
+                "paths",
+                "regex paths",
+                report,
+            );
+            for (i, path) in self.paths.iter().enumerate() {
+                let (field, result) = match path {
+                    PathMatch::Prefix(p) => (format!("paths[{i}].prefix"), check_prefix(p)),
+                    PathMatch::Exact(p) => (
+                        format!("paths[{i}].exact"),
+                        check_request_path(p, Query::Refused),
+                    ),
+                    PathMatch::Regex(_) if !compile_regexes => continue,
+                    PathMatch::Regex(p) => (
+                        format!("paths[{i}].regex"),
+                        compile_full_match(p).map(|_| ()),
+                    ),
+                };
+                if let Err(message) = result {
+                    report.invalid(field, message);
+                }
+            }
+        }
+        let expansion = self.expansion();
+        if expansion > MAX_ROUTE_EXPANSION {
+            report.invalid(
+                "paths",
+                format!(
+                    "{} hosts × {} paths make {expansion} route table entries; at most \
+                     {MAX_ROUTE_EXPANSION} are allowed per route (split it into several routes)",
+                    self.hosts.len().max(1),
+                    self.paths.len().max(1),
+                ),
+            );
+        }
+        if within_count(
+            self.methods.len(),
+            MAX_METHODS_PER_ROUTE,
+            "methods",
+            "methods",
+            report,
+        ) {
+            for (i, method) in self.methods.iter().enumerate() {
+                if let Err(message) = check_method(method) {
+                    report.invalid(format!("methods[{i}]"), message);
+                }
+            }
+        }
+        if within_count(
+            self.headers.len(),
+            MAX_HEADER_MATCHES_PER_ROUTE,
+            "headers",
+            "header conditions",
+            report,
+        ) {
+            for (i, header) in self.headers.iter().enumerate() {
+                check_header_match(header, &format!("headers[{i}]"), report);
+            }
+        }
+        if within_count(
+            self.query.len(),
+            MAX_QUERY_MATCHES_PER_ROUTE,
+            "query",
+            "query conditions",
+            report,
+        ) {
+            for (i, query) in self.query.iter().enumerate() {
+                check_query_match(query, &format!("query[{i}]"), report);
+            }
         }
     }
 
@@ -158,24 +229,34 @@ impl Route {
         if self.backends.is_empty() {
             report.invalid("backends", "must list at least one backend");
         }
+        if !within_count(
+            self.backends.len(),
+            MAX_BACKENDS_PER_ROUTE,
+            "backends",
+            "backends",
+            report,
+        ) {
+            return;
+        }
         let mut total_weight = 0u64;
         for (i, backend) in self.backends.iter().enumerate() {
             if backend.upstream.is_empty() {
                 report.invalid(format!("backends[{i}].upstream"), "must not be empty");
-            }
-            if backend.weight > MAX_WEIGHT {
-                report.invalid(
-                    format!("backends[{i}].weight"),
-                    format!("must be at most {MAX_WEIGHT}"),
-                );
-            }
-            if self.backends[..i]
+            } else if let Err(message) = validate_name(&backend.upstream) {
+                report.invalid(format!("backends[{i}].upstream"), message);
+            } else if self.backends[..i]
                 .iter()
                 .any(|b| b.upstream == backend.upstream)
             {
                 report.invalid(
                     format!("backends[{i}].upstream"),
                     format!("`{}` is listed twice", backend.upstream),
+                );
+            }
+            if backend.weight > MAX_WEIGHT {
+                report.invalid(
+                    format!("backends[{i}].weight"),
+                    format!("must be at most {MAX_WEIGHT}"),
                 );
             }
             total_weight += u64::from(backend.weight);
@@ -191,29 +272,28 @@ impl Route {
     fn check_actions(&self, report: &mut Report<'_>) {
         match &self.sticky {
             Some(Sticky::Header(name)) => {
-                if let Err(message) = check_header_name(name) {
+                if let Err(message) = check_token(name, "header name") {
                     report.invalid("sticky.header", message);
                 }
             }
-            Some(Sticky::Cookie(name)) if name.is_empty() || !name.bytes().all(is_tchar) => {
-                report.invalid(
-                    "sticky.cookie",
-                    format!("`{name}` is not a cookie name (letters, digits, !#$%&'*+-.^_`|~)"),
-                );
+            Some(Sticky::Cookie(name)) => {
+                if let Err(message) = check_token(name, "cookie name") {
+                    report.invalid("sticky.cookie", message);
+                }
             }
-            Some(Sticky::Cookie(_)) | None => {}
+            None => {}
         }
         match &self.rewrite {
             Some(_) if self.strip_prefix => {
                 report.invalid("rewrite", "cannot be combined with `strip_prefix`");
             }
             Some(Rewrite::Prefix(p)) => {
-                if let Err(message) = check_path(p) {
+                if let Err(message) = check_request_path(p, Query::Refused) {
                     report.invalid("rewrite.prefix", message);
                 }
             }
             Some(Rewrite::Path(p)) => {
-                if let Err(message) = check_path(p) {
+                if let Err(message) = check_request_path(p, Query::Refused) {
                     report.invalid("rewrite.path", message);
                 }
             }
@@ -251,6 +331,8 @@ impl Route {
         }
         if mirror.upstream.is_empty() {
             report.invalid("mirror.upstream", "must not be empty");
+        } else if let Err(message) = validate_name(&mirror.upstream) {
+            report.invalid("mirror.upstream", message);
         } else if matches!(&*self.backends, [only] if only.upstream == mirror.upstream) {
             report.invalid(
                 "mirror.upstream",
@@ -266,8 +348,23 @@ impl Route {
     }
 }
 
+fn check_method(method: &str) -> Result<(), String> {
+    check_len(method, MAX_METHOD_LEN)?;
+    if method.is_empty()
+        || !method
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "`{}` is not an HTTP method; use upper case, e.g. GET",
+            method.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 fn check_header_match(header: &HeaderMatch, at: &str, report: &mut Report<'_>) {
-    if let Err(message) = check_header_name(&header.name) {
+    if let Err(message) = check_token(&header.name, "header name") {
         report.invalid(format!("{at}.name"), message);
     }
     check_value_match(
@@ -280,8 +377,11 @@ fn check_header_match(header: &HeaderMatch, at: &str, report: &mut Report<'_>) {
 }
 
 fn check_query_match(query: &QueryMatch, at: &str, report: &mut Report<'_>) {
-    if query.name.is_empty() || query.name.len() > 256 {
-        report.invalid(format!("{at}.name"), "must be 1-256 characters");
+    if query.name.is_empty() || query.name.len() > MAX_HEADER_NAME_LEN {
+        report.invalid(
+            format!("{at}.name"),
+            format!("must be 1-{MAX_HEADER_NAME_LEN} characters"),
+        );
     }
     check_value_match(
         at,
@@ -325,14 +425,38 @@ fn check_value_match(
 
 fn check_transform(transform: &HeaderTransform, at: &str, report: &mut Report<'_>) {
     for (kind, map) in [("add", &transform.add), ("set", &transform.set)] {
+        let items = format!("headers to {kind}");
+        if !within_count(
+            map.len(),
+            MAX_HEADER_EDITS,
+            &format!("{at}.{kind}"),
+            &items,
+            report,
+        ) {
+            continue;
+        }
         for (name, value) in map {
-            let field = format!("{at}.{kind}.{name}");
+            // The field is named by the header; one too long to check is named by its kind.
+            let field = if name.len() <= MAX_HEADER_NAME_LEN {
+                format!("{at}.{kind}.{name}")
+            } else {
+                format!("{at}.{kind}")
+            };
             if let Err(message) = check_editable_header(name) {
                 report.invalid(field, message);
             } else if let Err(message) = check_header_value(value) {
                 report.invalid(field, message);
             }
         }
+    }
+    if !within_count(
+        transform.remove.len(),
+        MAX_HEADER_EDITS,
+        &format!("{at}.remove"),
+        "headers to remove",
+        report,
+    ) {
+        return;
     }
     for (i, name) in transform.remove.iter().enumerate() {
         if let Err(message) = check_editable_header(name) {
@@ -363,7 +487,7 @@ fn check_redirect(redirect: &Redirect, report: &mut Report<'_>) {
         ("redirect.prefix", &redirect.prefix),
     ] {
         if let Some(path) = value
-            && let Err(message) = check_path(path)
+            && let Err(message) = check_request_path(path, Query::Refused)
         {
             report.invalid(field, message);
         }
@@ -377,11 +501,8 @@ fn check_direct_response(direct: &DirectResponse, report: &mut Report<'_>) {
     if !(200..=599).contains(&direct.status) {
         report.invalid("direct_response.status", "must be between 200 and 599");
     }
-    if direct.body.len() > MAX_BODY_LEN {
-        report.invalid(
-            "direct_response.body",
-            format!("must be at most {MAX_BODY_LEN} bytes"),
-        );
+    if let Err(message) = check_len(&direct.body, MAX_BODY_LEN) {
+        report.invalid("direct_response.body", message);
     }
     if let Some(content_type) = &direct.content_type
         && let Err(message) = check_header_value(content_type)
@@ -390,22 +511,8 @@ fn check_direct_response(direct: &DirectResponse, report: &mut Report<'_>) {
     }
 }
 
-/// RFC 9110 token characters, the alphabet of header and cookie names.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn check_header_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 256 || !name.bytes().all(is_tchar) {
-        return Err(format!(
-            "`{name}` is not a header name (1-256 letters, digits or !#$%&'*+-.^_`|~)"
-        ));
-    }
-    Ok(())
-}
-
 fn check_editable_header(name: &str) -> Result<(), String> {
-    check_header_name(name)?;
+    check_token(name, "header name")?;
     if RESERVED_HEADERS
         .iter()
         .any(|reserved| reserved.eq_ignore_ascii_case(name))
@@ -418,9 +525,7 @@ fn check_editable_header(name: &str) -> Result<(), String> {
 }
 
 fn check_header_value(value: &str) -> Result<(), String> {
-    if value.len() > 4096 {
-        return Err("must be at most 4096 bytes".into());
-    }
+    check_len(value, MAX_HEADER_VALUE_LEN)?;
     if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err("must not contain control characters (CR, LF, NUL, ...)".into());
     }
@@ -428,10 +533,14 @@ fn check_header_value(value: &str) -> Result<(), String> {
 }
 
 fn check_host_with_port(host: &str) -> Result<(), String> {
+    check_len(host, MAX_ADDRESS_LEN)?;
     match host.rsplit_once(':') {
         Some((name, port)) => {
             if !port.parse::<u16>().is_ok_and(|p| p > 0) {
-                return Err(format!("`{host}`: the port must be between 1 and 65535"));
+                return Err(format!(
+                    "`{}`: the port must be between 1 and 65535",
+                    host.escape_debug()
+                ));
             }
             check_hostname(name)
         }
@@ -445,31 +554,28 @@ fn check_host_pattern(pattern: &str) -> Result<(), String> {
     }
     if pattern.contains(':') {
         return Err(format!(
-            "`{pattern}`: hosts are matched without a port; remove it"
+            "`{}`: hosts are matched without a port; remove it",
+            pattern.escape_debug()
         ));
     }
     match pattern.strip_prefix("*.") {
         Some(suffix) => check_hostname(suffix),
         None if pattern.contains('*') => Err(format!(
-            "`{pattern}`: a wildcard is only allowed as a leading `*.`"
+            "`{}`: a wildcard is only allowed as a leading `*.`",
+            pattern.escape_debug()
         )),
         None => check_hostname(pattern),
     }
 }
 
-fn check_path(path: &str) -> Result<(), String> {
-    if !path.starts_with('/') {
-        return Err(format!("`{path}` must start with `/`"));
-    }
-    if path.len() > MAX_PATH_LEN {
-        return Err(format!("must be at most {MAX_PATH_LEN} bytes"));
-    }
-    if let Some(c) = path
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#'))
-    {
+/// A path prefix: a request path, with few enough segments for the worker's trie. The worker
+/// drops a prefix's trailing `/`s, so they are not segments.
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    check_request_path(prefix, Query::Refused)?;
+    let segments = prefix.trim_end_matches('/').matches('/').count();
+    if segments > MAX_PREFIX_SEGMENTS {
         return Err(format!(
-            "`{path}` contains {c:?}, which cannot appear in a request path"
+            "has {segments} segments; at most {MAX_PREFIX_SEGMENTS} are allowed in a prefix"
         ));
     }
     Ok(())

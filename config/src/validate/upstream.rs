@@ -1,13 +1,17 @@
 //! Checks of an upstream on its own: targets, balancing, health checks, protocol and TLS.
 
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::error::{FieldError, Kind, Report, ValidationErrors};
-use super::fields::{MAX_WEIGHT, check_hostname, check_tags, validate_name};
+use super::fields::{
+    Floor, check_duration, check_hostname, check_len, check_tags, check_token, validate_name,
+    within_count,
+};
+use super::limits::{
+    MAX_ADDRESS_LEN, MAX_CA_PEM_LEN, MAX_TARGETS_PER_UPSTREAM, MAX_WEIGHT, MIN_DNS_REFRESH_MS,
+};
 use crate::model::{Balance, HashOn, Protocol, Upstream, UpstreamTls};
-
-/// Re-resolving names more often than this only loads the resolver.
-const MIN_DNS_REFRESH_MS: u64 = 100;
 
 impl Upstream {
     /// Errors in this upstream alone, without looking at other entities.
@@ -27,34 +31,7 @@ impl Upstream {
             report.invalid("name", message);
         }
         check_tags(&self.tags, &mut report);
-        if self.targets.is_empty() {
-            report.invalid("targets", "must list at least one target");
-        }
-        let mut total_weight = 0u64;
-        for (i, target) in self.targets.iter().enumerate() {
-            if let Err(message) = parse_address(&target.address) {
-                report.invalid(format!("targets[{i}].address"), message);
-            }
-            if target.weight > MAX_WEIGHT {
-                report.invalid(
-                    format!("targets[{i}].weight"),
-                    format!("must be at most {MAX_WEIGHT}"),
-                );
-            }
-            if self.targets[..i]
-                .iter()
-                .any(|t| t.address == target.address)
-            {
-                report.invalid(
-                    format!("targets[{i}].address"),
-                    format!("`{}` is listed twice", target.address),
-                );
-            }
-            total_weight += u64::from(target.weight);
-        }
-        if !self.targets.is_empty() && total_weight == 0 {
-            report.invalid("targets", "at least one target must have a weight above 0");
-        }
+        self.check_targets(&mut report);
         self.check_balance(&mut report);
         if let Some(health) = &self.health_check {
             if let Some(active) = &health.active {
@@ -86,13 +63,51 @@ impl Upstream {
         if let Some(tls) = &self.tls {
             check_tls(tls, &mut report);
         }
-        if let Some(refresh) = self.dns_refresh
-            && refresh.as_millis() < MIN_DNS_REFRESH_MS
-        {
-            report.invalid(
+        if let Some(refresh) = self.dns_refresh {
+            check_duration(
+                refresh,
                 "dns_refresh",
-                format!("must be at least {MIN_DNS_REFRESH_MS}ms"),
+                Floor::Millis(MIN_DNS_REFRESH_MS),
+                &mut report,
             );
+        }
+    }
+
+    fn check_targets(&self, report: &mut Report<'_>) {
+        if self.targets.is_empty() {
+            report.invalid("targets", "must list at least one target");
+        }
+        if !within_count(
+            self.targets.len(),
+            MAX_TARGETS_PER_UPSTREAM,
+            "targets",
+            "targets",
+            report,
+        ) {
+            return;
+        }
+        let mut seen = HashSet::with_capacity(self.targets.len());
+        let mut total_weight = 0u64;
+        for (i, target) in self.targets.iter().enumerate() {
+            if let Err(message) = parse_address(&target.address) {
+                report.invalid(format!("targets[{i}].address"), message);
+            }
+            if target.weight > MAX_WEIGHT {
+                report.invalid(
+                    format!("targets[{i}].weight"),
+                    format!("must be at most {MAX_WEIGHT}"),
+                );
+            }
+            if !seen.insert(target.address.as_str()) {
+                report.invalid(
+                    format!("targets[{i}].address"),
+                    format!("`{}` is listed twice", target.address),
+                );
+            }
+            total_weight += u64::from(target.weight);
+        }
+        if !self.targets.is_empty() && total_weight == 0 {
+            report.invalid("targets", "at least one target must have a weight above 0");
         }
     }
 
@@ -103,19 +118,21 @@ impl Upstream {
                 "consistent_hash needs a key: {\"header\": NAME}, {\"cookie\": NAME} or {\"client_ip\": true}",
             ),
             (Balance::ConsistentHash, Some(hash_on)) => match hash_on {
-                HashOn::Header(name) if !is_token(name) => report.invalid(
-                    "hash_on.header",
-                    format!("`{name}` is not a valid header name"),
-                ),
-                HashOn::Cookie(name) if !is_token(name) => report.invalid(
-                    "hash_on.cookie",
-                    format!("`{name}` is not a valid cookie name"),
-                ),
+                HashOn::Header(name) => {
+                    if let Err(message) = check_token(name, "header name") {
+                        report.invalid("hash_on.header", message);
+                    }
+                }
+                HashOn::Cookie(name) => {
+                    if let Err(message) = check_token(name, "cookie name") {
+                        report.invalid("hash_on.cookie", message);
+                    }
+                }
                 HashOn::ClientIp(false) => report.invalid(
                     "hash_on.client_ip",
                     "must be true; pick another key to hash on instead",
                 ),
-                _ => {}
+                HashOn::ClientIp(true) => {}
             },
             (_, Some(_)) => report.invalid(
                 "hash_on",
@@ -144,6 +161,7 @@ fn check_pem_certificates(pem: &str) -> Result<(), String> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
 
+    check_len(pem, MAX_CA_PEM_LEN)?;
     let mut count = 0;
     for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
         cert.map_err(|e| format!("is not valid PEM: {e}"))?;
@@ -155,34 +173,31 @@ fn check_pem_certificates(pem: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// An HTTP token (RFC 9110 §5.6.2): what header and cookie names are made of.
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 256
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 /// Splits `host:port` (`[v6]:port` for IPv6) into its parts.
 pub(crate) fn parse_address(address: &str) -> Result<(&str, u16), String> {
+    check_len(address, MAX_ADDRESS_LEN)?;
     let Some((host, port)) = address.rsplit_once(':') else {
-        return Err(format!("`{address}` has no port; write it as host:port"));
+        return Err(format!(
+            "`{}` has no port; write it as host:port",
+            address.escape_debug()
+        ));
     };
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| format!("`{address}` has an invalid port; it must be 1-65535"))?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+        format!(
+            "`{}` has an invalid port; it must be 1-65535",
+            address.escape_debug()
+        )
+    })?;
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         inner
             .parse::<Ipv6Addr>()
-            .map_err(|_| format!("`{inner}` is not an IPv6 address"))?;
+            .map_err(|_| format!("`{}` is not an IPv6 address", inner.escape_debug()))?;
         return Ok((host, port));
     }
     if host.contains(':') {
         return Err(format!(
-            "`{address}`: write an IPv6 address in brackets, e.g. [::1]:8080"
+            "`{}`: write an IPv6 address in brackets, e.g. [::1]:8080",
+            address.escape_debug()
         ));
     }
     if host.parse::<Ipv4Addr>().is_err() {

@@ -87,12 +87,17 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid_field(None, e.body_text()))?;
     let yaml = wants_yaml(query.format.as_deref(), &headers)?;
-    let (revision, config) = match read(state.service.store().latest_config()).await {
-        Ok(latest) => (latest.revision, latest.config),
+    // This replica's latest state is the export whenever the database agrees on the head, which
+    // spares reading every entity back.
+    let in_memory = state.service.latest();
+    let (revision, config) = match read(state.service.store().head_revision()).await {
+        Ok(head) if head == in_memory.state.revision => (head, in_memory.state.to_config()),
+        Ok(_) => {
+            let latest = read(state.service.store().latest_config()).await?;
+            (latest.revision, latest.to_config())
+        }
         Err(error) if error.is_unavailable() => {
-            let snapshot = state.service.latest();
-            let revision = i64::try_from(snapshot.revision).unwrap_or(i64::MAX);
-            (revision, snapshot.config.clone())
+            (in_memory.state.revision, in_memory.state.to_config())
         }
         Err(error) => return Err(error.into()),
     };

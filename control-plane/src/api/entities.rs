@@ -30,14 +30,7 @@ fn path_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErr
 
 /// The entity `name` of the snapshot, with its metadata.
 fn record_in<T: Entity>(snapshot: &Snapshot, name: &str) -> Option<Record<T>> {
-    let entity = T::map(&snapshot.config).get(name)?.clone();
-    let meta = snapshot.meta.get(&(T::KIND, name.to_owned()))?;
-    Some(Record {
-        entity,
-        created_at: meta.created_at,
-        updated_at: meta.updated_at,
-        revision: meta.revision,
-    })
+    snapshot.state.get::<T>(name).map(|stored| stored.record())
 }
 
 /// [`crate::store::Store::list`] over the in-memory snapshot.
@@ -48,20 +41,14 @@ fn list_in<T: Entity>(
     tag: Option<&str>,
 ) -> (Vec<Record<T>>, bool) {
     let mut items = Vec::new();
-    for name in T::map(&snapshot.config).keys() {
-        if after.is_some_and(|after| name.as_str() <= after) {
-            continue;
-        }
-        let Some(record) = record_in::<T>(snapshot, name) else {
-            continue;
-        };
-        if tag.is_some_and(|tag| !record.entity.tags().iter().any(|t| t == tag)) {
+    for stored in snapshot.state.iter_after::<T>(after) {
+        if tag.is_some_and(|tag| !stored.entity.tags().iter().any(|t| t == tag)) {
             continue;
         }
         if items.len() == limit {
             return (items, true);
         }
-        items.push(record);
+        items.push(stored.record());
     }
     (items, false)
 }

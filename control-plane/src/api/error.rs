@@ -184,6 +184,9 @@ impl From<StoreError> for ApiError {
                     details: errors.0.iter().map(Detail::from).collect(),
                 }
             }
+            StoreError::TooLarge { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "config_too_large", message)
+            }
             StoreError::Corrupt { .. } | StoreError::Database(_) | StoreError::Migration(_) => {
                 tracing::error!(error = %message, "admin API request failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)

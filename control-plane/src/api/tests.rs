@@ -161,7 +161,7 @@ async fn create_get_list_replace_delete() {
 
     let route = api.post("/v1/routes", ROUTE).await;
     assert_eq!(route.status, StatusCode::CREATED, "{}", route.body);
-    assert_eq!(api.hub.current().config.routes.len(), 1);
+    assert_eq!(api.hub.current().state.to_config().routes.len(), 1);
 
     // GET, edit, PUT back: the server-set keys in the body are ignored.
     let mut edited = fetched.body.clone();
@@ -573,7 +573,7 @@ async fn show_diff_and_rollback() {
     let log = api.get("/v1/revisions?limit=1").await;
     assert_eq!(log.body["items"][0]["message"], "rollback to revision 1");
     assert_eq!(api.hub.current().revision, 4);
-    assert!(api.hub.current().config.routes.is_empty());
+    assert!(api.hub.current().state.to_config().routes.is_empty());
     let again = api.post("/v1/revisions/1/rollback", "").await;
     assert_eq!(
         again.body,

@@ -3,16 +3,15 @@
 //! (resources, history, revision row, pruning, NOTIFY) or, on a dry run or when nothing changes,
 //! stores nothing at all.
 
-use std::collections::BTreeSet;
-
-use gateway_config::{Change as ConfigChange, Config, Kind};
+use gateway_config::{Kind, Route, Upstream};
 use sqlx::{Any, Transaction};
 
+use super::catch_up::advance;
 use super::clock::now_ms;
 use super::error::StoreError;
 use super::handle::Store;
-use super::resources::{Current, EntityMeta, load_current};
-use super::revisions::LatestConfig;
+use super::resources::load_whole;
+use super::state::{Advance, Entity, Key, State};
 
 /// The channel on which Postgres writers announce each new revision.
 pub const NOTIFY_CHANNEL: &str = "gateway_revisions";
@@ -56,21 +55,36 @@ impl WriteOptions {
 pub(super) struct Pending {
     tx: Transaction<'static, Any>,
     /// The number the write gets if it commits.
-    revision: i64,
-    pub current: Current,
+    pub revision: i64,
+    /// The latest committed state, the one the write changes.
+    pub current: State,
+    /// Entities that differ between the caller's base and `current`, when the base was behind
+    /// and could be brought forward from the history; None when it had to be read whole.
+    caught_up: Option<(i64, Vec<Key>)>,
     pub now: i64,
 }
 
 pub(super) struct Finished {
+    /// The revision made; the latest one when nothing was stored.
     pub revision: i64,
-    pub changes: Vec<ConfigChange>,
-    pub latest: Option<LatestConfig>,
+    /// The new state and what changed since the caller's base; None when nothing was stored.
+    pub latest: Option<Advance>,
 }
+
+/// Rows per multi-row statement: few round trips for a large apply, well under every
+/// database's limit on bound parameters.
+const BATCH: usize = 500;
 
 impl Store {
     /// Opens the write transaction: bumping `revision_head` first serialises writers, and the
     /// precondition is checked under that lock so that no other write can slip in between.
-    pub(super) async fn begin_write(&self, options: &WriteOptions) -> Result<Pending, StoreError> {
+    /// `base` is the caller's latest state; when another replica has written since, it is
+    /// brought forward from the history under the lock.
+    pub(super) async fn begin_write(
+        &self,
+        base: &State,
+        options: &WriteOptions,
+    ) -> Result<Pending, StoreError> {
         let mut tx = self.pool.begin().await?;
         let revision: i64 = sqlx::query_scalar(
             "UPDATE revision_head SET revision = revision + 1 WHERE id = 1 RETURNING revision",
@@ -85,22 +99,35 @@ impl Store {
                 current: revision - 1,
             });
         }
-        let current = load_current(&mut tx).await?;
+        let latest = revision - 1;
+        let (current, caught_up) = if base.revision == latest {
+            (base.clone(), Some((latest, Vec::new())))
+        } else {
+            match advance(&mut tx, base, latest).await? {
+                Some(Advance {
+                    state,
+                    since,
+                    changed: Some(changed),
+                }) if base.revision < latest => (state, Some((since, changed))),
+                _ => (load_whole(&mut tx, latest).await?, None),
+            }
+        };
         Ok(Pending {
             tx,
             revision,
             current,
+            caught_up,
             now: now_ms(),
         })
     }
 
-    /// Stores `next` as the new revision, rewriting the `touched` entities; a dry run (or an
-    /// empty `touched`) rolls back instead and reports the current revision.
+    /// Stores `next` (the current state with the `touched` entities changed) as the new
+    /// revision; a dry run, or an empty `touched`, rolls back instead.
     pub(super) async fn finish_write(
         &self,
         pending: Pending,
-        next: Config,
-        touched: BTreeSet<(Kind, String)>,
+        mut next: State,
+        touched: Vec<Key>,
         message: String,
         options: &WriteOptions,
     ) -> Result<Finished, StoreError> {
@@ -108,72 +135,24 @@ impl Store {
             mut tx,
             revision,
             current,
+            caught_up,
             now,
         } = pending;
-        let changes = current.config.diff(&next);
         if options.dry_run || touched.is_empty() {
             tx.rollback().await?;
             return Ok(Finished {
-                revision: revision - 1,
-                changes,
+                revision: current.revision,
                 latest: None,
             });
         }
-        let mut meta = current.meta;
-        for key in &touched {
-            let (kind, name) = key;
-            let spec = spec_of(&next, *kind, name)?;
-            let created_at = match (*kind, next.routes.get(name)) {
-                (Kind::Route, Some(route)) => route.created_at_unix_ms,
-                _ => meta.get(key).map_or(now, |m| m.created_at),
-            };
-            match &spec {
-                Some(spec) => {
-                    sqlx::query(
-                        "INSERT INTO resources (kind, name, spec, created_at, updated_at, revision) \
-                         VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (kind, name) DO UPDATE SET spec = excluded.spec, \
-                            updated_at = excluded.updated_at, revision = excluded.revision",
-                    )
-                    .bind(kind.as_str())
-                    .bind(name)
-                    .bind(spec)
-                    .bind(created_at)
-                    .bind(now)
-                    .bind(revision)
-                    .execute(&mut *tx)
-                    .await?;
-                    meta.insert(
-                        key.clone(),
-                        EntityMeta {
-                            created_at,
-                            updated_at: now,
-                            revision,
-                        },
-                    );
-                }
-                None => {
-                    sqlx::query("DELETE FROM resources WHERE kind = $1 AND name = $2")
-                        .bind(kind.as_str())
-                        .bind(name)
-                        .execute(&mut *tx)
-                        .await?;
-                    meta.remove(key);
-                }
-            }
-            sqlx::query(
-                "INSERT INTO resource_history (revision, kind, name, spec, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(revision)
-            .bind(kind.as_str())
-            .bind(name)
-            .bind(spec.clone())
-            .bind(spec.as_ref().map(|_| created_at))
-            .execute(&mut *tx)
-            .await?;
+        if next.push_len() > gateway_proto::MAX_CONFIG_PUSH_BYTES {
+            return Err(StoreError::TooLarge {
+                bytes: next.push_len(),
+                limit: gateway_proto::MAX_CONFIG_PUSH_BYTES,
+            });
         }
-        let digest = gateway_config::digest(&next);
+        next.seal(revision, now);
+        write_entities(&mut tx, &next, &touched, revision, now).await?;
         let message = options.message.clone().unwrap_or(message);
         sqlx::query(
             "INSERT INTO revisions (revision, actor, message, digest, created_at) \
@@ -182,7 +161,7 @@ impl Store {
         .bind(revision)
         .bind(&options.actor)
         .bind(&message)
-        .bind(&digest)
+        .bind(&next.digest)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -198,50 +177,175 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        let (since, changed) = match caught_up {
+            Some((since, mut changed)) => {
+                changed.extend(touched);
+                changed.sort();
+                changed.dedup();
+                (since, changed)
+            }
+            None => (revision - 1, touched),
+        };
         Ok(Finished {
             revision,
-            changes,
-            latest: Some(LatestConfig {
-                revision,
-                committed_at: now,
-                digest,
-                config: next,
-                meta,
+            latest: Some(Advance {
+                state: next,
+                since,
+                changed: Some(changed),
             }),
         })
     }
 }
 
-/// The stored JSON of an entity of `config`, None when it is absent.
-fn spec_of(config: &Config, kind: Kind, name: &str) -> Result<Option<String>, StoreError> {
-    let json = match kind {
-        Kind::Upstream => config.upstreams.get(name).map(serde_json::to_string),
-        Kind::Route => config.routes.get(name).map(serde_json::to_string),
-    };
-    json.transpose()
-        .map_err(|e| StoreError::Database(e.to_string()))
+/// One row of a touched entity: its stored JSON and creation time, or None when it is gone.
+type EntityRow<'a> = (&'a Key, Option<(String, i64)>);
+
+/// Rewrites the `resources` rows of the `touched` entities as `next` has them and records each
+/// in `resource_history`, a few hundred rows per statement.
+async fn write_entities(
+    tx: &mut Transaction<'static, Any>,
+    next: &State,
+    touched: &[Key],
+    revision: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut rows: Vec<EntityRow<'_>> = Vec::with_capacity(touched.len());
+    for key in touched {
+        rows.push((key, spec_of(next, key)?));
+    }
+    for chunk in rows.chunks(BATCH) {
+        let present: Vec<_> = chunk
+            .iter()
+            .filter_map(|(key, spec)| spec.as_ref().map(|spec| (*key, spec)))
+            .collect();
+        if !present.is_empty() {
+            let sql = format!(
+                "INSERT INTO resources (kind, name, spec, created_at, updated_at, revision) \
+                 VALUES {} ON CONFLICT (kind, name) DO UPDATE SET spec = excluded.spec, \
+                    updated_at = excluded.updated_at, revision = excluded.revision",
+                placeholders(present.len(), 6)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for ((kind, name), (spec, created_at)) in &present {
+                query = query
+                    .bind(kind.as_str())
+                    .bind(name.as_str())
+                    .bind(spec.as_str())
+                    .bind(*created_at)
+                    .bind(now)
+                    .bind(revision);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        for kind in [Kind::Upstream, Kind::Route] {
+            let gone: Vec<&str> = chunk
+                .iter()
+                .filter(|((k, _), spec)| *k == kind && spec.is_none())
+                .map(|((_, name), _)| name.as_str())
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let list: Vec<String> = (2..gone.len() + 2).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "DELETE FROM resources WHERE kind = $1 AND name IN ({})",
+                list.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(kind.as_str());
+            for name in gone {
+                query = query.bind(name);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        let sql = format!(
+            "INSERT INTO resource_history (revision, kind, name, spec, created_at) VALUES {}",
+            placeholders(chunk.len(), 5)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for ((kind, name), spec) in chunk {
+            query = query
+                .bind(revision)
+                .bind(kind.as_str())
+                .bind(name.as_str())
+                .bind(spec.as_ref().map(|(spec, _)| spec.clone()))
+                .bind(spec.as_ref().map(|(_, created_at)| *created_at));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// `($1, $2, …), ($n+1, …)`: `rows` tuples of `columns` numbered placeholders.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * columns + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// The stored JSON and creation time of the entity `key` of `state`, None when it is absent.
+fn spec_of(state: &State, (kind, name): &Key) -> Result<Option<(String, i64)>, StoreError> {
+    fn json<T: Entity>(state: &State, name: &str) -> Result<Option<(String, i64)>, StoreError> {
+        state
+            .get::<T>(name)
+            .map(|stored| {
+                serde_json::to_string(&stored.entity)
+                    .map(|json| (json, stored.meta.created_at))
+                    .map_err(|e| StoreError::Database(e.to_string()))
+            })
+            .transpose()
+    }
+    match kind {
+        Kind::Upstream => json::<Upstream>(state, name),
+        Kind::Route => json::<Route>(state, name),
+    }
 }
 
 /// Drops revisions below `oldest_kept`. Each entity keeps its newest history row at or below
 /// `oldest_kept` (its state there, the baseline every kept revision is rebuilt from) unless that
 /// row is a deletion; every older row goes.
+///
+/// Only the revisions that leave the window are looked at (one per write once the window is
+/// full): the entities each of them changed lose their older rows, and its deletions go, since
+/// nothing is left to delete at the baseline. A prune then costs in proportion to the
+/// revisions it drops, not to the config.
 async fn prune(tx: &mut Transaction<'static, Any>, oldest_kept: i64) -> Result<(), StoreError> {
+    let oldest: Option<i64> = sqlx::query_scalar("SELECT MIN(revision) FROM revisions")
+        .fetch_one(&mut **tx)
+        .await?;
+    let Some(oldest) = oldest else {
+        return Ok(());
+    };
+    if oldest >= oldest_kept {
+        return Ok(());
+    }
     sqlx::query("DELETE FROM revisions WHERE revision < $1")
         .bind(oldest_kept)
         .execute(&mut **tx)
         .await?;
-    sqlx::query(
-        "DELETE FROM resource_history WHERE revision < $1 AND EXISTS ( \
-            SELECT 1 FROM resource_history newer \
-            WHERE newer.kind = resource_history.kind AND newer.name = resource_history.name \
-              AND newer.revision > resource_history.revision AND newer.revision <= $1)",
-    )
-    .bind(oldest_kept)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("DELETE FROM resource_history WHERE revision <= $1 AND spec IS NULL")
-        .bind(oldest_kept)
+    for baseline in (oldest + 1)..=oldest_kept {
+        sqlx::query(
+            "DELETE FROM resource_history WHERE revision < $1 AND (kind, name) IN ( \
+                SELECT kind, name FROM resource_history WHERE revision = $1)",
+        )
+        .bind(baseline)
         .execute(&mut **tx)
         .await?;
+        sqlx::query("DELETE FROM resource_history WHERE revision = $1 AND spec IS NULL")
+            .bind(baseline)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }

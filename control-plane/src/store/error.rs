@@ -28,6 +28,8 @@ pub enum StoreError {
         /// Each reference: the route and the field that names the upstream.
         references: Vec<(String, String)>,
     },
+    #[error("the config would take {bytes} bytes to send to a worker, over the limit of {limit}")]
+    TooLarge { bytes: usize, limit: usize },
     #[error("invalid configuration: {0}")]
     Invalid(ValidationErrors),
     #[error("stored {kind} `{name}` is unreadable: {message}")]

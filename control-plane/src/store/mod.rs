@@ -6,12 +6,18 @@
 //! bumps the single `revision_head` row, so writers are serialised and a rejected change uses up no
 //! revision number.
 //!
+//! The latest config lives in memory as a [`State`] of shared entities; a write changes the
+//! caller's state and stores only the rows it touched, and a state that fell behind (another
+//! replica wrote) is brought forward from the history rows in between.
+//!
 //! Its parts import one way, so that each can be read and changed knowing only those below it:
-//! `error`, `clock` and `handle` (the `Store` itself) ← `resources` (entity rows and their
-//! decoding) ← `revisions` and `history` (the log, the config at a revision) ← `commit` (the
-//! write transaction) ← `write` (the changes callers ask for). `nodes` stands apart, on the
-//! handle. This module only declares the parts and re-exports what the rest of the crate uses.
+//! `error`, `clock`, `state` (entities in memory) and `handle` (the `Store` itself) ←
+//! `resources` (entity rows and their decoding) ← `revisions`, `history` and `catch_up` (the
+//! log, the config at a revision, moving a state forward) ← `commit` (the write transaction) ←
+//! `write` (the changes callers ask for). `nodes` stands apart, on the handle. This module only
+//! declares the parts and re-exports what the rest of the crate uses.
 
+mod catch_up;
 mod clock;
 mod commit;
 mod error;
@@ -20,6 +26,7 @@ mod history;
 mod nodes;
 mod resources;
 mod revisions;
+mod state;
 mod write;
 
 pub use clock::now_ms;
@@ -27,8 +34,8 @@ pub use commit::{NOTIFY_CHANNEL, WriteOptions, notified_by};
 pub use error::StoreError;
 pub use handle::Store;
 pub use nodes::{HelloRecord, NodeRow};
-pub use resources::{Entity, EntityMeta, Record};
-pub use revisions::{LatestConfig, RevisionRow};
+pub use revisions::RevisionRow;
+pub use state::{Advance, Entity, Key, Record, State};
 pub use write::{Applied, Change, WriteOutcome};
 
 #[cfg(test)]

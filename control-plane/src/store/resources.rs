@@ -1,96 +1,18 @@
-//! Entities (upstreams, routes) as the `resources` table holds them: the model each kind shares,
-//! decoding rows back into a config, and reading the current state. It sits at the bottom of the
-//! store so that every other part can decode with it; changing entities is [`super::write`]'s job.
+//! Entities (upstreams, routes) as the `resources` table holds them: decoding rows back into a
+//! config, reading one entity or a page of them, and reading the whole current state. It sits
+//! low in the store so that every other part can decode with it; changing entities is
+//! [`super::write`]'s job.
 
 use std::collections::BTreeMap;
 
 use gateway_config::{Config, Kind, Route, Upstream};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 
 use super::error::StoreError;
 use super::handle::Store;
-
-/// An entity kind stored in the `resources` table.
-pub trait Entity: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static {
-    const KIND: Kind;
-
-    fn name(&self) -> &str;
-
-    /// Entities that carry their creation time in the model (routes, for precedence ties).
-    fn set_created_at(&mut self, _unix_ms: i64) {}
-
-    fn tags(&self) -> &[String];
-
-    fn map(config: &Config) -> &BTreeMap<String, Self>;
-
-    fn map_mut(config: &mut Config) -> &mut BTreeMap<String, Self>;
-}
-
-impl Entity for Upstream {
-    const KIND: Kind = Kind::Upstream;
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn tags(&self) -> &[String] {
-        &self.tags
-    }
-
-    fn map(config: &Config) -> &BTreeMap<String, Self> {
-        &config.upstreams
-    }
-
-    fn map_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
-        &mut config.upstreams
-    }
-}
-
-impl Entity for Route {
-    const KIND: Kind = Kind::Route;
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn set_created_at(&mut self, unix_ms: i64) {
-        self.created_at_unix_ms = unix_ms;
-    }
-
-    fn tags(&self) -> &[String] {
-        &self.tags
-    }
-
-    fn map(config: &Config) -> &BTreeMap<String, Self> {
-        &config.routes
-    }
-
-    fn map_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
-        &mut config.routes
-    }
-}
-
-/// A stored entity with its server-set metadata.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record<T> {
-    pub entity: T,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// The revision that last changed the entity.
-    pub revision: i64,
-}
-
-/// Server-set metadata of a stored entity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EntityMeta {
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// The revision that last changed the entity.
-    pub revision: i64,
-}
+use super::state::{Entity, EntityMeta, Record, State};
 
 /// The kind a stored `kind` column names; None for kinds of a newer build.
 pub(super) fn kind_of(kind: &str) -> Option<Kind> {
@@ -144,7 +66,7 @@ pub(super) struct StoredRow<'a> {
     pub created_at: i64,
 }
 
-fn parse_spec<T: DeserializeOwned>(row: &StoredRow<'_>) -> Result<T, StoreError> {
+pub(super) fn parse_spec<T: DeserializeOwned>(row: &StoredRow<'_>) -> Result<T, StoreError> {
     serde_json::from_str(row.spec).map_err(|e| StoreError::Corrupt {
         kind: row.kind.to_owned(),
         name: row.name.to_owned(),
@@ -171,18 +93,19 @@ fn record_from_row<T: Entity>(row: &AnyRow) -> Result<Record<T>, StoreError> {
     })
 }
 
-/// The current state, read inside a write transaction.
-pub(super) struct Current {
-    pub config: Config,
-    pub meta: BTreeMap<(Kind, String), EntityMeta>,
-}
-
-pub(super) async fn load_current(
-    tx: &mut Transaction<'static, Any>,
-) -> Result<Current, StoreError> {
+/// The whole current state as revision `revision`, read inside a write transaction.
+pub(super) async fn load_whole(
+    conn: &mut AnyConnection,
+    revision: i64,
+) -> Result<State, StoreError> {
     let rows =
         sqlx::query("SELECT kind, name, spec, created_at, updated_at, revision FROM resources")
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *conn)
+            .await?;
+    let committed_at: Option<i64> =
+        sqlx::query_scalar("SELECT created_at FROM revisions WHERE revision = $1")
+            .bind(revision)
+            .fetch_optional(&mut *conn)
             .await?;
     let mut decoded = Vec::with_capacity(rows.len());
     let mut meta = BTreeMap::new();
@@ -204,7 +127,12 @@ pub(super) async fn load_current(
         decoded.push((kind, name, spec, created_at));
     }
     let config = config_from_decoded(&decoded)?;
-    Ok(Current { config, meta })
+    Ok(State::build(
+        revision,
+        committed_at.unwrap_or(0),
+        config,
+        &meta,
+    ))
 }
 
 impl Store {

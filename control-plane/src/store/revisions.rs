@@ -1,13 +1,13 @@
-//! The revision log and the latest committed config.
+//! The revision log and the latest committed config, read whole.
 
 use std::collections::BTreeMap;
 
-use gateway_config::{Config, Kind};
 use sqlx::Row;
 
 use super::error::StoreError;
 use super::handle::Store;
-use super::resources::{EntityMeta, config_from_decoded, kind_of};
+use super::resources::{config_from_decoded, kind_of};
+use super::state::{EntityMeta, State};
 
 /// One committed revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,18 +17,6 @@ pub struct RevisionRow {
     pub message: String,
     pub digest: String,
     pub created_at: i64,
-}
-
-/// The whole config at one revision.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LatestConfig {
-    pub revision: i64,
-    /// Commit time in unix milliseconds; 0 for the empty revision 0.
-    pub committed_at: i64,
-    pub digest: String,
-    pub config: Config,
-    /// Each entity's server-set metadata, so that reads can be answered from memory.
-    pub meta: BTreeMap<(Kind, String), EntityMeta>,
 }
 
 impl RevisionRow {
@@ -79,7 +67,7 @@ impl Store {
 
     /// The latest revision and its entities, read in one statement so that both come from the
     /// same snapshot of the database.
-    pub async fn latest_config(&self) -> Result<LatestConfig, StoreError> {
+    pub async fn latest_config(&self) -> Result<State, StoreError> {
         let rows = sqlx::query(
             "SELECT h.revision AS head, v.created_at AS committed_at, \
                     r.kind, r.name, r.spec, r.created_at, r.updated_at, \
@@ -117,12 +105,6 @@ impl Store {
             }
         }
         let config = config_from_decoded(&entities)?;
-        Ok(LatestConfig {
-            revision,
-            committed_at,
-            digest: gateway_config::digest(&config),
-            config,
-            meta,
-        })
+        Ok(State::build(revision, committed_at, config, &meta))
     }
 }

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use gateway_config::{Backend, ErrorKind, PathMatch, Route, Target, Upstream};
+use gateway_config::{Backend, ErrorKind, Kind, PathMatch, Route, Target, Upstream};
 
 use super::test_support::{postgres, sqlite};
 use super::*;
@@ -148,9 +148,9 @@ async fn exercise_resources(store: &Store) {
     assert_eq!(history_rows(store).await, 5);
 
     let latest = store.latest_config().await.unwrap();
-    assert_eq!(Some(latest.clone()), deleted.latest);
-    assert_eq!(latest.config.upstreams.len(), 2);
-    assert!(latest.config.routes.is_empty());
+    assert_eq!(Some(latest.clone()), deleted.latest.map(|l| l.state));
+    assert_eq!(latest.to_config().upstreams.len(), 2);
+    assert!(latest.to_config().routes.is_empty());
 
     let (revisions, more) = store.list_revisions(None, 2).await.unwrap();
     assert!(more);
@@ -261,9 +261,9 @@ async fn unreachable_database_is_unavailable() {
 async fn exercise_history(store: Store) {
     let store = store.with_retention(3);
     let mut expected = Vec::new();
-    let mut record = |latest: Option<LatestConfig>| {
-        let latest = latest.unwrap();
-        expected.push((latest.revision, latest.config));
+    let mut record = |latest: Option<Advance>| {
+        let latest = latest.unwrap().state;
+        expected.push((latest.revision, latest.to_config()));
     };
     record(
         store
@@ -474,5 +474,143 @@ async fn postgres_writes_notify_other_replicas() {
         .unwrap();
     assert_eq!(notification.payload(), format!("2 {}", db.store.replica()));
     drop(listener);
+    db.cleanup().await;
+}
+
+/// A state that fell behind is brought forward from the history, by a writer or by a reader,
+/// to exactly what reading everything gives; once the history no longer reaches back to it,
+/// it is read whole.
+async fn exercise_catch_up(store: Store) {
+    let store = store.with_retention(4);
+    let stale = store.latest_config().await.unwrap();
+    store
+        .write(Change::Create(upstream("a")), "t")
+        .await
+        .unwrap();
+    let behind = store.latest_config().await.unwrap();
+    store
+        .write(Change::Create(upstream("b")), "t")
+        .await
+        .unwrap();
+    store
+        .write(Change::Create(route("r", "a")), "t")
+        .await
+        .unwrap();
+    store
+        .write(Change::<Upstream>::Delete("b".into()), "t")
+        .await
+        .unwrap();
+
+    // A reader one revision behind gets the changes since, not the whole config.
+    let caught = store.catch_up(&behind).await.unwrap();
+    assert_eq!(caught.state, store.latest_config().await.unwrap());
+    assert_eq!(caught.since, 1);
+    let changed = caught.changed.unwrap();
+    assert_eq!(
+        changed,
+        [
+            (Kind::Upstream, "b".to_owned()),
+            (Kind::Route, "r".to_owned())
+        ]
+    );
+    let (digest, keys) = store.changes_between(1, 4).await.unwrap().unwrap();
+    assert_eq!(digest, behind.digest);
+    assert_eq!(keys.len(), 2);
+
+    // A writer whose base is behind still writes on top of the latest revision.
+    let written = store
+        .write_with(
+            &behind,
+            Change::Create(upstream("c")),
+            &WriteOptions::by("t"),
+        )
+        .await
+        .unwrap();
+    let latest = store.latest_config().await.unwrap();
+    let advanced = written.latest.unwrap();
+    assert_eq!(advanced.state, latest);
+    assert_eq!(advanced.since, 1);
+    assert!(
+        advanced
+            .changed
+            .unwrap()
+            .contains(&(Kind::Upstream, "c".to_owned()))
+    );
+    assert!(latest.get::<Route>("r").is_some());
+
+    // Revision 0 and revision 1 are no longer kept: a reader that far behind reads whole.
+    store
+        .write(Change::Create(upstream("d")), "t")
+        .await
+        .unwrap();
+    assert_eq!(store.kept_range().await.unwrap().unwrap().oldest, 3);
+    let whole = store.catch_up(&stale).await.unwrap();
+    assert!(whole.changed.is_none());
+    assert_eq!(whole.state, store.latest_config().await.unwrap());
+    assert!(store.changes_between(1, 6).await.unwrap().is_none());
+    let written = store
+        .write_with(
+            &stale,
+            Change::Create(upstream("e")),
+            &WriteOptions::by("t"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        written.latest.unwrap().state,
+        store.latest_config().await.unwrap()
+    );
+}
+
+/// Pruning one revision at a time keeps every kept revision exact, also across a window that
+/// entities are deleted and recreated in.
+async fn exercise_rolling_prune(store: Store) {
+    let store = store.with_retention(3);
+    let mut expected = Vec::new();
+    let mut upstream_b = upstream("b");
+    store
+        .write(Change::Create(upstream("a")), "t")
+        .await
+        .unwrap();
+    for round in 0..6u32 {
+        let latest = if round % 3 == 1 {
+            store
+                .write(Change::<Upstream>::Delete("b".into()), "t")
+                .await
+        } else {
+            upstream_b.targets[0].weight = round + 1;
+            store.write(Change::Put(upstream_b.clone()), "t").await
+        };
+        let state = latest.unwrap().latest.unwrap().state;
+        expected.push((state.revision, state.to_config()));
+    }
+    let kept = store.kept_range().await.unwrap().unwrap();
+    for (revision, config) in &expected {
+        if *revision >= kept.oldest {
+            assert_eq!(&store.config_at(*revision).await.unwrap().config, config);
+        }
+    }
+    // Only the rows the kept revisions need remain: the baseline of each entity plus one row
+    // per change inside the window.
+    assert!(history_rows(&store).await <= 2 + 3);
+}
+
+#[tokio::test]
+async fn sqlite_catch_up_and_prune() {
+    exercise_catch_up(sqlite().await.store).await;
+    exercise_rolling_prune(sqlite().await.store).await;
+}
+
+#[tokio::test]
+async fn postgres_catch_up_and_prune() {
+    let Some(db) = postgres().await else {
+        return;
+    };
+    exercise_catch_up(db.store.clone()).await;
+    db.cleanup().await;
+    let Some(db) = postgres().await else {
+        return;
+    };
+    exercise_rolling_prune(db.store.clone()).await;
     db.cleanup().await;
 }

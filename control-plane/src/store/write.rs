@@ -1,17 +1,17 @@
 //! The changes a caller can ask for: one entity (create, replace, delete) or a whole config
-//! (declarative apply, rollback). Each is turned into the next config here, validated as a whole,
-//! and handed to the transaction of [`super::commit`], so that it makes exactly one revision or
-//! none.
+//! (declarative apply, rollback). Each is turned into the next state here and validated (a
+//! one-entity change: that entity, what it names and what names it, and the config-wide budgets;
+//! a whole config: all of it), then handed to the transaction of [`super::commit`], so that it
+//! makes exactly one revision or none.
 
-use std::collections::BTreeSet;
-
-use gateway_config::{Change as ConfigChange, Config, Kind};
+use gateway_config::{
+    Change as ConfigChange, Config, FieldError, Kind, Route, Upstream, ValidationErrors,
+};
 
 use super::commit::WriteOptions;
 use super::error::StoreError;
 use super::handle::Store;
-use super::resources::{Entity, Record};
-use super::revisions::LatestConfig;
+use super::state::{Advance, Entity, EntityMeta, Record, State, Stored, change_of};
 
 /// One requested change to one entity.
 #[derive(Debug, Clone)]
@@ -36,8 +36,9 @@ pub struct WriteOutcome<T> {
     /// What the change does to the config (empty when it rewrites an entity unchanged).
     pub changes: Vec<ConfigChange>,
     pub dry_run: bool,
-    /// The whole config at the new revision, ready to publish to workers; None on a dry run.
-    pub latest: Option<LatestConfig>,
+    /// The state at the new revision, ready to publish to workers; None when no revision was
+    /// made.
+    pub latest: Option<Advance>,
 }
 
 /// What a whole-config write (declarative apply, rollback) produced.
@@ -48,74 +49,71 @@ pub struct Applied {
     pub changed: bool,
     pub changes: Vec<ConfigChange>,
     pub dry_run: bool,
-    /// The config at the new revision; None when no revision was made.
-    pub latest: Option<LatestConfig>,
+    /// The state at the new revision; None when no revision was made.
+    pub latest: Option<Advance>,
 }
 
 impl Store {
-    /// [`Store::write_with`] by `actor`, unconditionally and for real.
+    /// [`Store::write_with`] by `actor`, unconditionally and for real, on top of the latest
+    /// state read whole.
     #[cfg(test)]
     pub async fn write<T: Entity>(
         &self,
         change: Change<T>,
         actor: &str,
     ) -> Result<WriteOutcome<T>, StoreError> {
-        self.write_with(change, &WriteOptions::by(actor)).await
+        let base = self.latest_config().await?;
+        self.write_with(&base, change, &WriteOptions::by(actor))
+            .await
     }
 
-    /// Applies one change as one revision: validates the whole resulting config and stores
-    /// nothing (and uses up no revision number) when it is invalid; `options` add a
-    /// precondition, a message, or make it a dry run.
+    /// Applies one change as one revision: validates the changed entity and what refers to it,
+    /// and stores nothing (and uses up no revision number) when that fails; `options` add a
+    /// precondition, a message, or make it a dry run. `base` is the caller's latest known state:
+    /// the work is in proportion to the change when it is current, and it is brought forward
+    /// from the history when it is not.
     pub async fn write_with<T: Entity>(
         &self,
+        base: &State,
         change: Change<T>,
         options: &WriteOptions,
     ) -> Result<WriteOutcome<T>, StoreError> {
-        let pending = self.begin_write(options).await?;
-        let now = pending.now;
+        let pending = self.begin_write(base, options).await?;
+        let (now, revision) = (pending.now, pending.revision);
         let current = &pending.current;
-        let mut config = current.config.clone();
         let kind = T::KIND.as_str();
-        let existing_meta = |name: &str| current.meta.get(&(T::KIND, name.to_owned())).copied();
 
-        let (verb, name, created) = match change {
+        let (verb, name, after) = match change {
             Change::Create(mut entity) => {
                 let name = entity.name().to_owned();
-                if T::map(&config).contains_key(&name) {
+                if current.get::<T>(&name).is_some() {
                     return Err(StoreError::AlreadyExists { kind, name });
                 }
                 entity.set_created_at(now);
-                T::map_mut(&mut config).insert(name.clone(), entity);
-                ("create", name, true)
+                ("create", name, Some((entity, now)))
             }
             Change::Put(mut entity) => {
                 let name = entity.name().to_owned();
-                let existing = existing_meta(&name);
-                entity.set_created_at(existing.map_or(now, |m| m.created_at));
-                T::map_mut(&mut config).insert(name.clone(), entity);
+                let existing = current.get::<T>(&name);
+                let created_at = existing.map_or(now, |s| s.meta.created_at);
+                entity.set_created_at(created_at);
                 let verb = if existing.is_some() {
                     "update"
                 } else {
                     "create"
                 };
-                (verb, name, existing.is_none())
+                (verb, name, Some((entity, created_at)))
             }
             Change::Delete(name) => {
-                if T::map_mut(&mut config).remove(&name).is_none() {
+                if current.get::<T>(&name).is_none() {
                     return Err(StoreError::NotFound { kind, name });
                 }
                 if T::KIND == Kind::Upstream {
-                    let references: Vec<(String, String)> = config
-                        .references_to(&name)
-                        .into_iter()
-                        .map(|(route, field)| (route.to_owned(), field))
-                        .collect();
+                    let references = current.references_to(&name);
                     if !references.is_empty() {
-                        let routes = config
-                            .routes_using(&name)
-                            .into_iter()
-                            .map(str::to_owned)
-                            .collect();
+                        let mut routes: Vec<String> =
+                            references.iter().map(|(route, _)| route.clone()).collect();
+                        routes.dedup();
                         return Err(StoreError::InUse {
                             name,
                             routes,
@@ -123,102 +121,156 @@ impl Store {
                         });
                     }
                 }
-                ("delete", name, false)
+                ("delete", name, None)
             }
         };
 
-        if let Err(mut errors) = config.validate() {
-            // The entity being written comes first, so its problem is the one named in `field`.
-            errors
-                .0
-                .sort_by_key(|e| !(e.kind == T::KIND && e.name == name));
-            return Err(StoreError::Invalid(errors));
+        let existing = current.get::<T>(&name).cloned();
+        let mut next = current.clone();
+        match &after {
+            Some((entity, created_at)) => {
+                let mut errors = entity.errors_in(current);
+                let meta = EntityMeta {
+                    created_at: *created_at,
+                    updated_at: now,
+                    revision,
+                };
+                next.put(Stored::new(entity.clone(), meta));
+                errors.extend(budget_errors::<T>(&next, &name));
+                if !errors.is_empty() {
+                    return Err(StoreError::Invalid(ValidationErrors(errors)));
+                }
+            }
+            None => {
+                next.remove::<T>(&name);
+            }
         }
 
-        let entity = T::map(&config).get(&name).cloned();
+        let existed = existing.is_some();
+        let after = after.map(|(entity, _)| entity);
         // Writing what is already stored changes nothing, so it makes no revision, as a
         // whole-config apply of the same content makes none.
-        let unchanged = entity.is_some() && T::map(&current.config).get(&name) == entity.as_ref();
-        let unchanged_record = if unchanged {
-            existing_meta(&name)
-                .zip(entity.clone())
-                .map(|(meta, entity)| Record {
-                    entity,
-                    created_at: meta.created_at,
-                    updated_at: meta.updated_at,
-                    revision: meta.revision,
-                })
-        } else {
-            None
-        };
-        let touched = if unchanged {
-            BTreeSet::new()
-        } else {
-            BTreeSet::from([(T::KIND, name.clone())])
+        let change = change_of(&name, existing.as_ref().map(|s| &s.entity), after.as_ref());
+        let touched = match change {
+            Some(_) => vec![(T::KIND, name.clone())],
+            None => Vec::new(),
         };
         let finished = self
             .finish_write(
                 pending,
-                config,
+                next,
                 touched,
                 format!("{verb} {kind} {name}"),
                 options,
             )
             .await?;
-        let record = match (&finished.latest, entity) {
-            (Some(latest), Some(entity)) => latest.meta.get(&(T::KIND, name)).map(|meta| Record {
-                entity,
-                created_at: meta.created_at,
-                updated_at: meta.updated_at,
-                revision: meta.revision,
-            }),
-            _ => unchanged_record,
+        let record = match (&finished.latest, &after) {
+            (Some(latest), Some(_)) => latest.state.get::<T>(&name).map(|s| s.record()),
+            (None, Some(_)) if change.is_none() => existing.map(|s| s.record()),
+            _ => None,
         };
         Ok(WriteOutcome {
             revision: finished.revision,
-            created,
+            created: after.is_some() && !existed,
             record,
-            changes: finished.changes,
+            changes: change.into_iter().collect(),
             dry_run: options.dry_run,
             latest: finished.latest,
         })
     }
 
-    /// Makes the config equal `next` as one revision, or changes nothing when it already does.
-    /// Every validation error of `next` is reported at once.
+    /// [`Store::apply_config_on`] on top of the latest state read whole.
+    #[cfg(test)]
     pub async fn apply_config(
         &self,
+        next: Config,
+        message: &str,
+        options: &WriteOptions,
+    ) -> Result<Applied, StoreError> {
+        let base = self.latest_config().await?;
+        self.apply_config_on(&base, next, message, options).await
+    }
+
+    /// Makes the config equal `next` as one revision, or changes nothing when it already does.
+    /// Every validation error of `next` is reported at once.
+    pub async fn apply_config_on(
+        &self,
+        base: &State,
         mut next: Config,
         message: &str,
         options: &WriteOptions,
     ) -> Result<Applied, StoreError> {
-        let pending = self.begin_write(options).await?;
+        let pending = self.begin_write(base, options).await?;
+        let (now, revision) = (pending.now, pending.revision);
+        let current = &pending.current;
         // Routes keep their creation time across applies; new ones are created now.
         for (name, route) in &mut next.routes {
-            route.created_at_unix_ms = pending
-                .current
-                .config
-                .routes
-                .get(name)
-                .map_or(pending.now, |r| r.created_at_unix_ms);
+            route.created_at_unix_ms = current
+                .get::<Route>(name)
+                .map_or(now, |stored| stored.meta.created_at);
         }
         next.validate().map_err(StoreError::Invalid)?;
-        let touched: BTreeSet<(Kind, String)> = pending
-            .current
-            .config
-            .diff(&next)
-            .into_iter()
-            .map(|change| (change.kind, change.name))
-            .collect();
+        let changes = current.diff_to(&next);
+        let mut state = current.clone();
+        let mut touched = Vec::with_capacity(changes.len());
+        if !options.dry_run {
+            for change in &changes {
+                match change.kind {
+                    Kind::Upstream => {
+                        replace::<Upstream>(&mut state, &mut next, change, now, revision)
+                    }
+                    Kind::Route => replace::<Route>(&mut state, &mut next, change, now, revision),
+                }
+                touched.push((change.kind, change.name.clone()));
+            }
+        }
         let finished = self
-            .finish_write(pending, next, touched, message.to_owned(), options)
+            .finish_write(pending, state, touched, message.to_owned(), options)
             .await?;
         Ok(Applied {
             revision: finished.revision,
-            changed: !finished.changes.is_empty(),
-            changes: finished.changes,
+            changed: !changes.is_empty(),
+            changes,
             dry_run: options.dry_run,
             latest: finished.latest,
         })
     }
+}
+
+/// Makes `state` hold the entity of `change` as `next` has it (moved out of `next`), or not at
+/// all.
+fn replace<T: Entity>(
+    state: &mut State,
+    next: &mut Config,
+    change: &ConfigChange,
+    now: i64,
+    revision: i64,
+) {
+    match T::map_mut(next).remove(&change.name) {
+        Some(entity) => {
+            let created_at = state
+                .get::<T>(&change.name)
+                .map_or(now, |stored| stored.meta.created_at);
+            let meta = EntityMeta {
+                created_at,
+                updated_at: now,
+                revision,
+            };
+            state.put(Stored::new(entity, meta));
+        }
+        None => {
+            state.remove::<T>(&change.name);
+        }
+    }
+}
+
+/// The config-wide limits a one-entity write can push `next` over, reported on entity `name`:
+/// checked from the running totals, without looking at any other entity.
+fn budget_errors<T: Entity>(next: &State, name: &str) -> Vec<FieldError> {
+    if T::KIND != Kind::Route {
+        return Vec::new();
+    }
+    gateway_config::expansion_budget_error(next.expansion(), name)
+        .into_iter()
+        .collect()
 }

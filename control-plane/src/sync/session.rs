@@ -156,7 +156,10 @@ impl Session {
                 };
                 let (push, kind) = match &delta {
                     Some(delta) => (delta.push.clone(), PushKind::delta),
-                    None => (snapshot.push.clone(), PushKind::full),
+                    None => (
+                        v1::ConfigPush::clone(&*snapshot.full_push().await),
+                        PushKind::full,
+                    ),
                 };
                 let bytes = push.encoded_len();
                 if outbound.send(Ok(push)).await.is_err() {
@@ -218,18 +221,21 @@ impl Session {
             .hub
             .deltas()
             .get_or_build(base, target.revision, || async {
-                if let Some(recent) = self.hub.recent(base) {
-                    return Some(delta::build(base, &recent.config, &recent.digest, target));
+                if let Some(recent) = self.hub.recent(base)
+                    && let Some(changed) = self.hub.changed_between(base, target)
+                {
+                    return Some(delta::build(base, &recent.digest, &changed, target));
                 }
-                let revision = i64::try_from(base).ok()?;
+                let from = i64::try_from(base).ok()?;
+                let to = i64::try_from(target.revision).ok()?;
                 let loaded =
-                    tokio::time::timeout(BASE_LOAD_TIMEOUT, self.store.config_at(revision)).await;
+                    tokio::time::timeout(BASE_LOAD_TIMEOUT, self.store.changes_between(from, to))
+                        .await;
                 match loaded {
-                    Ok(Ok(at)) => {
-                        // Recomputed: the stored digest may predate the current digest layout.
-                        let base_digest = gateway_config::digest(&at.config);
-                        Some(delta::build(base, &at.config, &base_digest, target))
+                    Ok(Ok(Some((base_digest, changed)))) => {
+                        Some(delta::build(base, &base_digest, &changed, target))
                     }
+                    Ok(Ok(None)) => None,
                     Ok(Err(error)) => {
                         tracing::debug!(%error, base, "no delta base; pushing in full");
                         None

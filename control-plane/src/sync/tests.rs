@@ -287,7 +287,7 @@ async fn commit(store: &Store, hub: &SnapshotHub, name: &str) -> u64 {
         .await
         .unwrap();
     let latest = outcome.latest.unwrap();
-    let revision = latest.revision;
+    let revision = latest.state.revision;
     hub.publish(latest.into());
     u64::try_from(revision).unwrap()
 }
