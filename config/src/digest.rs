@@ -5,8 +5,9 @@
 //! no whitespace). Names are unique within a kind and part of each entity's JSON, so the set of
 //! a kind's entity hashes stands for its entities. Each kind's hashes fall into
 //! [`BUCKETS`] buckets by their leading bits; a bucket's digest is the SHA-256 of its hashes in
-//! ascending order (all zeroes for an empty bucket), and the config digest is the hex SHA-256 of
-//! a layout marker, then for upstreams and for routes their count and every bucket digest.
+//! ascending order, and the config digest is the hex SHA-256 of a layout marker, then for
+//! upstreams and for routes their count and, for every bucket that is not empty, its index (two
+//! bytes, big-endian) and its digest.
 //!
 //! A holder of a [`DigestState`] updates the digest after a change by rehashing the one bucket
 //! the entity falls in and the bucket digests above it: a few kilobytes, whatever the size of
@@ -27,7 +28,7 @@ pub type EntityHash = [u8; 32];
 const LAYOUT: &[u8] = b"gateway config digest v3\n";
 
 /// Buckets per kind: enough that a bucket of a 100,000-entity config holds about a hundred
-/// hashes, few enough that the digest over them stays small (64 KiB for both kinds).
+/// hashes, few enough that the digest over them stays small (at most 68 KiB for both kinds).
 pub const BUCKETS: usize = 1024;
 
 /// Hex digest of `config`.
@@ -120,15 +121,11 @@ struct Bucket {
 
 impl Bucket {
     fn rehash(&mut self) {
-        self.digest = if self.hashes.is_empty() {
-            [0; 32]
-        } else {
-            let mut hasher = Sha256::new();
-            for hash in &self.hashes {
-                hasher.update(hash);
-            }
-            hasher.finalize().into()
-        };
+        let mut hasher = Sha256::new();
+        for hash in &self.hashes {
+            hasher.update(hash);
+        }
+        self.digest = hasher.finalize().into();
     }
 }
 
@@ -160,8 +157,12 @@ impl KindBuckets {
 
     fn feed(&self, hasher: &mut Sha256) {
         hasher.update(self.count.to_be_bytes());
-        for bucket in &self.buckets {
-            hasher.update(bucket.digest);
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            if !bucket.hashes.is_empty() {
+                // BUCKETS fits in 16 bits.
+                hasher.update((index as u16).to_be_bytes());
+                hasher.update(bucket.digest);
+            }
         }
     }
 }
