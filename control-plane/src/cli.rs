@@ -51,9 +51,45 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_CLUSTER_TOKEN", hide_env_values = true)]
     pub cluster_token: Option<String>,
 
+    /// The largest body `PUT /v1/config` takes: bytes, or a number with KiB, MiB or GiB. The
+    /// default takes the export of 100,000 routes (31 MB as compact JSON, as gatewayctl sends
+    /// it; 57 MB pretty-printed) with room for richer routes. YAML aliases may not make a
+    /// document larger than this either. Entity bodies take at most 2 MiB.
+    #[arg(
+        long,
+        env = "GATEWAY_CONFIG_BODY_LIMIT",
+        default_value = "64MiB",
+        value_parser = parse_body_limit
+    )]
+    pub config_body_limit: usize,
+
     /// Log line format on stdout.
     #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// The smallest and largest `--config-body-limit`: below 1 KiB not even a few routes fit, and
+/// above 1 GiB one apply could hold gigabytes of memory.
+const BODY_LIMIT_RANGE: std::ops::RangeInclusive<u64> = 1024..=1024 * 1024 * 1024;
+
+/// `65536`, `512KiB`, `64MiB`, `1GiB`.
+fn parse_body_limit(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let (digits, unit) = [("KiB", 1u64 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30)]
+        .into_iter()
+        .find_map(|(suffix, unit)| text.strip_suffix(suffix).map(|d| (d.trim_end(), unit)))
+        .unwrap_or((text, 1));
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| {
+            format!("`{text}` is not a size: use bytes, or a number with KiB, MiB or GiB")
+        })?;
+    if !BODY_LIMIT_RANGE.contains(&bytes) {
+        return Err(format!("`{text}` is outside 1KiB to 1GiB"));
+    }
+    usize::try_from(bytes).map_err(|_| format!("`{text}` is too large for this machine"))
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -160,6 +196,36 @@ mod tests {
         assert_eq!(parse(&[]).revision_retention, 1000);
         let args = ["control-plane", "--revision-retention", "0"];
         assert!(Cli::try_parse_from(args).is_err());
+    }
+
+    #[test]
+    fn body_limits_take_sizes() {
+        assert_eq!(parse(&[]).config_body_limit, 64 * 1024 * 1024);
+        let sizes = [
+            ("65536", 65536),
+            ("512KiB", 512 * 1024),
+            ("2 MiB", 2 << 20),
+            ("1GiB", 1 << 30),
+        ];
+        for (text, bytes) in sizes {
+            assert_eq!(
+                parse(&["--config-body-limit", text]).config_body_limit,
+                bytes,
+                "{text}"
+            );
+        }
+        for text in [
+            "0",
+            "1023",
+            "2GiB",
+            "64MB",
+            "-1",
+            "lots",
+            "99999999999999999999GiB",
+        ] {
+            let args = ["control-plane", "--config-body-limit", text];
+            assert!(Cli::try_parse_from(args).is_err(), "{text}");
+        }
     }
 
     #[test]

@@ -109,10 +109,13 @@ pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunEr
         tokio::spawn(listening)
     });
     let metrics = Metrics::new();
-    let router = api::router(AppState {
-        service: ConfigService::new(store.clone(), hub.clone()),
-        metrics: metrics.clone(),
-    });
+    let router = api::router(
+        AppState {
+            service: ConfigService::new(store.clone(), hub.clone()),
+            metrics: metrics.clone(),
+        },
+        api::Limits::new(cli.config_body_limit),
+    );
     let admin_server = axum::serve(admin, router).with_graceful_shutdown(wait(stopped.clone()));
     let auth = SyncAuth {
         token: cli.cluster_token.clone(),

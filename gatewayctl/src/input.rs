@@ -6,12 +6,29 @@
 //! to its responses are dropped first, so the output of `get -o yaml` can be edited and fed back.
 //! A whole configuration is only checked for syntax here: the admin API validates it as a whole
 //! and reports every problem at once, which a local first-error check would hide.
+//!
+//! Both are read as strictly as the admin API reads them, by the same code: a key given twice,
+//! nesting deeper than the API takes, or YAML aliases that blow a document up are refused here,
+//! with the API's own message, before anything is sent.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+
+// The admin API's own reader, compiled here too so that both refuse the same documents with the
+// same words; gatewayctl needs only its whole-document half.
+#[allow(dead_code)]
+#[path = "../../control-plane/src/api/strict.rs"]
+mod strict;
+
+/// The API's limits, but not its size limit: the server decides how large a body it takes
+/// (it is configurable there), and a local file is the user's own.
+const LIMITS: strict::Limits = strict::Limits {
+    max_bytes: usize::MAX,
+    max_depth: strict::MAX_DEPTH,
+};
 
 /// Keys the API returns but ignores on input.
 const READ_ONLY_KEYS: [&str; 3] = ["created_at", "updated_at", "revision"];
@@ -25,6 +42,9 @@ pub enum InputError {
     },
     #[error("{path} is neither valid YAML nor JSON: {message}")]
     Syntax { path: String, message: String },
+    /// Well-formed, but refused as the admin API would refuse it (a duplicate key, too deep).
+    #[error("{path}: {message}")]
+    Refused { path: String, message: String },
     #[error("{path} must hold a single mapping (an object), not {found}")]
     NotAMapping { path: String, found: &'static str },
     #[error("{path}: field `{field}`: {message}")]
@@ -103,15 +123,18 @@ pub fn parse_document<T: DeserializeOwned>(text: &str, display: &str) -> Result<
 /// YAML or JSON text that must be a mapping. JSON-looking text goes through the JSON parser so
 /// that its error messages (line and column) are the familiar ones.
 fn parse_mapping(text: &str, display: &str) -> Result<Map<String, Value>, InputError> {
-    let syntax = |message: String| InputError::Syntax {
-        path: display.to_owned(),
-        message,
-    };
-    let value: Value = if text.trim_start().starts_with('{') {
-        serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?
-    } else {
-        serde_yaml_ng::from_str(text).map_err(|e| syntax(e.to_string()))?
-    };
+    let bytes = text.as_bytes();
+    let format = strict::Format::detect(bytes, None);
+    let value = strict::read_value(bytes, format, &LIMITS).map_err(|e| match e {
+        strict::ReadError::Syntax { message, .. } => InputError::Syntax {
+            path: display.to_owned(),
+            message,
+        },
+        refused => InputError::Refused {
+            path: display.to_owned(),
+            message: refused.to_string(),
+        },
+    })?;
     match value {
         Value::Object(map) => Ok(map),
         other => Err(InputError::NotAMapping {
@@ -250,6 +273,120 @@ targets:
             parse_config("upstreams: [\n", "gw.yaml"),
             Err(InputError::Syntax { .. })
         ));
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_their_path() {
+        let cases = [
+            ("name: a\nname: b\ntargets: []\n", "name"),
+            (
+                "name: a\ntargets:\n- address: a:80\n  address: b:80\n",
+                "targets[0].address",
+            ),
+            (
+                r#"{"name": "a", "targets": [{"address": "a:80", "weight": 1, "weight": 2}]}"#,
+                "targets[0].weight",
+            ),
+        ];
+        for (text, field) in cases {
+            let err = parse_document::<Upstream>(text, "up.yaml").unwrap_err();
+            let InputError::Refused { message, .. } = &err else {
+                panic!("{text}: {err}");
+            };
+            assert!(message.contains(&format!("at `{field}`")), "{message}");
+            assert!(message.starts_with("duplicate key"), "{message}");
+        }
+        let config = "routes:\n- name: r\n  hosts: [a]\n  hosts: [b]\nroutes: []\n";
+        let err = parse_config(config, "gw.yaml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "gw.yaml: duplicate key `hosts` at `routes[0].hosts` (line 4, column 3)"
+        );
+        let top = parse_config("{\"routes\": [], \"routes\": []}", "gw.json").unwrap_err();
+        assert!(top.to_string().contains("at `routes`"), "{top}");
+    }
+
+    #[test]
+    fn nesting_and_alias_bombs_are_refused() {
+        let deep = format!("routes: {}", "[".repeat(100));
+        let err = parse_config(&deep, "gw.yaml").unwrap_err();
+        assert!(matches!(err, InputError::Refused { .. }), "{err}");
+        assert!(err.to_string().contains("nested deeper than 64"), "{err}");
+        let json = format!("{{\"routes\": {}{}}}", "[".repeat(100), "]".repeat(100));
+        let err = parse_config(&json, "gw.json").unwrap_err();
+        assert!(err.to_string().contains("nested deeper than 64"), "{err}");
+        let mut laughs = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for level in 1..9 {
+            let previous = format!("*a{}", level - 1);
+            let items = [previous.as_str(); 9].join(", ");
+            laughs.push_str(&format!("a{level}: &a{level} [{items}]\n"));
+        }
+        let err = parse_config(&laughs, "gw.yaml").unwrap_err();
+        assert!(err.to_string().contains("aliases are expanded"), "{err}");
+    }
+
+    /// What the gateway writes as YAML (`export`, `-o yaml`, `GET /v1/config?format=yaml`, all
+    /// through serde_yaml_ng) reads back as the same document, however its strings look.
+    #[test]
+    fn yaml_as_the_gateway_writes_it_reads_back_the_same() {
+        let tricky = [
+            "yes",
+            "no",
+            "on",
+            "off",
+            "y",
+            "n",
+            "true",
+            "True",
+            "null",
+            "~",
+            "",
+            "012",
+            "0x10",
+            "0o7",
+            "1_000",
+            "1e3",
+            ".inf",
+            "-.inf",
+            ".nan",
+            "+1",
+            "-0",
+            "1.0",
+            "2025-01-01",
+            "a: b",
+            "- a",
+            "#x",
+            "x #y",
+            "'",
+            "\"",
+            "*a",
+            "&a",
+            "!a",
+            "%a",
+            "@a",
+            "`a",
+            "{}",
+            "[]",
+            "|",
+            ">",
+            "?",
+            ":",
+            "-",
+            "---",
+            "...",
+            "é",
+            "\u{feff}x",
+            "a\nb",
+            " a ",
+            "\t",
+        ];
+        let names: Vec<Value> = tricky.iter().map(|t| Value::from(*t)).collect();
+        let document = serde_json::json!({
+            "upstreams": [{"name": "api", "tags": names, "targets": [{"address": "a:80", "weight": 1}]}],
+            "routes": [{"name": "r", "priority": -3, "headers": [{"name": "x", "exact": "012"}]}],
+        });
+        let yaml = serde_yaml_ng::to_string(&document).unwrap();
+        assert_eq!(parse_config(&yaml, "gw.yaml").unwrap(), document, "{yaml}");
     }
 
     #[test]

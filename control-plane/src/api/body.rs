@@ -1,17 +1,22 @@
 //! Request bodies and response documents of the admin API.
 //!
-//! Bodies are parsed as JSON whatever their Content-Type. A syntax error is a 400 that says where;
-//! a well-formed document of the wrong shape is a 422 naming the field, e.g.
+//! Bodies are parsed as JSON whatever their Content-Type. A syntax error is a 400 that says where,
+//! and so is a key given twice or nesting deeper than [`strict::MAX_DEPTH`] (400 too, naming the
+//! path); a well-formed document of the wrong shape is a 422 naming the field, e.g.
 //! `targets[0].weight`. Server-set keys (`created_at`, `updated_at`, `revision`) are dropped so
 //! that a document fetched with GET can be edited and sent back with PUT.
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, SecondsFormat};
+use http_body_util::BodyExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::ApiError;
+use super::limits::ENTITY_BODY_LIMIT;
+use super::strict::{self, Format, ReadError};
 use crate::store::{Entity, Record};
 
 pub(super) const READ_ONLY_KEYS: [&str; 3] = ["created_at", "updated_at", "revision"];
@@ -22,14 +27,8 @@ pub fn parse_entity<T: DeserializeOwned>(
     bytes: &[u8],
     path_name: Option<&str>,
 ) -> Result<T, ApiError> {
-    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::malformed_json(format!(
-            "the body is not valid JSON: {} at line {} column {}",
-            syntax_reason(&e),
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let limits = strict::Limits::new(ENTITY_BODY_LIMIT);
+    let mut value = strict::read_value(bytes, Format::Json, &limits).map_err(refused)?;
     if let Value::Object(map) = &mut value {
         for key in READ_ONLY_KEYS {
             map.remove(key);
@@ -58,13 +57,64 @@ pub fn parse_entity<T: DeserializeOwned>(
     })
 }
 
-/// serde_json's syntax messages without its own position suffix (we add line and column).
-pub(super) fn syntax_reason(error: &serde_json::Error) -> String {
-    let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(cut) => text[..cut].to_owned(),
-        None => text,
+/// The answer to a document that [`strict`] refused.
+pub(super) fn refused(error: ReadError) -> ApiError {
+    let field = error.field().map(str::to_owned);
+    let message = error.to_string();
+    let refusal = match error {
+        ReadError::Syntax {
+            format: Format::Json,
+            ..
+        } => ApiError::malformed_json(format!("the body is not valid JSON: {message}")),
+        ReadError::Syntax {
+            format: Format::Yaml,
+            ..
+        } => ApiError::malformed_json(format!("the body is neither JSON nor YAML: {message}")),
+        ReadError::DuplicateKey { .. } => {
+            ApiError::new(StatusCode::BAD_REQUEST, "duplicate_key", message)
+        }
+        ReadError::TooDeep { .. } => ApiError::new(StatusCode::BAD_REQUEST, "too_deep", message),
+        ReadError::TooLarge { .. } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
+        }
+    };
+    ApiError { field, ..refusal }
+}
+
+/// Reads a request body of at most `limit` bytes into one buffer, sized up front from
+/// `Content-Length` (a body that declares more than the limit is refused before it is read).
+pub async fn read_limited(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::body_too_large(limit));
     }
+    let capacity = declared.map_or(0, |length| length as usize);
+    let mut bytes = Vec::with_capacity(capacity);
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                format!("the body could not be read: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if bytes.len().saturating_add(data.len()) > limit {
+            return Err(ApiError::body_too_large(limit));
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(bytes)
 }
 
 /// The field a deserialization error is about: for an unknown or missing key the path points at
@@ -205,6 +255,25 @@ mod tests {
         let err =
             parse_entity::<Upstream>(br#"{"name": "b", "targets": []}"#, Some("a")).unwrap_err();
         assert_eq!(err.code, "name_mismatch");
+    }
+
+    #[test]
+    fn duplicate_keys_and_deep_nesting_are_refused_with_their_path() {
+        let err = parse_entity::<Upstream>(
+            br#"{"name": "a", "targets": [{"address": "h:1", "address": "h:2"}]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.code, "duplicate_key");
+        assert_eq!(err.field.as_deref(), Some("targets[0].address"));
+        assert!(err.message.contains("line 1"), "{}", err.message);
+        let deep = format!("{{\"name\": \"a\", \"tags\": {}}}", "[".repeat(100));
+        let err = parse_entity::<Upstream>(deep.as_bytes(), None).unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::BAD_REQUEST, "too_deep")
+        );
     }
 
     #[test]

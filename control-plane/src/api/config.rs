@@ -1,16 +1,18 @@
 //! `GET /v1/config` (export the whole config) and `PUT /v1/config` (declarative apply: make the
 //! config equal the document, as one revision or not at all).
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use gateway_config::Config;
 use serde::Deserialize;
 
+use super::body::read_limited;
 use super::document;
 use super::error::ApiError;
+use super::limits::Limits;
 use super::openapi::{
     BadRequest, ConfigWritten, Internal, PayloadTooLarge, PreconditionFailed, Unavailable,
     Unprocessable,
@@ -137,15 +139,22 @@ pub async fn get(
 )]
 pub async fn put(
     State(state): State<AppState>,
+    Extension(limits): Extension<Limits>,
     headers: HeaderMap,
     query: Result<Query<WriteQuery>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    // The headers first: a bad If-Match is refused before a large body is read.
     let options = write::options(&headers, query)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let desired = document::parse(&body?, content_type)?;
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = read_limited(body, &headers, limits.config_body()).await?;
+    let document_limits = limits.document();
+    let desired = limits
+        .parse(move || document::parse(&bytes, content_type.as_deref(), &document_limits))
+        .await?;
     let written = state.service.apply(desired, &options).await?;
     Ok(write::config_written_response(written))
 }

@@ -1,51 +1,25 @@
 //! The whole-config document of `PUT /v1/config`: `{"upstreams": [...], "routes": [...]}` in
 //! JSON or YAML. Unlike a single entity, a document is checked completely before it is refused,
 //! so that one answer lists every problem (each with kind, name and field).
+//!
+//! The document is read by [`strict`] one entity at a time, each turned into its model type as
+//! soon as it is read, so that a large document is in memory as its text and its model, never
+//! also as a tree of values. A duplicate key, too deep nesting or too much alias expansion
+//! refuses the whole document at once (400 or 413), as a syntax error does.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::http::StatusCode;
 use gateway_config::{Config, ErrorKind, FieldError, Kind, Route, Upstream};
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::body::{READ_ONLY_KEYS, field_of, syntax_reason};
+use super::body::{READ_ONLY_KEYS, field_of, refused};
 use super::error::{ApiError, Detail};
+use super::strict::{self, Format, TopLevel};
 
-const TOP_LEVEL_KEYS: [&str; 2] = ["upstreams", "routes"];
-
-/// Whether the body is to be read as JSON: by its type, or by its first character.
-fn looks_like_json(bytes: &[u8], content_type: Option<&str>) -> bool {
-    if content_type.is_some_and(|t| t.contains("json")) {
-        return true;
-    }
-    matches!(
-        bytes.iter().find(|b| !b.is_ascii_whitespace()),
-        Some(b'{' | b'[')
-    )
-}
-
-fn syntax(bytes: &[u8], content_type: Option<&str>) -> Result<Value, ApiError> {
-    if looks_like_json(bytes, content_type) {
-        return serde_json::from_slice(bytes).map_err(|e| {
-            ApiError::malformed_json(format!(
-                "the body is not valid JSON: {} at line {} column {}",
-                syntax_reason(&e),
-                e.line(),
-                e.column()
-            ))
-        });
-    }
-    match serde_yaml_ng::from_slice::<Value>(bytes) {
-        Ok(Value::Null) => Err(ApiError::malformed_json(
-            "the body is empty; send {\"upstreams\": [], \"routes\": []} to remove everything",
-        )),
-        Ok(value) => Ok(value),
-        Err(e) => Err(ApiError::malformed_json(format!(
-            "the body is neither JSON nor YAML: {e}"
-        ))),
-    }
-}
+/// The lists of a document, in the order [`strict::read_lists`] numbers them.
+const LISTS: [&str; 2] = ["upstreams", "routes"];
 
 fn detail(kind: &str, name: &str, field: impl Into<String>, message: impl Into<String>) -> Detail {
     Detail {
@@ -56,26 +30,27 @@ fn detail(kind: &str, name: &str, field: impl Into<String>, message: impl Into<S
     }
 }
 
-/// Reads one list of entities, collecting errors; returns the entities that parsed and the names
-/// of those that did not (so that references to them are not reported twice).
-fn entities<T: DeserializeOwned>(
+/// One list of entities as it is read, collecting errors: the entities that parsed, and the
+/// names of those that did not (so that references to them are not reported twice).
+struct Entities<T> {
     kind: Kind,
-    list: Option<Value>,
-    errors: &mut Vec<Detail>,
-) -> (BTreeMap<String, T>, BTreeSet<String>) {
-    let mut parsed = BTreeMap::new();
-    let mut broken = BTreeSet::new();
-    let items = match list {
-        None | Some(Value::Null) => return (parsed, broken),
-        Some(Value::Array(items)) => items,
-        Some(_) => {
-            let list_name = format!("{kind}s");
-            errors.push(detail("config", "", list_name, "must be a list"));
-            return (parsed, broken);
+    parsed: BTreeMap<String, T>,
+    broken: BTreeSet<String>,
+    errors: Vec<Detail>,
+}
+
+impl<T: DeserializeOwned> Entities<T> {
+    fn new(kind: Kind) -> Self {
+        Entities {
+            kind,
+            parsed: BTreeMap::new(),
+            broken: BTreeSet::new(),
+            errors: Vec::new(),
         }
-    };
-    let mut seen = BTreeSet::new();
-    for (index, mut item) in items.into_iter().enumerate() {
+    }
+
+    fn add(&mut self, index: usize, mut item: Value) {
+        let kind = self.kind;
         let name = item
             .get("name")
             .and_then(Value::as_str)
@@ -85,29 +60,29 @@ fn entities<T: DeserializeOwned>(
                 map.remove(key);
             }
         }
-        if !seen.insert(name.clone()) {
-            errors.push(detail(
+        if self.parsed.contains_key(&name) || self.broken.contains(&name) {
+            self.errors.push(detail(
                 kind.as_str(),
                 &name,
                 "name",
                 format!("`{name}` is listed twice"),
             ));
-            continue;
+            return;
         }
         match serde_path_to_error::deserialize::<_, T>(item) {
             Ok(entity) => {
-                parsed.insert(name, entity);
+                self.parsed.insert(name, entity);
             }
             Err(e) => {
                 let path = e.path().to_string();
                 let message = e.inner().to_string();
                 let field = field_of(&path, &message).unwrap_or_default();
-                errors.push(detail(kind.as_str(), &name, field, message));
-                broken.insert(name);
+                self.errors
+                    .push(detail(kind.as_str(), &name, field, message));
+                self.broken.insert(name);
             }
         }
     }
-    (parsed, broken)
 }
 
 /// A reference error about an upstream that is in the document but failed to parse.
@@ -128,31 +103,56 @@ fn refers_to(error: &FieldError, config: &Config, broken: &BTreeSet<String>) -> 
 }
 
 /// Parses and validates a whole-config document; every problem is in the error's `details`.
-pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Config, ApiError> {
-    let value = syntax(bytes, content_type)?;
-    let Value::Object(mut map) = value else {
-        return Err(ApiError::invalid_field(
-            None,
-            "the body must be an object with `upstreams` and `routes` lists",
-        ));
+pub fn parse(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    limits: &strict::Limits,
+) -> Result<Config, ApiError> {
+    let format = Format::detect(bytes, content_type);
+    let mut upstream_list = Entities::<Upstream>::new(Kind::Upstream);
+    let mut route_list = Entities::<Route>::new(Kind::Route);
+    let top = strict::read_lists(bytes, format, limits, &LISTS, &mut |list, index, item| {
+        if list == 0 {
+            upstream_list.add(index, item);
+        } else {
+            route_list.add(index, item);
+        }
+    })
+    .map_err(refused)?;
+    let (unknown, not_lists) = match top {
+        TopLevel::Mapping { unknown, not_lists } => (unknown, not_lists),
+        TopLevel::Empty => {
+            return Err(ApiError::malformed_json(
+                "the body is empty; send {\"upstreams\": [], \"routes\": []} to remove everything",
+            ));
+        }
+        TopLevel::Other(_) => {
+            return Err(ApiError::invalid_field(
+                None,
+                "the body must be an object with `upstreams` and `routes` lists",
+            ));
+        }
     };
-    let mut errors = Vec::new();
-    let unknown: Map<String, Value> = map
+    let mut errors: Vec<Detail> = unknown
         .iter()
-        .filter(|(key, _)| !TOP_LEVEL_KEYS.contains(&key.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|key| {
+            detail(
+                "config",
+                "",
+                key.as_str(),
+                format!("unknown field `{key}`, expected `upstreams` or `routes`"),
+            )
+        })
         .collect();
-    for key in unknown.keys() {
-        errors.push(detail(
-            "config",
-            "",
-            key.as_str(),
-            format!("unknown field `{key}`, expected `upstreams` or `routes`"),
-        ));
-    }
-    let (upstreams, broken) =
-        entities::<Upstream>(Kind::Upstream, map.remove("upstreams"), &mut errors);
-    let (routes, _) = entities::<Route>(Kind::Route, map.remove("routes"), &mut errors);
+    errors.extend(
+        not_lists
+            .iter()
+            .map(|key| detail("config", "", key.as_str(), "must be a list")),
+    );
+    errors.append(&mut upstream_list.errors);
+    errors.append(&mut route_list.errors);
+    let broken = upstream_list.broken;
+    let (upstreams, routes) = (upstream_list.parsed, route_list.parsed);
     let config = Config { upstreams, routes };
     let mut only_references = errors.is_empty();
     if let Err(invalid) = config.validate() {
@@ -196,21 +196,29 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Config, ApiErro
 mod tests {
     use super::*;
 
+    const LIMITS: strict::Limits = strict::Limits {
+        max_bytes: 1024 * 1024,
+        max_depth: strict::MAX_DEPTH,
+    };
+
     #[test]
     fn yaml_and_json_read_alike() {
         let yaml = b"upstreams:\n  - name: a\n    targets: [{address: 'h:1'}]\nroutes: []\n";
         let json =
             br#"{"upstreams": [{"name": "a", "targets": [{"address": "h:1"}], "revision": 4}]}"#;
         assert_eq!(
-            parse(yaml, None).unwrap(),
-            parse(json, Some("text/plain")).unwrap()
+            parse(yaml, None, &LIMITS).unwrap(),
+            parse(json, Some("text/plain"), &LIMITS).unwrap()
         );
-        assert_eq!(parse(b"{}", None).unwrap(), Config::default());
+        assert_eq!(parse(b"{}", None, &LIMITS).unwrap(), Config::default());
         assert_eq!(
-            parse(b"{\"upstreams\": ", None).unwrap_err().code,
+            parse(b"{\"upstreams\": ", None, &LIMITS).unwrap_err().code,
             "malformed_json"
         );
-        assert_eq!(parse(b"", None).unwrap_err().code, "malformed_json");
+        assert_eq!(
+            parse(b"", None, &LIMITS).unwrap_err().code,
+            "malformed_json"
+        );
     }
 
     #[test]
@@ -223,7 +231,7 @@ mod tests {
                 {"name": "r1", "backends": [{"upstream": "b"}]},
                 {"name": "r2", "backends": [{"upstream": "ghost"}], "hosts": [""]}],
             "consumers": []}"#;
-        let err = parse(body, None).unwrap_err();
+        let err = parse(body, None, &LIMITS).unwrap_err();
         assert_eq!(err.code, "invalid_field");
         let found: Vec<_> = err
             .details
@@ -244,6 +252,7 @@ mod tests {
         let refs = parse(
             br#"{"routes": [{"name": "r", "backends": [{"upstream": "ghost"}]}]}"#,
             None,
+            &LIMITS,
         )
         .unwrap_err();
         assert_eq!(refs.code, "unknown_reference");

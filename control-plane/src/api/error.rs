@@ -1,7 +1,6 @@
 //! The admin API's error responses: always JSON, with a stable `code` that scripts can match on.
 
 use axum::Json;
-use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gateway_config::{ErrorKind, FieldError};
@@ -40,15 +39,17 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorContent {
-    /// Stable, for scripts to match on: `malformed_json`, `body_too_large`, `unreadable_body`,
-    /// `invalid_field`, `unknown_reference`, `name_mismatch`, `not_found`, `method_not_allowed`,
+    /// Stable, for scripts to match on: `malformed_json`, `duplicate_key`, `too_deep`,
+    /// `invalid_header`, `body_too_large`, `unreadable_body`, `invalid_field`,
+    /// `unknown_reference`, `name_mismatch`, `not_found`, `method_not_allowed`,
     /// `already_exists`, `in_use`, `precondition_failed`, `database_unavailable`, `internal`.
     #[schema(example = "invalid_field")]
     pub code: String,
     /// For people; its wording may change.
     pub message: String,
-    /// The request field the error is about (a JSON path into the body, or a query parameter
-    /// or header name), when there is one.
+    /// The request field the error is about (a JSON path into the body such as
+    /// `routes[3].hosts`, or a query parameter or header name such as `If-Match`), when there
+    /// is one.
     #[schema(required = true)]
     pub field: Option<String>,
     /// Every problem, when a request has several (e.g. a whole-config document).
@@ -100,6 +101,18 @@ impl ApiError {
             field,
             ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
         }
+    }
+
+    /// A body larger than `limit` bytes.
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the body is larger than {}, the most this endpoint takes",
+                bytes(limit)
+            ),
+        )
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -195,15 +208,13 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<BytesRejection> for ApiError {
-    fn from(rejection: BytesRejection) -> Self {
-        let status = rejection.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "body_too_large"
-        } else {
-            "unreadable_body"
-        };
-        ApiError::new(status, code, rejection.body_text())
+/// A size for people: in MiB when it is a whole number of them.
+fn bytes(n: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if n >= MIB && n.is_multiple_of(MIB) {
+        format!("{} MiB ({n} bytes)", n / MIB)
+    } else {
+        format!("{n} bytes")
     }
 }
 

@@ -8,24 +8,31 @@ mod endpoints;
 mod entities;
 mod error;
 mod health;
+mod limits;
 mod metrics;
 mod nodes;
 mod openapi;
 mod revisions;
 mod schema;
 mod state;
+mod strict;
 mod write;
 
 use axum::Router;
+use axum::extract::{DefaultBodyLimit, Extension};
 
+pub use limits::Limits;
 pub use state::AppState;
 
-/// The whole admin API.
-pub fn router(state: AppState) -> Router {
+/// The whole admin API. Entity bodies are read by axum up to [`limits::ENTITY_BODY_LIMIT`];
+/// `PUT /v1/config` reads its own, up to `limits`' larger one.
+pub fn router(state: AppState, limits: Limits) -> Router {
     let (router, _) = endpoints::documented_routes().split_for_parts();
     router
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
+        .layer(DefaultBodyLimit::max(limits::ENTITY_BODY_LIMIT))
+        .layer(Extension(limits))
         .with_state(state)
 }
 

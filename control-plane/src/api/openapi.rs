@@ -80,13 +80,19 @@ macro_rules! error_responses {
 
 error_responses! {
     BadRequest => "The body is not JSON (nor YAML where YAML is taken), or could not be read \
-        (`malformed_json`, `unreadable_body`).",
+        (`malformed_json`, `unreadable_body`); it gives a key twice in one mapping \
+        (`duplicate_key`) or nests deeper than 64 levels (`too_deep`), `field` naming the path, \
+        e.g. `routes[3].hosts`; or a header cannot be read, e.g. an `If-Match` that is not a \
+        revision (`invalid_header`, `field` naming the header). Nothing was stored.",
     NotFound => "No such entity, revision or path (`not_found`).",
     Conflict => "The name is taken (`already_exists`), or routes still send traffic to the \
         upstream (`in_use`, each such route in `details`).",
     PreconditionFailed => "`If-Match` names a revision that is not the latest; the message \
         says which one is (`precondition_failed`).",
-    PayloadTooLarge => "The body is larger than the API takes (`body_too_large`).",
+    PayloadTooLarge => "The body is larger than the endpoint takes (2 MiB for an entity, the \
+        control plane's `--config-body-limit` for a whole config, 64 MiB unless set), or its \
+        YAML aliases make it larger than that or than 16 times its text \
+        (`body_too_large`; the message says the limit). Nothing was stored.",
     Unprocessable => "A well-formed request with a wrong value (`invalid_field`, \
         `unknown_reference`, `name_mismatch`): `field` is the JSON path into the body, or the \
         query parameter or header; a whole-config document lists every problem in `details`.",

@@ -4,13 +4,13 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::write::REVISION_HEADER;
-use super::{AppState, router};
+use super::{AppState, Limits, router};
 use crate::hub::SnapshotHub;
 use crate::service::ConfigService;
 use crate::store::test_support::{TestDb, sqlite};
@@ -43,14 +43,22 @@ impl Reply {
     }
 }
 
+/// The control plane's default `--config-body-limit`.
+const CONFIG_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
 async fn api() -> Api {
+    api_with(Limits::new(CONFIG_BODY_LIMIT)).await
+}
+
+async fn api_with(limits: Limits) -> Api {
     let db = sqlite().await;
     let latest = db.store.latest_config().await.unwrap();
     let hub = SnapshotHub::new(latest.into());
-    let router = router(AppState {
+    let state = AppState {
         service: ConfigService::new(db.store.clone(), hub.clone()),
         metrics: crate::metrics::Metrics::new(),
-    });
+    };
+    let router = router(state, limits);
     Api { router, hub, db }
 }
 
@@ -984,6 +992,30 @@ async fn every_operation_is_served_as_described() {
         (Method::POST, "/v1/upstreams", Some(API), &[]),
         (Method::POST, "/v1/routes", Some(r#"{"name": "r9"}"#), &[]),
         (Method::PUT, "/v1/config", Some("{\"routes\": 1}"), &[]),
+        (
+            Method::PUT,
+            "/v1/config",
+            Some("{\"routes\": [], \"routes\": []}"),
+            &[],
+        ),
+        (
+            Method::PUT,
+            "/v1/config",
+            Some(DOC),
+            &[("if-match", "seven")],
+        ),
+        (
+            Method::POST,
+            "/v1/upstreams",
+            Some(API),
+            &[("if-match", "-1")],
+        ),
+        (
+            Method::PUT,
+            "/v1/upstreams/api",
+            Some("{\"tags\": [[[[]]]], \"tags\": 1}"),
+            &[],
+        ),
         (Method::DELETE, "/v1/upstreams/api", None, &[]),
         (Method::DELETE, "/v1/routes/r1", None, &[("if-match", "1")]),
         (
@@ -1013,4 +1045,434 @@ async fn every_operation_is_served_as_described() {
         let reply = api.described(&described, Method::GET, uri, None, &[]).await;
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
     }
+}
+
+/// Values of `If-Match` that are not a revision, as raw bytes.
+const BAD_IF_MATCH: [&[u8]; 10] = [
+    "7é".as_bytes(),
+    b"\xff",
+    b"abc",
+    b"-1",
+    b"+1",
+    b"1.5",
+    b"",
+    b"\"7",
+    b"\"1\", \"2\"",
+    b"99999999999999999999",
+];
+
+impl Api {
+    /// A write with raw header values, which must be refused and store nothing.
+    async fn refused_with(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&str>,
+        headers: &[(&str, &[u8])],
+    ) -> Reply {
+        let before = self.revisions().await;
+        let hub_before = self.hub.current().revision;
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        let request = request
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(self.revisions().await, before, "{uri}: {body}");
+        assert_eq!(self.hub.current().revision, hub_before, "{uri}: {body}");
+        Reply {
+            status,
+            headers: HeaderMap::new(),
+            body,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_if_match_that_is_not_a_revision_is_refused_on_every_write() {
+    let api = api().await;
+    assert_eq!(api.put("/v1/config", DOC).await.status, StatusCode::OK);
+    let new_upstream = API.replace("api", "new");
+    let new_route = ROUTE.replace("r1", "r2");
+    let writes: [(Method, &str, Option<&str>); 7] = [
+        (Method::POST, "/v1/upstreams", Some(&new_upstream)),
+        (Method::PUT, "/v1/upstreams/api", Some(API)),
+        (Method::DELETE, "/v1/upstreams/web", None),
+        (Method::POST, "/v1/routes", Some(&new_route)),
+        (Method::DELETE, "/v1/routes/r1", None),
+        (Method::PUT, "/v1/config", Some("{}")),
+        (Method::POST, "/v1/revisions/1/rollback", None),
+    ];
+    for (method, uri, body) in &writes {
+        for value in BAD_IF_MATCH {
+            let reply = api
+                .refused_with(method.clone(), uri, *body, &[("if-match", value)])
+                .await;
+            let what = format!("{method} {uri} If-Match {value:?}: {}", reply.body);
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{what}");
+            assert_eq!(reply.code(), "invalid_header", "{what}");
+            assert_eq!(reply.field(), "If-Match", "{what}");
+        }
+        let twice = api
+            .refused_with(
+                method.clone(),
+                uri,
+                *body,
+                &[("if-match", b"1"), ("if-match", b"1")],
+            )
+            .await;
+        assert_eq!(twice.field(), "If-Match", "{method} {uri}: {}", twice.body);
+    }
+    // The same writes with a good If-Match go through.
+    let fine = api
+        .call_with(
+            Method::PUT,
+            "/v1/config",
+            Some("{}"),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
+    assert_eq!(fine.status, StatusCode::OK, "{}", fine.body);
+    assert_eq!(fine.revision(), Some(2));
+}
+
+/// A realistic whole config: `routes` routes, each with a name, a host, a prefix path, a
+/// backend, a timeout and retries, over one upstream per hundred routes.
+fn big_document(routes: usize) -> String {
+    let upstreams = (routes / 100).max(1);
+    let upstreams: Vec<Value> = (0..upstreams)
+        .map(|u| {
+            json!({"name": format!("svc-{u:04}"),
+                   "targets": [{"address": format!("10.0.{}.{}:8080", u / 250, u % 250)}]})
+        })
+        .collect();
+    let count = upstreams.len();
+    let routes: Vec<Value> = (0..routes)
+        .map(|i| {
+            json!({"name": format!("route-{i:06}"),
+                   "hosts": [format!("svc-{i:06}.example.com")],
+                   "paths": [{"prefix": format!("/api/v1/svc-{i:06}")}],
+                   "strip_prefix": true,
+                   "backends": [{"upstream": format!("svc-{:04}", i % count)}],
+                   "timeout": "5s",
+                   "retries": {"attempts": 2, "on": ["connect_failure", "503"]}})
+        })
+        .collect();
+    json!({"upstreams": upstreams, "routes": routes}).to_string()
+}
+
+#[tokio::test]
+async fn documents_larger_than_the_old_two_megabytes_are_taken() {
+    let api = api().await;
+    // 20,000 routes parsed and validated; a dry run, so that the test does not time the
+    // database (the service gives a write 8 seconds, which an unoptimized build of this many
+    // rows can miss on a busy machine).
+    let document = big_document(20_000);
+    assert!(document.len() > 4 * 1024 * 1024, "{}", document.len());
+    let preview = api.put("/v1/config?dry_run=true", &document).await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["changes"].as_array().unwrap().len(), 20_200);
+    // And one stored.
+    let document = big_document(10_000);
+    assert!(document.len() > 2 * 1024 * 1024, "{}", document.len());
+    let applied = api.put("/v1/config", &document).await;
+    assert_eq!(applied.status, StatusCode::OK, "{}", applied.body);
+    assert_eq!(applied.revision(), Some(1));
+    assert_eq!(api.hub.current().state.to_config().routes.len(), 10_000);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused_with_413() {
+    let api = api_with(Limits::new(64 * 1024)).await;
+    let document = big_document(1_000);
+    assert!(document.len() > 64 * 1024);
+    let length = document.len().to_string();
+    for headers in [vec![], vec![("content-length", length.as_bytes())]] {
+        let reply = api
+            .refused_with(Method::PUT, "/v1/config", Some(&document), &headers)
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{}",
+            reply.body
+        );
+        assert_eq!(reply.code(), "body_too_large");
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("65536 bytes"), "{message}");
+    }
+    let small = big_document(10);
+    assert_eq!(api.put("/v1/config", &small).await.status, StatusCode::OK);
+
+    // Entity bodies have their own, smaller limit.
+    let tags: Vec<String> = (0..200_000).map(|i| format!("tag-{i}")).collect();
+    let upstream = json!({"name": "many", "targets": [], "tags": tags}).to_string();
+    assert!(upstream.len() > 2 * 1024 * 1024);
+    let reply = api.refused(Method::POST, "/v1/upstreams", &upstream).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.code(), "body_too_large");
+    let message = reply.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("2 MiB"), "{message}");
+}
+
+/// Sends a document that must be refused quickly, and checks that it stored nothing.
+async fn refused_quickly(api: &Api, document: &str) -> Reply {
+    let started = std::time::Instant::now();
+    let reply = api.refused(Method::PUT, "/v1/config", document).await;
+    // Generous for unoptimized builds on a busy machine; what it guards against (expansion or
+    // parsing time that grows exponentially or with the square of the input) takes minutes.
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "{:?}: {}",
+        started.elapsed(),
+        reply.body
+    );
+    assert!(api.hub.current().state.to_config().routes.is_empty());
+    reply
+}
+
+#[tokio::test]
+async fn yaml_alias_bombs_are_refused_quickly() {
+    let api = api().await;
+    // A small, valid document whose routes all share the first one's long list of hosts through
+    // an alias: once expanded, hundreds of times its size (this one stored 53 MB before).
+    let hosts: Vec<String> = (0..1000).map(|i| format!("h-{i:04}.example.com")).collect();
+    let mut document = format!(
+        "upstreams:\n- name: api\n  targets: [{{address: '127.0.0.1:9000'}}]\nroutes:\n\
+         - {{name: r0, hosts: &h [{}], backends: [{{upstream: api}}]}}\n",
+        hosts.join(", ")
+    );
+    for i in 1..2500 {
+        document.push_str(&format!(
+            "- {{name: r{i}, hosts: *h, backends: [{{upstream: api}}]}}\n"
+        ));
+    }
+    assert!(document.len() < 160 * 1024, "{}", document.len());
+    let reply = refused_quickly(&api, &document).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.code(), "body_too_large");
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("aliases are expanded"),
+        "{}",
+        reply.body
+    );
+
+    // The billion laughs.
+    let mut laughs = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for level in 1..10 {
+        let previous = format!("*a{}", level - 1);
+        let items = [previous.as_str(); 9].join(", ");
+        laughs.push_str(&format!("a{level}: &a{level} [{items}]\n"));
+    }
+    let reply = refused_quickly(&api, &laughs).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        reply.body
+    );
+
+    // Anchors as they are meant to be used are fine: one route's settings shared by others.
+    let document = format!(
+        "upstreams:\n- name: api\n  targets: [{{address: '127.0.0.1:9000'}}]\nroutes:\n\
+         - &d {{name: r0, backends: [{{upstream: api}}], timeout: 5s}}\n{}",
+        (1..100)
+            .map(|i| format!("- {{<<: *d, name: r{i}}}\n"))
+            .collect::<String>()
+    );
+    let applied = api.put("/v1/config", &document).await;
+    assert_eq!(applied.status, StatusCode::OK, "{}", applied.body);
+    assert_eq!(api.hub.current().state.to_config().routes.len(), 100);
+}
+
+#[tokio::test]
+async fn nesting_bombs_are_refused_quickly() {
+    let api = api().await;
+    let cases = [
+        format!("routes: {}", "[".repeat(1_000_000)),
+        format!("routes: {}", "{a: ".repeat(250_000)),
+        format!("routes:\n{}", "- ".repeat(500_000)),
+        format!("{{\"routes\": {}", "[".repeat(1_000_000)),
+        format!("{{\"routes\": [{}", "{\"a\": ".repeat(200_000)),
+    ];
+    for document in &cases {
+        let reply = refused_quickly(&api, document).await;
+        let start = &document[..20];
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{start}: {}",
+            reply.body
+        );
+        assert_eq!(reply.code(), "too_deep", "{start}: {}", reply.body);
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("deeper than 64 levels"), "{message}");
+    }
+    let json = refused_quickly(&api, &cases[3]).await;
+    assert!(json.field().starts_with("routes[0][0]"), "{}", json.body);
+}
+
+#[tokio::test]
+async fn duplicate_keys_are_refused_naming_the_key_and_its_path() {
+    let api = api().await;
+    assert_eq!(
+        api.post("/v1/upstreams", API).await.status,
+        StatusCode::CREATED
+    );
+    let route = |name: &str, extra: &str| {
+        format!(r#"{{"name": "{name}", "backends": [{{"upstream": "api"}}]{extra}}}"#)
+    };
+    let with_fourth = |extra: &str| {
+        let routes: Vec<String> = (0..3)
+            .map(|i| route(&format!("r{i}"), ""))
+            .chain([route("r3", extra)])
+            .collect();
+        format!(
+            r#"{{"upstreams": [{API}], "routes": [{}]}}"#,
+            routes.join(", ")
+        )
+    };
+    let cases = [
+        (
+            format!(r#"{{"upstreams": [{API}], "routes": [], "routes": []}}"#),
+            "routes",
+            "routes",
+        ),
+        (
+            with_fourth(r#", "hosts": ["a"], "hosts": ["b"]"#),
+            "hosts",
+            "routes[3].hosts",
+        ),
+        (
+            with_fourth(r#", "retries": {"attempts": 1, "attempts": 2}"#),
+            "attempts",
+            "routes[3].retries.attempts",
+        ),
+        (
+            with_fourth(r#", "request_headers": {"set": {"x-a": "1", "x-a": "2"}}"#),
+            "x-a",
+            "routes[3].request_headers.set.x-a",
+        ),
+        (
+            r#"{"upstreams": [{"name": "api", "targets": [{"address": "h:1", "address": "h:2"}]}]}"#
+                .to_owned(),
+            "address",
+            "upstreams[0].targets[0].address",
+        ),
+    ];
+    for (json_document, key, field) in &cases {
+        // The same document in JSON and in YAML's flow style, and once more in block style.
+        let flow = json_document.replace('"', "");
+        for document in [json_document.clone(), format!("# flow\n{flow}")] {
+            let reply = api.refused(Method::PUT, "/v1/config", &document).await;
+            let what = format!("{document}: {}", reply.body);
+            assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{what}");
+            assert_eq!(reply.code(), "duplicate_key", "{what}");
+            assert_eq!(reply.field(), *field, "{what}");
+            let message = reply.body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(&format!("duplicate key `{key}`")),
+                "{what}"
+            );
+            assert!(message.contains("line "), "{what}");
+        }
+    }
+    let block = "upstreams:\n- name: api\n  targets:\n  - address: 'h:1'\nroutes:\n\
+                 - name: r0\n  backends: [{upstream: api}]\n\
+                 - name: r1\n  hosts: [a]\n  backends: [{upstream: api}]\n  hosts: [b]\n";
+    let reply = api.refused(Method::PUT, "/v1/config", block).await;
+    assert_eq!(reply.field(), "routes[1].hosts", "{}", reply.body);
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 11"),
+        "{}",
+        reply.body
+    );
+
+    // Entity bodies too.
+    let dup_route =
+        r#"{"name": "r9", "hosts": [], "backends": [{"upstream": "api"}], "hosts": ["x"]}"#;
+    let reply = api.refused(Method::POST, "/v1/routes", dup_route).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::BAD_REQUEST, "duplicate_key")
+    );
+    assert_eq!(reply.field(), "hosts");
+    let dup_target = r#"{"targets": [{"address": "h:1", "weight": 1, "weight": 2}]}"#;
+    let reply = api
+        .refused(Method::PUT, "/v1/upstreams/api", dup_target)
+        .await;
+    assert_eq!(reply.field(), "targets[0].weight", "{}", reply.body);
+    let reply = api
+        .refused(
+            Method::PUT,
+            "/v1/routes/r9",
+            &route("r9", r#", "name": "r9""#),
+        )
+        .await;
+    assert_eq!(reply.field(), "name", "{}", reply.body);
+}
+
+/// A document's parse runs off the threads that answer requests: with the parse held (by a
+/// hook on the blocking thread), `/healthz` still answers on this test's single-threaded
+/// runtime, where a parse on the request threads would leave nothing to answer it.
+#[tokio::test]
+async fn healthz_answers_while_a_document_is_parsed() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex, mpsc};
+
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+    let started_tx = Mutex::new(Some(started_tx));
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let released = Arc::new(AtomicBool::new(false));
+    let mut limits = Limits::new(CONFIG_BODY_LIMIT);
+    let was_released = Arc::clone(&released);
+    limits.on_parse = Some(Arc::new(move || {
+        if let Some(tx) = started_tx.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+        // Only a failing test waits this long: if the parse held the only request thread,
+        // nothing would release it, and the flag tells that apart.
+        let rx = release_rx.lock().unwrap();
+        if rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok() {
+            was_released.store(true, Ordering::SeqCst);
+        }
+    }));
+    let api = api_with(limits).await;
+    let yaml = "upstreams:\n- name: api\n  targets: [{address: '127.0.0.1:9000'}]\nroutes: []\n";
+    let request = Request::builder()
+        .method(Method::PUT)
+        .uri("/v1/config")
+        .body(Body::from(yaml))
+        .unwrap();
+    let apply = tokio::spawn(api.router.clone().oneshot(request));
+    started_rx.await.unwrap();
+    let health = api.get("/healthz").await;
+    assert_eq!(health.status, StatusCode::OK);
+    release_tx.send(()).unwrap();
+    let applied = apply.await.unwrap().unwrap();
+    assert_eq!(applied.status(), StatusCode::OK);
+    assert!(released.load(Ordering::SeqCst), "the parse was not held");
+    assert_eq!(api.hub.current().revision, 1);
 }
