@@ -11,7 +11,3 @@ pub mod config {
 }
 
 pub use config::v1;
-
-/// The largest ConfigSync push the control plane sends; it refuses a change that would make the
-/// full config larger, and workers accept pushes up to it.
-pub const MAX_CONFIG_PUSH_BYTES: usize = 256 * 1024 * 1024;
