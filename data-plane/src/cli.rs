@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use gateway_proto::{MAX_CONFIG_PUSH_BYTES, PROTOBUF_MAX_MESSAGE_BYTES};
 use ipnet::IpNet;
 
 /// Gateway data-plane worker: proxies traffic with the configuration pushed by the control plane.
@@ -54,6 +55,12 @@ pub struct Cli {
     /// Neither read nor write the config cache.
     #[arg(long, env = "GATEWAY_NO_CACHE", conflicts_with = "cache_file")]
     pub no_cache: bool,
+
+    /// Largest config push accepted from the control plane, and largest cache file read, in
+    /// bytes or with a KiB, MiB or GiB suffix. The default is the most a control plane sends;
+    /// raise it only for a control plane that allows larger configs.
+    #[arg(long, env = "GATEWAY_MAX_CONFIG_PUSH", default_value_t = ByteSize(MAX_CONFIG_PUSH_BYTES), value_parser = parse_push_limit)]
+    pub max_config_push: ByteSize,
 
     /// After SIGTERM, how long to keep accepting connections while reporting not ready, so that
     /// load balancers stop sending new ones (e.g. `5s`, `500ms`; a bare number is seconds).
@@ -104,6 +111,56 @@ pub enum Switch {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// A size in bytes, written as a bare number or with a binary unit (`512MiB`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+const UNITS: [(&str, usize); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match UNITS
+            .iter()
+            .find(|(_, scale)| self.0 >= *scale && self.0.is_multiple_of(*scale))
+        {
+            Some((unit, scale)) => write!(f, "{}{unit}", self.0 / scale),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// `1048576`, `1024KiB`, `256MiB`, `1GiB`.
+pub fn parse_byte_size(text: &str) -> Result<ByteSize, String> {
+    let text = text.trim();
+    let invalid = || format!("`{text}` is not a size (e.g. 268435456, 512MiB, 1GiB)");
+    let (number, scale) = UNITS
+        .iter()
+        .find_map(|(unit, scale)| text.strip_suffix(unit).map(|n| (n, *scale)))
+        .unwrap_or((text, 1));
+    let number: usize = number.trim().parse().map_err(|_| invalid())?;
+    number.checked_mul(scale).map(ByteSize).ok_or_else(invalid)
+}
+
+/// A push limit: never below what a control plane may send (the worker would then refuse
+/// configs the control plane accepted, and never converge), never above what protobuf can
+/// encode.
+fn parse_push_limit(text: &str) -> Result<ByteSize, String> {
+    let size = parse_byte_size(text)?;
+    if size.0 < MAX_CONFIG_PUSH_BYTES {
+        return Err(format!(
+            "{size} is below the {} a control plane may push; \
+             a smaller limit would refuse configs the control plane accepted",
+            ByteSize(MAX_CONFIG_PUSH_BYTES)
+        ));
+    }
+    if size.0 > PROTOBUF_MAX_MESSAGE_BYTES {
+        return Err(format!(
+            "{size} is more than a protobuf message can hold (less than 2GiB)"
+        ));
+    }
+    Ok(size)
 }
 
 impl Cli {
@@ -175,6 +232,34 @@ mod tests {
         let off = Cli::try_parse_from(["data-plane", "--http1-fast-path", "off"]).unwrap();
         assert_eq!(off.http1_fast_path, Switch::Off);
         assert!(Cli::try_parse_from(["data-plane", "--http1-fast-path", "maybe"]).is_err());
+        assert_eq!(cli.max_config_push, ByteSize(MAX_CONFIG_PUSH_BYTES));
+    }
+
+    #[test]
+    fn push_limit_can_only_be_raised() {
+        let parse = |value: &str| {
+            Cli::try_parse_from(["data-plane", "--max-config-push", value])
+                .map(|cli| cli.max_config_push.0)
+        };
+        assert_eq!(parse("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse("268435456").unwrap(), MAX_CONFIG_PUSH_BYTES);
+        let lower = parse("4MiB").unwrap_err().to_string();
+        assert!(lower.contains("below the 256MiB"), "{lower}");
+        assert!(parse("2GiB").is_err(), "protobuf cannot hold 2 GiB");
+        assert!(parse("lots").is_err());
+        assert!(parse("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("1024KiB"), Ok(ByteSize(1 << 20)));
+        assert_eq!(parse_byte_size(" 7 "), Ok(ByteSize(7)));
+        assert_eq!(ByteSize(256 << 20).to_string(), "256MiB");
+        assert_eq!(ByteSize(1536).to_string(), "1536");
+        assert_eq!(ByteSize(3 << 30).to_string(), "3GiB");
+        assert!(parse_byte_size("1.5GiB").is_err());
+        assert!(parse_byte_size("-1").is_err());
     }
 
     #[test]

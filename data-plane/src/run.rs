@@ -56,17 +56,20 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
         cli.sync_client_key.as_deref(),
         cli.cluster_token.clone(),
     )?;
+    let max_push_bytes = cli.max_config_push.0;
     let cache = if cli.no_cache {
         None
     } else {
-        Some(match &cli.cache_file {
+        let cache = match &cli.cache_file {
             Some(path) => Cache::new(path),
             None => Cache::default_for_group(&cli.group),
-        })
+        };
+        Some(cache.with_max_bytes(max_push_bytes))
     };
     let sync_settings =
         SyncSettings::new(&cli.control_plane, env!("CARGO_PKG_VERSION"), &security)?
-            .with_cache(cache.clone());
+            .with_cache(cache.clone())
+            .with_max_push_bytes(max_push_bytes);
     let state = Arc::new(State::with_control_planes(
         NodeIdentity {
             id: cli.node_id(),
@@ -81,6 +84,7 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
         group = %state.node().group,
         control_planes = %sync_settings.urls().join(","),
         cache = %cache.as_ref().map_or_else(|| "disabled".to_owned(), |c| c.path().display().to_string()),
+        max_config_push = %cli.max_config_push,
         "starting data-plane worker"
     );
     // Before listening, so that a restarted worker is ready from its first request.

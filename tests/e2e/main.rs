@@ -10,6 +10,7 @@ mod database_outage;
 mod drain;
 mod grpc;
 mod keepalive;
+mod large_config;
 mod nack;
 mod offline;
 mod propagation;

@@ -1,9 +1,13 @@
-//! The tonic service: accepts a worker's stream and hands it to its own session task.
+//! The tonic service: accepts a worker's stream and hands it to its own session task. Its message
+//! limits are the protocol's: pushes up to [`MAX_CONFIG_PUSH_BYTES`] go out, compressed with
+//! [`PUSH_COMPRESSION`] for workers that accept it, and worker messages up to
+//! [`MAX_WORKER_MESSAGE_BYTES`] come in.
 
 use std::sync::Arc;
 
 use gateway_proto::v1::config_sync_server::{ConfigSync, ConfigSyncServer};
 use gateway_proto::v1::{ConfigPush, WorkerMessage};
+use gateway_proto::{MAX_CONFIG_PUSH_BYTES, MAX_WORKER_MESSAGE_BYTES, PUSH_COMPRESSION};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -60,6 +64,13 @@ impl SyncService {
 
     pub fn into_server(self) -> ConfigSyncServer<SyncService> {
         ConfigSyncServer::new(self)
+            // Writes that would make a larger push are refused before they commit; this keeps a
+            // push that got past that from reaching workers that cannot decode it.
+            .max_encoding_message_size(MAX_CONFIG_PUSH_BYTES)
+            .max_decoding_message_size(MAX_WORKER_MESSAGE_BYTES)
+            // Only for workers whose stream says they accept it.
+            .send_compressed(PUSH_COMPRESSION)
+            .accept_compressed(PUSH_COMPRESSION)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Building the route table from a revision's routes, and patching it for a revision that
 //! changed only some of them: the new table shares every untouched bucket (and every entry) with
-//! the old one, which keeps serving the requests already routed by it. Runs off the request
-//! path.
+//! the old one, which keeps serving the requests already routed by it. A patch costs in
+//! proportion to the routes it changes and the buckets and lists they sit in, however many hosts
+//! the table has. Runs off the request path.
 
 use std::cmp::Reverse;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use foldhash::{HashMap, HashMapExt};
 use gateway_config::{Config, PathMatch, Route};
 
-use super::index::{Bucket, RouteTable};
+use super::index::{Bucket, BucketEdit, RouteTable};
 use super::matcher::{HostPattern, PathCond};
 use super::rank::{Entry, Rank, Slot};
 use super::regex_memo::{RegexMemo, Regexes};
@@ -160,44 +161,34 @@ impl RouteTable {
         upstream_index: impl Fn(&str) -> Option<usize>,
         regexes: &Regexes<'_>,
     ) -> Result<Self, RouteError> {
-        let mut table = self.clone();
-        // Buckets that changed, and whether their regexes did.
-        let mut touched: Vec<(HostPattern, bool)> = Vec::new();
-        let mut touch =
-            |host: &HostPattern, regex: bool| match touched.iter_mut().find(|(h, _)| h == host) {
-                Some((_, r)) => *r |= regex,
-                None => touched.push((host.clone(), regex)),
-            };
+        // Gathered per bucket first, so that each bucket is copied, edited and checked once, and
+        // each list in it rebuilt once, however many routes of the change it holds.
+        let mut edits: HashMap<HostPattern, BucketEdit<'r>> = HashMap::new();
+        let mut len = self.len;
         for route in before {
             let paths = removal_paths(route);
             for host in host_patterns(route) {
-                let Some(bucket) = table.bucket_mut(&host, false) else {
-                    continue;
-                };
-                let mut regex = false;
-                for path in &paths {
-                    regex |= bucket.remove(path, &route.name);
-                }
-                touch(&host, regex);
+                let edit = edits.entry(host).or_default();
+                edit.removed
+                    .extend(paths.iter().map(|path| (path.clone(), route.name.as_str())));
             }
-            table.len = table.len.saturating_sub(1);
+            len = len.saturating_sub(1);
         }
         for route in after {
             let compiled = Arc::new(compile_route(route, &upstream_index, regexes)?);
             for (host, slot) in expand(route, &compiled, regexes) {
-                let regex = matches!(slot.path, PathCond::Regex(_));
-                if let Some(bucket) = table.bucket_mut(&host, true) {
-                    bucket.insert(slot);
-                }
-                touch(&host, regex);
+                edits.entry(host).or_default().added.push(slot);
             }
-            table.len += 1;
+            len += 1;
         }
-        for (host, regex) in touched {
-            let Some(bucket) = table.bucket_mut(&host, false) else {
+        let mut table = self.clone();
+        table.len = len;
+        for (host, edit) in edits {
+            let create = !edit.added.is_empty();
+            let Some(bucket) = table.bucket_mut(&host, create) else {
                 continue;
             };
-            if regex {
+            if bucket.apply(edit) {
                 bucket.refresh_regex_set(regexes);
             }
             if bucket.is_empty() {

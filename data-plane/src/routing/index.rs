@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 // Keys are configured hosts and path segments, looked up with the request's: a seeded fast hash
 // instead of SipHash, which cost more than the rest of a lookup.
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use regex::RegexSet;
 
 use super::matcher::{PathCond, RequestInfo, host_buffer, lowercase_host};
-use super::rank::{Best, Slot, insert_sorted};
+use super::rank::{Best, Slot, insert_all_sorted, insert_sorted};
 use super::regex_memo::{RegexMemo, Regexes};
 use super::route::CompiledRoute;
 use crate::keys::host_without_port;
@@ -55,6 +55,23 @@ impl Default for Bucket {
             regex_set: None,
         }
     }
+}
+
+/// What a patch changes in one bucket.
+#[derive(Debug, Default)]
+pub(super) struct BucketEdit<'r> {
+    /// Entries to take out: the route's name and the path condition it put them under.
+    pub(super) removed: Vec<(PathCond, &'r str)>,
+    pub(super) added: Vec<Slot>,
+}
+
+/// One of a bucket's precedence-sorted lists.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum List {
+    Exact(Box<str>),
+    /// The entries of a trie node.
+    Node(usize),
+    Regex,
 }
 
 /// Segments of a path after its leading slash: `/a/b` → `a`, `b`; the empty prefix has none.
@@ -104,30 +121,63 @@ impl Bucket {
         Some(node)
     }
 
-    /// Removes route `name`'s entries for `path`; says whether they were regex entries.
-    pub(super) fn remove(&mut self, path: &PathCond, name: &str) -> bool {
-        let keep = |e: &Slot| &*e.route.name != name;
-        match path {
-            PathCond::Exact(p) => {
-                if let Some(list) = self.exact.get_mut(p) {
-                    list.retain(keep);
-                    if list.is_empty() {
-                        self.exact.remove(p);
+    /// Takes out the entries `edit` removes and puts in the ones it adds, each list of the
+    /// bucket rewritten at most once; says whether the regex entries changed.
+    pub(super) fn apply(&mut self, edit: BucketEdit<'_>) -> bool {
+        let mut regex_changed = false;
+        let mut removed: HashMap<List, HashSet<&str>> = HashMap::new();
+        for (path, name) in edit.removed {
+            let list = match path {
+                PathCond::Exact(p) => List::Exact(p),
+                PathCond::Prefix(p) => match self.find_node(&p) {
+                    Some(node) => List::Node(node),
+                    None => continue,
+                },
+                PathCond::Any => List::Node(0),
+                PathCond::Regex(_) => List::Regex,
+            };
+            removed.entry(list).or_default().insert(name);
+        }
+        for (list, names) in removed {
+            let keep = |e: &Slot| !names.contains(&*e.route.name);
+            match list {
+                List::Exact(p) => {
+                    if let Some(entries) = self.exact.get_mut(&p) {
+                        entries.retain(keep);
+                        if entries.is_empty() {
+                            self.exact.remove(&p);
+                        }
                     }
                 }
-            }
-            PathCond::Prefix(p) => {
-                if let Some(node) = self.find_node(p) {
-                    self.trie[node].entries.retain(keep);
+                List::Node(node) => self.trie[node].entries.retain(keep),
+                List::Regex => {
+                    self.regexes.retain(keep);
+                    regex_changed = true;
                 }
             }
-            PathCond::Any => self.trie[0].entries.retain(keep),
-            PathCond::Regex(_) => {
-                self.regexes.retain(keep);
-                return true;
-            }
         }
-        false
+        let mut added: HashMap<List, Vec<Slot>> = HashMap::new();
+        for slot in edit.added {
+            let list = match &slot.path {
+                PathCond::Exact(p) => List::Exact(p.clone()),
+                PathCond::Prefix(p) => List::Node(self.node_for(p)),
+                PathCond::Any => List::Node(0),
+                PathCond::Regex(_) => List::Regex,
+            };
+            added.entry(list).or_default().push(slot);
+        }
+        for (list, slots) in added {
+            let entries = match list {
+                List::Exact(p) => self.exact.entry(p).or_default(),
+                List::Node(node) => &mut self.trie[node].entries,
+                List::Regex => {
+                    regex_changed = true;
+                    &mut self.regexes
+                }
+            };
+            insert_all_sorted(entries, slots);
+        }
+        regex_changed
     }
 
     pub(super) fn is_empty(&self) -> bool {

@@ -14,7 +14,7 @@ use super::regex_memo::Regexes;
 const MAX_HOST_LEN: usize = 255;
 
 /// A route's host condition, lower-cased at compile time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum HostPattern {
     Exact(Box<str>),
     /// The suffix including its leading dot: `*.example.com` is stored as `.example.com`.

@@ -56,6 +56,33 @@ pub(super) fn insert_sorted(list: &mut Vec<Slot>, slot: Slot) {
     list.insert(at, slot);
 }
 
+/// Inserts many entries into a list kept in precedence order with one merge, in time linear in
+/// the list rather than one shift of it per entry.
+pub(super) fn insert_all_sorted(list: &mut Vec<Slot>, mut slots: Vec<Slot>) {
+    if slots.len() <= 1 {
+        if let Some(slot) = slots.pop() {
+            insert_sorted(list, slot);
+        }
+        return;
+    }
+    slots.sort_by(|a, b| a.cmp_precedence(b));
+    let old = std::mem::take(list);
+    let mut merged = Vec::with_capacity(old.len() + slots.len());
+    let mut old = old.into_iter().peekable();
+    let mut new = slots.into_iter().peekable();
+    while let (Some(a), Some(b)) = (old.peek(), new.peek()) {
+        let next = if b.precedes(a) {
+            new.next()
+        } else {
+            old.next()
+        };
+        merged.extend(next);
+    }
+    merged.extend(old);
+    merged.extend(new);
+    *list = merged;
+}
+
 /// The best entry found so far.
 pub(super) struct Best<'t>(pub(super) Option<&'t Entry>);
 

@@ -604,7 +604,9 @@ mod patching {
             rng.shuffle(&mut names);
             let mut next = config.clone();
             let (mut before, mut after) = (Vec::new(), Vec::new());
-            for i in names.into_iter().take(rng.usize(1..12)) {
+            // Some rounds change most routes at once, which merges many entries into one list.
+            let changed = if round % 4 == 3 { 40..90 } else { 1..12 };
+            for i in names.into_iter().take(rng.usize(changed)) {
                 let name = format!("r{i:02}");
                 if rng.u8(0..3) == 0 {
                     before.extend(next.routes.remove(&name));

@@ -1,7 +1,10 @@
 //! Applying one ConfigPush: rebuild the config (full or delta), validate it, check its digest,
 //! compile it and swap it in. Any failure leaves the served config untouched and becomes a NACK
-//! with per-resource details.
+//! with per-resource details, cut short so that a push with errors everywhere still makes a NACK
+//! far below [`gateway_proto::MAX_WORKER_MESSAGE_BYTES`] (and a status line and log line of
+//! sensible length).
 
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use gateway_config::{Kind, ValidationErrors, WireError};
@@ -199,6 +202,73 @@ pub fn apply_push(state: &State, push: v1::ConfigPush) -> Result<Applied, ApplyE
     }
 }
 
+/// Longest NACK message (and status-port error and log line), in bytes.
+const NACK_MESSAGE_MAX: usize = 8 * 1024;
+/// Most per-resource details in one NACK; the message says how many there were.
+const NACK_DETAILS_MAX: usize = 100;
+/// Longest name, field or message of one detail, in bytes.
+const DETAIL_TEXT_MAX: usize = 1024;
+
+/// `value` as text of at most `max` bytes (plus an ellipsis when cut); formatting stops at the
+/// limit, so a huge error is never rendered whole.
+fn bounded(value: &dyn fmt::Display, max: usize) -> String {
+    struct Bounded {
+        text: String,
+        max: usize,
+        cut: bool,
+    }
+    impl fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let room = self.max - self.text.len();
+            if s.len() <= room {
+                self.text.push_str(s);
+                return Ok(());
+            }
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.text.push_str(&s[..end]);
+            self.cut = true;
+            Err(fmt::Error)
+        }
+    }
+    let mut out = Bounded {
+        text: String::new(),
+        max,
+        cut: false,
+    };
+    let _ = write!(out, "{value}");
+    if out.cut {
+        out.text.push('…');
+    }
+    out.text
+}
+
+/// The NACK of `error`: its text and at most [`NACK_DETAILS_MAX`] details, each cut short.
+fn nack_of(revision: u64, error: &ApplyError, message: String) -> v1::Nack {
+    let mut details = error.details();
+    let total = details.len();
+    details.truncate(NACK_DETAILS_MAX);
+    for detail in &mut details {
+        for text in [&mut detail.name, &mut detail.field, &mut detail.message] {
+            if text.len() > DETAIL_TEXT_MAX {
+                *text = bounded(&text.as_str(), DETAIL_TEXT_MAX);
+            }
+        }
+    }
+    let message = if total > details.len() {
+        format!("{message} ({} of {total} problems detailed)", details.len())
+    } else {
+        message
+    };
+    v1::Nack {
+        revision,
+        message,
+        details,
+    }
+}
+
 /// Applies `push` and returns the ACK or NACK to send, logging and recording the outcome.
 pub fn handle_push(state: &State, push: v1::ConfigPush) -> v1::WorkerMessage {
     let revision = push.revision;
@@ -214,18 +284,15 @@ pub fn handle_push(state: &State, push: v1::ConfigPush) -> v1::WorkerMessage {
             Message::Ack(v1::Ack { revision })
         }
         Err(error) => {
+            let text = bounded(&error, NACK_MESSAGE_MAX);
             tracing::warn!(
                 revision,
-                %error,
+                error = %text,
                 "rejected configuration push; keeping the previous configuration"
             );
-            state.set_last_error(Some(format!("revision {revision}: {error}")));
+            state.set_last_error(Some(format!("revision {revision}: {text}")));
             state.metrics().config_rejected();
-            Message::Nack(v1::Nack {
-                revision,
-                message: error.to_string(),
-                details: error.details(),
-            })
+            Message::Nack(nack_of(revision, &error, text))
         }
     };
     v1::WorkerMessage {
@@ -408,6 +475,60 @@ mod tests {
         );
         assert_eq!(apply_push(&state, full_push(3, &old)), Ok(Applied::Swapped));
         assert_eq!(state.current().unwrap().revision, 3);
+    }
+
+    #[test]
+    fn a_nack_stays_small_however_many_problems_the_push_has() {
+        use prost::Message as _;
+
+        let state = state();
+        let mut bad = Config::default();
+        for i in 0..2_000 {
+            let name = format!("route-{i:04}");
+            let route = gateway_config::Route {
+                name: name.clone(),
+                // Two problems per route, one of them about a kilobyte of path.
+                paths: vec![gateway_config::PathMatch::Prefix(format!(
+                    "no-slash-{}",
+                    "x".repeat(1000)
+                ))],
+                backends: vec![gateway_config::Backend {
+                    upstream: "missing".into(),
+                    weight: 1,
+                }],
+                ..Default::default()
+            };
+            bad.routes.insert(name, route);
+        }
+        let reply = handle_push(&state, full_push(1, &bad));
+        let encoded = reply.encoded_len();
+        let nack = nack(reply);
+        assert!(
+            encoded < gateway_proto::MAX_WORKER_MESSAGE_BYTES / 4,
+            "{encoded} bytes"
+        );
+        assert_eq!(nack.details.len(), NACK_DETAILS_MAX);
+        assert!(
+            nack.message
+                .ends_with(&format!("({NACK_DETAILS_MAX} of 4000 problems detailed)")),
+            "{}",
+            &nack.message[nack.message.len().saturating_sub(200)..]
+        );
+        assert!(nack.message.len() < NACK_MESSAGE_MAX + 100);
+        assert!(
+            nack.details
+                .iter()
+                .all(|d| d.message.len() <= DETAIL_TEXT_MAX + 3)
+        );
+        assert!(state.last_error().unwrap().len() < NACK_MESSAGE_MAX + 100);
+    }
+
+    #[test]
+    fn bounded_text_cuts_on_a_character_boundary() {
+        assert_eq!(bounded(&"short", 10), "short");
+        assert_eq!(bounded(&"ééé", 3), "é…");
+        assert_eq!(bounded(&"abcdef", 3), "abc…");
+        assert_eq!(bounded(&"abc", 3), "abc");
     }
 
     #[test]

@@ -5,14 +5,16 @@
 //! field, including ones this build may not know). It is replaced atomically: written to a temp
 //! file in the same directory, fsynced, renamed over the old one, and the directory fsynced, so a
 //! crash leaves either the old or the new file, never a torn one. On load the content is checked
-//! like any push (validation, digest, compilation); anything wrong makes the file ignored.
+//! like any push (validation, digest, compilation); anything wrong makes the file ignored. It is
+//! read only up to the size of the largest push the worker accepts, which is also the largest
+//! file it can have written.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gateway_proto::v1;
+use gateway_proto::{MAX_CONFIG_PUSH_BYTES, v1};
 use prost::Message;
 
 use crate::served::{Carryover, Compiled, Source, State};
@@ -31,6 +33,10 @@ pub enum CacheError {
         path: PathBuf,
         error: prost::DecodeError,
     },
+    #[error(
+        "{path} is larger than the {max} bytes this worker accepts in a push (--max-config-push)"
+    )]
+    TooLarge { path: PathBuf, max: usize },
     #[error("{path} holds a delta on revision {base}, not a whole config")]
     NotFull { path: PathBuf, base: u64 },
     #[error("{path} holds an unusable config: {error}")]
@@ -41,11 +47,23 @@ pub enum CacheError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cache {
     path: PathBuf,
+    /// Largest file read.
+    max_bytes: usize,
 }
 
 impl Cache {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Cache { path: path.into() }
+        Cache {
+            path: path.into(),
+            max_bytes: MAX_CONFIG_PUSH_BYTES,
+        }
+    }
+
+    /// Reads files up to `max_bytes` (the worker's push limit) instead of the default
+    /// [`MAX_CONFIG_PUSH_BYTES`].
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// `gateway-cache/<group>.pb` under the working directory; characters that could leave the
@@ -128,16 +146,8 @@ impl Cache {
 
     /// The cached push, `None` when there is no cache file.
     pub fn read(&self) -> Result<Option<v1::ConfigPush>, CacheError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => {
-                return Err(CacheError::Io {
-                    action: "read",
-                    path: self.path.clone(),
-                    error,
-                });
-            }
+        let Some(bytes) = self.read_bytes()? else {
+            return Ok(None);
         };
         let push =
             v1::ConfigPush::decode(bytes.as_slice()).map_err(|error| CacheError::Decode {
@@ -151,6 +161,38 @@ impl Cache {
             });
         }
         Ok(Some(push))
+    }
+
+    /// The file's content, at most `max_bytes` of it; `None` when there is no file.
+    fn read_bytes(&self) -> Result<Option<Vec<u8>>, CacheError> {
+        let io = |error| CacheError::Io {
+            action: "read",
+            path: self.path.clone(),
+            error,
+        };
+        let file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io(error)),
+        };
+        let too_large = || CacheError::TooLarge {
+            path: self.path.clone(),
+            max: self.max_bytes,
+        };
+        let len = file.metadata().map_err(io)?.len();
+        if len > self.max_bytes as u64 {
+            return Err(too_large());
+        }
+        // The length is a hint only: the file may grow between the two calls, and the read stays
+        // bounded by the limit whatever it does.
+        let mut bytes = Vec::with_capacity(len as usize);
+        file.take(self.max_bytes as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() > self.max_bytes {
+            return Err(too_large());
+        }
+        Ok(Some(bytes))
     }
 
     /// The cached config, checked and compiled with `carryover`; `None` when there is no cache
@@ -310,6 +352,19 @@ mod tests {
         ));
         assert!(state.current().is_none());
         assert_eq!(state.source(), None);
+    }
+
+    #[test]
+    fn files_over_the_push_limit_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = Cache::snapshot(&compiled(1, "127.0.0.1:1"), 0);
+        let cache = Cache::new(dir.path().join("g.pb"));
+        cache.write(&bytes).unwrap();
+        let exact = cache.clone().with_max_bytes(bytes.len());
+        assert_eq!(exact.read().unwrap().unwrap().revision, 1);
+        let smaller = cache.with_max_bytes(bytes.len() - 1);
+        assert!(matches!(smaller.read(), Err(CacheError::TooLarge { .. })));
+        assert!(!smaller.restore(&state()));
     }
 
     #[test]

@@ -3,14 +3,17 @@
 //! say Hello with the served revision, answer every push with exactly one ACK or NACK, keep the
 //! cache file up to date, and move on to the next control plane with jittered exponential backoff
 //! when the stream fails or ends. The served config survives reconnects untouched.
+//!
+//! Pushes are decoded up to the configured limit (by default the most a control plane sends) and
+//! may arrive compressed; the worker's own messages stay far below what a control plane decodes.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_proto::v1;
 use gateway_proto::v1::config_sync_client::ConfigSyncClient;
 use gateway_proto::v1::worker_message::Message;
+use gateway_proto::{MAX_CONFIG_PUSH_BYTES, MAX_WORKER_MESSAGE_BYTES, PUSH_COMPRESSION, v1};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
@@ -42,6 +45,8 @@ pub struct SyncSettings {
     pub authorization: Option<AsciiMetadataValue>,
     /// Where every applied config is written; `None` disables the cache.
     pub cache: Option<Cache>,
+    /// Largest push decoded; a larger one fails the stream.
+    pub max_push_bytes: usize,
 }
 
 /// How the worker proves itself to the control plane and checks the control plane's identity.
@@ -163,11 +168,17 @@ impl SyncSettings {
             build: build.into(),
             authorization,
             cache: None,
+            max_push_bytes: MAX_CONFIG_PUSH_BYTES,
         })
     }
 
     pub fn with_cache(mut self, cache: Option<Cache>) -> Self {
         self.cache = cache;
+        self
+    }
+
+    pub fn with_max_push_bytes(mut self, max_push_bytes: usize) -> Self {
+        self.max_push_bytes = max_push_bytes;
         self
     }
 
@@ -240,8 +251,11 @@ pub async fn run(state: Arc<State>, settings: SyncSettings) {
         let delay = rotation.failed(delivered);
         let next = &settings.control_planes[rotation.current()].url;
         let retry_in_ms = delay.as_millis() as u64;
-        if matches!(&error, SyncError::Stream(status) if status.code() == tonic::Code::Unauthenticated)
-        {
+        let code = match &error {
+            SyncError::Stream(status) => Some(status.code()),
+            _ => None,
+        };
+        if code == Some(tonic::Code::Unauthenticated) {
             tracing::error!(
                 control_plane = %control_plane.url,
                 %error,
@@ -249,6 +263,21 @@ pub async fn run(state: Arc<State>, settings: SyncSettings) {
                 retry_in_ms,
                 "the control plane refused this worker; check the cluster token and client certificate"
             );
+        } else if matches!(
+            code,
+            Some(tonic::Code::OutOfRange | tonic::Code::ResourceExhausted)
+        ) {
+            // tonic's codes for a message over a size limit. Every retry gets the same push, so
+            // this worker stays where it is until a limit changes.
+            tracing::error!(
+                control_plane = %control_plane.url,
+                %error,
+                max_config_push = settings.max_push_bytes,
+                %next,
+                retry_in_ms,
+                "a config push is larger than the stream allows; if the limit is this worker's, raise --max-config-push"
+            );
+            state.set_last_error(Some(format!("config sync: {error}")));
         } else {
             tracing::warn!(
                 control_plane = %control_plane.url,
@@ -278,7 +307,10 @@ async fn session(
         .connect()
         .await
         .map_err(|error| SyncError::Connect(error_chain(&error)))?;
-    let mut client = ConfigSyncClient::new(channel);
+    let mut client = ConfigSyncClient::new(channel)
+        .max_decoding_message_size(settings.max_push_bytes)
+        .max_encoding_message_size(MAX_WORKER_MESSAGE_BYTES)
+        .accept_compressed(PUSH_COMPRESSION);
     let (outbound, receiver) = mpsc::channel(4);
     // Queued before the call so it is the first message on the stream; cannot fail, the
     // receiver is alive and the channel empty.

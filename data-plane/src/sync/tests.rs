@@ -304,6 +304,129 @@ async fn token_is_required_dead_control_planes_are_skipped_and_the_cache_is_writ
     worker.abort();
 }
 
+/// Pushes one given config in full on every stream; reports each worker message and the
+/// encodings the worker accepts.
+struct OnePushControlPlane {
+    push: v1::ConfigPush,
+    seen: mpsc::UnboundedSender<Message>,
+    accepts: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+#[tonic::async_trait]
+impl ConfigSync for OnePushControlPlane {
+    type StreamStream = ReceiverStream<Result<v1::ConfigPush, Status>>;
+
+    async fn stream(
+        &self,
+        request: Request<Streaming<v1::WorkerMessage>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        *self.accepts.lock().unwrap() = request
+            .metadata()
+            .get("grpc-accept-encoding")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(1);
+        let (push, seen) = (self.push.clone(), self.seen.clone());
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(push)).await;
+            while let Ok(Some(message)) = inbound.message().await {
+                if let Some(message) = message.message {
+                    let _ = seen.send(message);
+                }
+            }
+            drop(tx);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Also checks that the worker asks for compressed pushes, which the server then sends.
+#[tokio::test]
+async fn a_push_far_over_grpcs_default_message_limit_is_received() {
+    use prost::Message as _;
+
+    let mut big = config("127.0.0.1:1");
+    for i in 0..200 {
+        let name = format!("fixed-{i:03}");
+        let route = gateway_config::Route {
+            name: name.clone(),
+            paths: vec![gateway_config::PathMatch::Exact(format!("/fixed/{i}"))],
+            direct_response: Some(gateway_config::DirectResponse {
+                status: 200,
+                body: format!("{i:03}").repeat(32 * 1024 / 3),
+                content_type: None,
+            }),
+            ..Default::default()
+        };
+        big.routes.insert(name, route);
+    }
+    let push = full(1, &big);
+    let size = push.encoded_len();
+    assert!(size > 6 * 1024 * 1024, "{size} bytes");
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let accepts = Arc::new(std::sync::Mutex::new(None));
+    let service = ConfigSyncServer::new(OnePushControlPlane {
+        push,
+        seen: seen_tx,
+        accepts: accepts.clone(),
+    })
+    .max_encoding_message_size(gateway_proto::MAX_CONFIG_PUSH_BYTES)
+    .send_compressed(gateway_proto::PUSH_COMPRESSION);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let urls = vec![url];
+    let state = worker_state(&urls);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path().join("g.pb"));
+    let settings = SyncSettings::new(&urls, "b", &ClientSecurity::default())
+        .unwrap()
+        .with_cache(Some(cache.clone()));
+    let worker = tokio::spawn(run(state.clone(), settings));
+    let mut acked = false;
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(30), seen.recv()).await {
+        if message == Message::Ack(v1::Ack { revision: 1 }) {
+            acked = true;
+            break;
+        }
+    }
+    assert!(acked, "no ACK: {:?}", state.last_error());
+    assert_eq!(state.current().unwrap().config.route_count(), 201);
+    let accepts = accepts.lock().unwrap().clone().unwrap_or_default();
+    assert!(accepts.split(',').any(|e| e.trim() == "zstd"), "{accepts}");
+    eventually("the cache holds the whole config", || {
+        cache
+            .read()
+            .ok()
+            .flatten()
+            .is_some_and(|p| p.upserts.len() == 202)
+    })
+    .await;
+    worker.abort();
+
+    // A worker told to accept less refuses it, and says why.
+    let small = worker_state(&urls);
+    let settings = SyncSettings::new(&urls, "b", &ClientSecurity::default())
+        .unwrap()
+        .with_max_push_bytes(4 * 1024 * 1024);
+    let refused = tokio::spawn(run(small.clone(), settings));
+    eventually("the refusal is recorded", || {
+        small
+            .last_error()
+            // Over the limit once decompressed.
+            .is_some_and(|e| e.contains("size limit") && e.contains("exceeded"))
+    })
+    .await;
+    assert!(small.current().is_none());
+    refused.abort();
+}
+
 mod tls {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
