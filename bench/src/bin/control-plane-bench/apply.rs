@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::admin::Admin;
-use crate::report::thousands;
+use crate::numbers::thousands;
 use crate::workload;
 
 /// The first body of the fallback is kept under this size: below the admin API's 2 MiB default,

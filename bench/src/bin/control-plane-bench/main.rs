@@ -13,6 +13,7 @@ mod apply;
 mod binaries;
 mod control_plane;
 mod database;
+mod numbers;
 mod phase;
 mod process;
 mod procfs;
@@ -149,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
     let mut interrupted = false;
     'rows: for &kind in &cli.database {
         for &routes in &cli.routes {
-            eprintln!("{} with {} routes", kind.name(), report::thousands(routes));
+            eprintln!("{} with {} routes", kind.name(), numbers::thousands(routes));
             let dir = tempfile::tempdir().context("temporary directory")?;
             let database = Database::create(kind, &cli.postgres_url).await?;
             // The row owns every process it starts: when it ends, fails or is cancelled by a

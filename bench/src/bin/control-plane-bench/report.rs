@@ -9,6 +9,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::apply::Method;
+use crate::numbers::thousands;
 use crate::phase::Cell;
 use crate::procfs::Memory;
 use crate::propagation::Probe;
@@ -342,18 +343,6 @@ fn seconds(s: f64) -> String {
     }
 }
 
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn how_measured(settings: &Settings) -> String {
     let probe = match settings.probe {
         Probe::Log => "the `applied configuration` line each worker logs right after it swaps \
@@ -402,7 +391,8 @@ fn how_measured(settings: &Settings) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{millis, thousands};
+    use super::millis;
+    use crate::numbers::thousands;
 
     #[test]
     fn numbers_read_well() {
