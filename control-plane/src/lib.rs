@@ -3,11 +3,13 @@
 //!
 //! Below this root, modules import one way: `store` (the database) ← `snapshot` (one revision in
 //! memory) ← `delta` (what changed between two) ← `hub` (the latest snapshot, shared by every
-//! stream) ← `service` (commits a change and publishes it) ← `api` (HTTP). `sync` (ConfigSync)
+//! stream) ← `batcher` (runs queued writes in batches and publishes them) ← `service` (the
+//! writes callers make) ← `api` (HTTP). `sync` (ConfigSync)
 //! stands beside `service` on the hub and the store; `metrics` needs nothing and `nodes` only
 //! the store. Only the flags and [`run`] are public: the binary needs nothing else.
 
 pub(crate) mod api;
+pub(crate) mod batcher;
 pub mod cli;
 pub(crate) mod delta;
 pub(crate) mod hub;

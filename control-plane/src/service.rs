@@ -1,6 +1,6 @@
 //! The one place where the config changes: every write (one entity, a declarative apply, a
-//! rollback, and the dry runs of each) is committed through the store here, and what it commits
-//! is published to this replica's workers before the caller hears back.
+//! rollback, and the dry runs of each) goes through the replica's writer ([`Batcher`]), which
+//! commits it and publishes it to this replica's workers before the caller hears back.
 //!
 //! Publishing with the commit, rather than leaving it to NOTIFY or the poll, is what gets a local
 //! write to local workers at once; doing it in one place means that no write path can forget it.
@@ -13,19 +13,21 @@ use std::time::Duration;
 
 use gateway_config::{Change as ConfigChange, Config};
 
+use crate::batcher::Batcher;
 use crate::hub::SnapshotHub;
 use crate::snapshot::Snapshot;
 use crate::store::{
-    Advance, Applied, Change, Entity, Record, Store, StoreError, WriteOptions, WriteOutcome,
+    Applied, Change, ConfigWrite, Entity, EntityWrite, Record, Store, StoreError, WriteOptions,
+    WriteOutcome,
 };
 
 /// How long a read waits for the database before it counts as down (and the admin API answers
 /// from memory where it can).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A write that has not finished by then is abandoned (its transaction rolls back) and answered
-/// as the database being down, so that clients are not left hanging on a database that stopped
-/// answering.
+/// A write that has not reached its commit by then is abandoned (its transaction rolls back)
+/// and answered as the database being down, so that clients are not left hanging on a database
+/// that stopped answering.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(8);
 
 async fn within<T>(
@@ -90,19 +92,16 @@ pub const APPLY_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct ConfigService {
     store: Store,
     hub: SnapshotHub,
-    /// Writers of this replica take turns here rather than on the database's revision lock:
-    /// each starts from the state the previous one published, so none reads the config from
+    /// Writers of this replica queue here rather than on the database's revision lock: each
+    /// batch starts from the state the previous one published, so none reads the config from
     /// the database, and waiting writers hold no database connection.
-    turn: Arc<tokio::sync::Mutex<()>>,
+    writer: Batcher,
 }
 
 impl ConfigService {
     pub fn new(store: Store, hub: SnapshotHub) -> Self {
-        ConfigService {
-            store,
-            hub,
-            turn: Arc::new(tokio::sync::Mutex::new(())),
-        }
+        let writer = Batcher::start(store.clone(), hub.clone());
+        ConfigService { store, hub, writer }
     }
 
     /// The database, for reads.
@@ -121,15 +120,10 @@ impl ConfigService {
         change: Change<T>,
         options: &WriteOptions,
     ) -> Result<Written<EntityStored<T>>, StoreError> {
-        let outcome: WriteOutcome<T> = within(WRITE_TIMEOUT, async {
-            let _turn = self.turn.lock().await;
-            let base = self.hub.current();
-            let outcome = self.store.write_with(&base.state, change, options).await?;
-            // Published before the next writer's turn, so that it starts from this revision.
-            self.publish(&outcome.latest, options);
-            Ok(outcome)
-        })
-        .await?;
+        let outcome: WriteOutcome<T> = self
+            .writer
+            .submit(EntityWrite::new(change, options.clone()), WRITE_TIMEOUT)
+            .await?;
         let (revision, created, record) = (outcome.revision, outcome.created, outcome.record);
         Ok(
             self.conclude(outcome.dry_run, revision, outcome.changes, |_| {
@@ -168,17 +162,13 @@ impl ConfigService {
         message: &str,
         options: &WriteOptions,
     ) -> Result<Written<ConfigStored>, StoreError> {
-        let applied: Applied = within(APPLY_TIMEOUT, async {
-            let _turn = self.turn.lock().await;
-            let base = self.hub.current();
-            let applied = self
-                .store
-                .apply_config_on(&base.state, desired, message, options)
-                .await?;
-            self.publish(&applied.latest, options);
-            Ok(applied)
-        })
-        .await?;
+        let applied: Applied = self
+            .writer
+            .submit(
+                ConfigWrite::new(desired, message, options.clone()),
+                APPLY_TIMEOUT,
+            )
+            .await?;
         let (revision, changed) = (applied.revision, applied.changed);
         Ok(
             self.conclude(applied.dry_run, revision, applied.changes, |changes| {
@@ -189,14 +179,6 @@ impl ConfigService {
                 }
             }),
         )
-    }
-
-    /// Hands a committed revision to this replica's workers; a dry run or a write that made no
-    /// revision (`latest` is None) leaves them with nothing new.
-    fn publish(&self, latest: &Option<Advance>, options: &WriteOptions) {
-        if let (false, Some(latest)) = (options.dry_run, latest) {
-            self.hub.publish(latest.clone().into());
-        }
     }
 
     /// How every write ends: a dry run answers with what it would change, anything else with

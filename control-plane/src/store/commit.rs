@@ -1,7 +1,8 @@
 //! The one path by which the config changes: a write transaction that takes the revision lock,
-//! checks the caller's precondition, and either stores the new state as exactly one revision
-//! (resources, history, revision row, pruning, NOTIFY) or, on a dry run or when nothing changes,
-//! stores nothing at all.
+//! stages one or more revisions on top of the latest state (each write its own revision, its
+//! precondition checked against the one staged before it), and stores them all (resources,
+//! history, revision rows, pruning, NOTIFY) in one commit, or, when nothing was staged, stores
+//! nothing at all.
 
 use gateway_config::{Kind, Route, Upstream};
 use sqlx::{Any, Transaction};
@@ -51,56 +52,113 @@ impl WriteOptions {
     }
 }
 
-/// A write transaction holding the revision lock.
+/// A write transaction holding the revision lock, with the revisions staged in it so far: a
+/// batch of writes commits as one transaction and one fsync, each write still its own revision.
 pub(super) struct Pending {
     tx: Transaction<'static, Any>,
-    /// The number the write gets if it commits.
-    pub revision: i64,
-    /// The latest committed state, the one the write changes.
-    pub current: State,
-    /// Entities that differ between the caller's base and `current`, when the base was behind
-    /// and could be brought forward from the history; None when it had to be read whole.
+    /// The latest committed state, the one the transaction started from.
+    base: State,
+    /// Entities that differ between the caller's base and the committed state, when the base
+    /// was behind and could be brought forward from the history; None when it had to be read
+    /// whole.
     caught_up: Option<(i64, Vec<Key>)>,
     pub now: i64,
+    staged: Vec<Staged>,
 }
 
-pub(super) struct Finished {
-    /// The revision made; the latest one when nothing was stored.
-    pub revision: i64,
-    /// The new state and what changed since the caller's base; None when nothing was stored.
-    pub latest: Option<Advance>,
+/// One revision staged in a [`Pending`] transaction.
+struct Staged {
+    /// Sealed with the revision's number and time.
+    state: State,
+    touched: Vec<Key>,
+    /// Each touched entity's stored JSON and creation time at this revision; None when gone.
+    rows: Vec<EntityRow>,
+    actor: String,
+    message: String,
 }
+
+/// One row of a touched entity: its stored JSON and creation time, or None when it is gone.
+type EntityRow = (Key, Option<(String, i64)>);
 
 /// Rows per multi-row statement: few round trips for a large apply, well under every
 /// database's limit on bound parameters.
 const BATCH: usize = 500;
 
-impl Store {
-    /// Opens the write transaction: bumping `revision_head` first serialises writers, and the
-    /// precondition is checked under that lock so that no other write can slip in between.
-    /// `base` is the caller's latest state; when another replica has written since, it is
-    /// brought forward from the history under the lock.
-    pub(super) async fn begin_write(
-        &self,
-        base: &State,
+impl Pending {
+    /// The latest state, committed or staged: the one the next write changes.
+    pub fn head(&self) -> &State {
+        self.staged
+            .last()
+            .map_or(&self.base, |staged| &staged.state)
+    }
+
+    /// The number the next staged revision gets.
+    pub fn next_revision(&self) -> i64 {
+        self.head().revision + 1
+    }
+
+    /// Fails when the caller's precondition does not hold on the latest state.
+    pub fn check(&self, options: &WriteOptions) -> Result<(), StoreError> {
+        match options.if_match {
+            Some(expected) if expected != self.head().revision => {
+                Err(StoreError::PreconditionFailed {
+                    expected,
+                    current: self.head().revision,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Stages `next` (the head with the `touched` entities changed) as the next revision and
+    /// returns its number; a dry run, or an empty `touched`, stages nothing and returns None.
+    pub fn stage(
+        &mut self,
+        mut next: State,
+        touched: Vec<Key>,
+        message: String,
         options: &WriteOptions,
-    ) -> Result<Pending, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
+        if options.dry_run || touched.is_empty() {
+            return Ok(None);
+        }
+        if next.push_len() > gateway_proto::MAX_CONFIG_PUSH_BYTES {
+            return Err(StoreError::TooLarge {
+                bytes: next.push_len(),
+                limit: gateway_proto::MAX_CONFIG_PUSH_BYTES,
+            });
+        }
+        let revision = self.next_revision();
+        next.seal(revision, self.now);
+        let mut rows = Vec::with_capacity(touched.len());
+        for key in &touched {
+            rows.push((key.clone(), spec_of(&next, key)?));
+        }
+        self.staged.push(Staged {
+            state: next,
+            touched,
+            rows,
+            actor: options.actor.clone(),
+            message: options.message.clone().unwrap_or(message),
+        });
+        Ok(Some(revision))
+    }
+}
+
+impl Store {
+    /// Opens the write transaction: locking `revision_head` first serialises writers of every
+    /// replica, so that preconditions checked afterwards hold until the commit. `base` is the
+    /// caller's latest state; when another replica has written since, it is brought forward
+    /// from the history under the lock.
+    pub(super) async fn begin_write(&self, base: &State) -> Result<Pending, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let revision: i64 = sqlx::query_scalar(
-            "UPDATE revision_head SET revision = revision + 1 WHERE id = 1 RETURNING revision",
+        // An update that changes nothing still takes the row's write lock.
+        let latest: i64 = sqlx::query_scalar(
+            "UPDATE revision_head SET revision = revision WHERE id = 1 RETURNING revision",
         )
         .fetch_one(&mut *tx)
         .await?;
-        if let Some(expected) = options.if_match
-            && expected != revision - 1
-        {
-            return Err(StoreError::PreconditionFailed {
-                expected,
-                current: revision - 1,
-            });
-        }
-        let latest = revision - 1;
-        let (current, caught_up) = if base.revision == latest {
+        let (base, caught_up) = if base.revision == latest {
             (base.clone(), Some((latest, Vec::new())))
         } else {
             match advance(&mut tx, base, latest).await? {
@@ -114,109 +172,91 @@ impl Store {
         };
         Ok(Pending {
             tx,
-            revision,
-            current,
+            base,
             caught_up,
             now: now_ms(),
+            staged: Vec::new(),
         })
     }
 
-    /// Stores `next` (the current state with the `touched` entities changed) as the new
-    /// revision; a dry run, or an empty `touched`, rolls back instead.
-    pub(super) async fn finish_write(
-        &self,
-        pending: Pending,
-        mut next: State,
-        touched: Vec<Key>,
-        message: String,
-        options: &WriteOptions,
-    ) -> Result<Finished, StoreError> {
+    /// Stores every staged revision (resources, history, revision rows, the head, pruning,
+    /// NOTIFY) and commits; with nothing staged it rolls back instead. Returns the staged
+    /// revisions in order, each as the state at it and what changed since the one before (for
+    /// the first: since the caller's base).
+    pub(super) async fn commit(&self, pending: Pending) -> Result<Vec<Advance>, StoreError> {
         let Pending {
             mut tx,
-            revision,
-            current,
-            caught_up,
+            mut caught_up,
+            staged,
             now,
+            ..
         } = pending;
-        if options.dry_run || touched.is_empty() {
+        let Some(last) = staged.last().map(|s| s.state.revision) else {
             tx.rollback().await?;
-            return Ok(Finished {
-                revision: current.revision,
-                latest: None,
-            });
-        }
-        if next.push_len() > gateway_proto::MAX_CONFIG_PUSH_BYTES {
-            return Err(StoreError::TooLarge {
-                bytes: next.push_len(),
-                limit: gateway_proto::MAX_CONFIG_PUSH_BYTES,
-            });
-        }
-        next.seal(revision, now);
-        write_entities(&mut tx, &next, &touched, revision, now).await?;
-        let message = options.message.clone().unwrap_or(message);
-        sqlx::query(
-            "INSERT INTO revisions (revision, actor, message, digest, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(revision)
-        .bind(&options.actor)
-        .bind(&message)
-        .bind(&next.digest)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if revision > self.retention {
-            prune(&mut tx, revision - self.retention + 1).await?;
+            return Ok(Vec::new());
+        };
+        write_entities(&mut tx, &staged, now).await?;
+        write_revisions(&mut tx, &staged, now).await?;
+        sqlx::query("UPDATE revision_head SET revision = $1 WHERE id = 1")
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        if last > self.retention {
+            prune(&mut tx, last - self.retention + 1).await?;
         }
         if self.postgres_url.is_some() {
-            // Delivered to the listeners only when the transaction commits.
+            // Delivered to the listeners only when the transaction commits; one for the batch,
+            // since a listener catches up to the latest revision whatever the payload says.
             sqlx::query("SELECT 1 AS sent FROM (SELECT pg_notify($1, $2)) AS n")
                 .bind(NOTIFY_CHANNEL)
-                .bind(notification(revision, &self.replica))
+                .bind(notification(last, &self.replica))
                 .fetch_all(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
-        let (since, changed) = match caught_up {
-            Some((since, mut changed)) => {
-                changed.extend(touched);
-                changed.sort();
-                changed.dedup();
-                (since, changed)
-            }
-            None => (revision - 1, touched),
-        };
-        Ok(Finished {
-            revision,
-            latest: Some(Advance {
-                state: next,
+        let mut committed = Vec::with_capacity(staged.len());
+        for staged in staged {
+            let revision = staged.state.revision;
+            let (since, changed) = match caught_up.take() {
+                Some((since, mut changed)) => {
+                    changed.extend(staged.touched);
+                    changed.sort();
+                    changed.dedup();
+                    (since, changed)
+                }
+                None => (revision - 1, staged.touched),
+            };
+            committed.push(Advance {
+                state: staged.state,
                 since,
                 changed: Some(changed),
-            }),
-        })
+            });
+        }
+        Ok(committed)
     }
 }
 
-/// One row of a touched entity: its stored JSON and creation time, or None when it is gone.
-type EntityRow<'a> = (&'a Key, Option<(String, i64)>);
-
-/// Rewrites the `resources` rows of the `touched` entities as `next` has them and records each
-/// in `resource_history`, a few hundred rows per statement.
+/// Rewrites the `resources` rows of every entity the batch touched as its last revision has
+/// them, and records each touch in `resource_history`, a few hundred rows per statement.
 async fn write_entities(
     tx: &mut Transaction<'static, Any>,
-    next: &State,
-    touched: &[Key],
-    revision: i64,
+    staged: &[Staged],
     now: i64,
 ) -> Result<(), StoreError> {
-    let mut rows: Vec<EntityRow<'_>> = Vec::with_capacity(touched.len());
-    for key in touched {
-        rows.push((key, spec_of(next, key)?));
+    // An entity written twice in the batch gets one `resources` row, as its last write left it.
+    let mut seen = std::collections::HashSet::new();
+    let mut latest: Vec<(i64, &EntityRow)> = Vec::new();
+    for revision in staged.iter().rev() {
+        for row in &revision.rows {
+            if seen.insert(&row.0) {
+                latest.push((revision.state.revision, row));
+            }
+        }
     }
-    for chunk in rows.chunks(BATCH) {
+    for chunk in latest.chunks(BATCH) {
         let present: Vec<_> = chunk
             .iter()
-            .filter_map(|(key, spec)| spec.as_ref().map(|spec| (*key, spec)))
+            .filter_map(|(revision, (key, spec))| spec.as_ref().map(|spec| (*revision, key, spec)))
             .collect();
         if !present.is_empty() {
             let sql = format!(
@@ -226,22 +266,22 @@ async fn write_entities(
                 placeholders(present.len(), 6)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for ((kind, name), (spec, created_at)) in &present {
+            for (revision, (kind, name), (spec, created_at)) in &present {
                 query = query
                     .bind(kind.as_str())
                     .bind(name.as_str())
                     .bind(spec.as_str())
                     .bind(*created_at)
                     .bind(now)
-                    .bind(revision);
+                    .bind(*revision);
             }
             query.execute(&mut **tx).await?;
         }
         for kind in [Kind::Upstream, Kind::Route] {
             let gone: Vec<&str> = chunk
                 .iter()
-                .filter(|((k, _), spec)| *k == kind && spec.is_none())
-                .map(|((_, name), _)| name.as_str())
+                .filter(|(_, ((k, _), spec))| *k == kind && spec.is_none())
+                .map(|(_, ((_, name), _))| name.as_str())
                 .collect();
             if gone.is_empty() {
                 continue;
@@ -257,18 +297,54 @@ async fn write_entities(
             }
             query.execute(&mut **tx).await?;
         }
+    }
+    let history: Vec<(i64, &EntityRow)> = staged
+        .iter()
+        .flat_map(|revision| {
+            revision
+                .rows
+                .iter()
+                .map(|row| (revision.state.revision, row))
+        })
+        .collect();
+    for chunk in history.chunks(BATCH) {
         let sql = format!(
             "INSERT INTO resource_history (revision, kind, name, spec, created_at) VALUES {}",
             placeholders(chunk.len(), 5)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for ((kind, name), spec) in chunk {
+        for (revision, ((kind, name), spec)) in chunk {
             query = query
-                .bind(revision)
+                .bind(*revision)
                 .bind(kind.as_str())
                 .bind(name.as_str())
                 .bind(spec.as_ref().map(|(spec, _)| spec.clone()))
                 .bind(spec.as_ref().map(|(_, created_at)| *created_at));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// One `revisions` row per staged revision.
+async fn write_revisions(
+    tx: &mut Transaction<'static, Any>,
+    staged: &[Staged],
+    now: i64,
+) -> Result<(), StoreError> {
+    for chunk in staged.chunks(BATCH) {
+        let sql = format!(
+            "INSERT INTO revisions (revision, actor, message, digest, created_at) VALUES {}",
+            placeholders(chunk.len(), 5)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for revision in chunk {
+            query = query
+                .bind(revision.state.revision)
+                .bind(revision.actor.as_str())
+                .bind(revision.message.as_str())
+                .bind(revision.state.digest.as_str())
+                .bind(now);
         }
         query.execute(&mut **tx).await?;
     }

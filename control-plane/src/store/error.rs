@@ -13,7 +13,7 @@ pub struct KeptRange {
     pub latest: i64,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot reach the database: {0}")]
     Unavailable(String),

@@ -2,9 +2,9 @@
 //! SQLite through the sqlx `Any` driver.
 //!
 //! The SQL is written once for both databases (`$n` placeholders, BIGINT integers and
-//! unix-millisecond timestamps, JSON as TEXT). Every config change is one transaction that first
-//! bumps the single `revision_head` row, so writers are serialised and a rejected change uses up no
-//! revision number.
+//! unix-millisecond timestamps, JSON as TEXT). Config changes are made in transactions that first
+//! lock the single `revision_head` row, so writers are serialised; a transaction may carry several
+//! writes, each its own revision, and a rejected change uses up no revision number.
 //!
 //! The latest config lives in memory as a [`State`] of shared entities; a write changes the
 //! caller's state and stores only the rows it touched, and a state that fell behind (another
@@ -14,9 +14,10 @@
 //! `error`, `clock`, `state` (entities in memory) and `handle` (the `Store` itself) ←
 //! `resources` (entity rows and their decoding) ← `revisions`, `history` and `catch_up` (the
 //! log, the config at a revision, moving a state forward) ← `commit` (the write transaction) ←
-//! `write` (the changes callers ask for). `nodes` stands apart, on the handle. This module only
+//! `batch` (writes sharing a transaction) ← `write` (the changes callers ask for). `nodes` stands apart, on the handle. This module only
 //! declares the parts and re-exports what the rest of the crate uses.
 
+mod batch;
 mod catch_up;
 mod clock;
 mod commit;
@@ -29,6 +30,7 @@ mod revisions;
 mod state;
 mod write;
 
+pub use batch::{Ended, Job, Step};
 pub use clock::now_ms;
 pub use commit::{NOTIFY_CHANNEL, WriteOptions, notified_by};
 pub use error::StoreError;
@@ -36,7 +38,7 @@ pub use handle::Store;
 pub use nodes::{HelloRecord, NodeRow};
 pub use revisions::RevisionRow;
 pub use state::{Advance, Entity, Key, Record, State};
-pub use write::{Applied, Change, WriteOutcome};
+pub use write::{Applied, Change, ConfigWrite, EntityWrite, WriteOutcome};
 
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -614,3 +614,101 @@ async fn postgres_catch_up_and_prune() {
     exercise_rolling_prune(db.store.clone()).await;
     db.cleanup().await;
 }
+
+/// Writes batched into one transaction each become a revision of their own, in order, each
+/// planned on the one before; those that fail or change nothing make none and leave the rest
+/// be.
+async fn exercise_batch(store: &Store) {
+    let options = |if_match: Option<i64>, dry_run: bool| WriteOptions {
+        actor: "batch".into(),
+        if_match,
+        dry_run,
+        ..WriteOptions::default()
+    };
+    let mut create_a = EntityWrite::new(Change::Create(upstream("a")), options(None, false));
+    let mut create_a_again = EntityWrite::new(Change::Create(upstream("a")), options(None, false));
+    let mut put_r = EntityWrite::new(Change::Put(route("r", "a")), options(Some(1), false));
+    let mut stale = EntityWrite::new(Change::Put(upstream("b")), options(Some(0), false));
+    let mut unchanged = EntityWrite::new(Change::Put(upstream("a")), options(None, false));
+    let mut preview = EntityWrite::new(Change::<Route>::Delete("r".into()), options(None, true));
+    let mut delete_r = EntityWrite::new(Change::<Route>::Delete("r".into()), options(None, false));
+    let base = store.latest_config().await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let ended = store
+        .run_batch(
+            &base,
+            &mut [
+                &mut create_a,
+                &mut create_a_again,
+                &mut put_r,
+                &mut stale,
+                &mut unchanged,
+                &mut preview,
+                &mut delete_r,
+            ],
+            deadline,
+        )
+        .await;
+    let revisions: Vec<_> = ended
+        .iter()
+        .map(|ended| {
+            ended
+                .as_ref()
+                .map(|ended| (ended.revision, ended.latest.is_some()))
+        })
+        .collect();
+    assert!(matches!(revisions[0], Ok((1, true))));
+    assert!(matches!(ended[1], Err(StoreError::AlreadyExists { .. })));
+    assert!(matches!(revisions[2], Ok((2, true))));
+    assert!(matches!(
+        ended[3],
+        Err(StoreError::PreconditionFailed {
+            expected: 0,
+            current: 2
+        })
+    ));
+    assert!(matches!(revisions[4], Ok((2, false))));
+    assert!(matches!(revisions[5], Ok((2, false))));
+    assert!(matches!(revisions[6], Ok((3, true))));
+
+    // Each stored revision follows the one before it.
+    let advances: Vec<&Advance> = ended
+        .iter()
+        .filter_map(|ended| ended.as_ref().ok()?.latest.as_ref())
+        .collect();
+    let since: Vec<i64> = advances.iter().map(|advance| advance.since).collect();
+    assert_eq!(since, [0, 1, 2]);
+    assert_eq!(advances[2].state, store.latest_config().await.unwrap());
+    for advance in &advances {
+        let stored = store.config_at(advance.state.revision).await.unwrap();
+        assert_eq!(stored.config, advance.state.to_config());
+    }
+    assert_eq!(store.head_revision().await.unwrap(), 3);
+    let (rows, _) = store.list_revisions(None, 10).await.unwrap();
+    let messages: Vec<&str> = rows.iter().map(|row| row.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        ["delete route r", "create route r", "create upstream a"]
+    );
+    assert!(rows.iter().all(|row| row.actor == "batch"));
+    let outcome = put_r.outcome(ended.into_iter().nth(2).unwrap().unwrap());
+    assert!(outcome.created);
+    assert_eq!(outcome.record.unwrap().revision, 2);
+    let kept = store.latest_config().await.unwrap();
+    assert!(kept.get::<Route>("r").is_none());
+    assert!(kept.get::<Upstream>("a").is_some());
+}
+
+#[tokio::test]
+async fn sqlite_batch() {
+    exercise_batch(&sqlite().await.store).await;
+}
+
+#[tokio::test]
+async fn postgres_batch() {
+    let Some(db) = postgres().await else {
+        return;
+    };
+    exercise_batch(&db.store).await;
+    db.cleanup().await;
+}

@@ -2,16 +2,22 @@
 //! (declarative apply, rollback). Each is turned into the next state here and validated (a
 //! one-entity change: that entity, what it names and what names it, and the config-wide budgets;
 //! a whole config: all of it), then handed to the transaction of [`super::commit`], so that it
-//! makes exactly one revision or none.
+//! makes exactly one revision or none. Each is a [`Job`] for a batch of [`super::batch`].
 
 use gateway_config::{
     Change as ConfigChange, Config, FieldError, Kind, Route, Upstream, ValidationErrors,
 };
 
+use std::sync::Arc;
+
+use super::batch::{Ended, Job, Plan, Step};
 use super::commit::WriteOptions;
 use super::error::StoreError;
+#[cfg(test)]
 use super::handle::Store;
-use super::state::{Advance, Entity, EntityMeta, Record, State, Stored, change_of};
+#[cfg(test)]
+use super::state::Advance;
+use super::state::{Entity, EntityMeta, Record, State, Stored, change_of};
 
 /// One requested change to one entity.
 #[derive(Debug, Clone)]
@@ -36,8 +42,9 @@ pub struct WriteOutcome<T> {
     /// What the change does to the config (empty when it rewrites an entity unchanged).
     pub changes: Vec<ConfigChange>,
     pub dry_run: bool,
-    /// The state at the new revision, ready to publish to workers; None when no revision was
-    /// made.
+    /// The state at the new revision; None when no revision was made. Only tests read it: the
+    /// writer publishes what its batch answers.
+    #[cfg(test)]
     pub latest: Option<Advance>,
 }
 
@@ -49,40 +56,52 @@ pub struct Applied {
     pub changed: bool,
     pub changes: Vec<ConfigChange>,
     pub dry_run: bool,
-    /// The state at the new revision; None when no revision was made.
+    /// The state at the new revision; None when no revision was made (read by tests only).
+    #[cfg(test)]
     pub latest: Option<Advance>,
 }
 
-impl Store {
-    /// [`Store::write_with`] by `actor`, unconditionally and for real, on top of the latest
-    /// state read whole.
-    #[cfg(test)]
-    pub async fn write<T: Entity>(
-        &self,
-        change: Change<T>,
-        actor: &str,
-    ) -> Result<WriteOutcome<T>, StoreError> {
-        let base = self.latest_config().await?;
-        self.write_with(&base, change, &WriteOptions::by(actor))
-            .await
+/// A one-entity write, as a step of a batch.
+pub struct EntityWrite<T> {
+    change: Option<Change<T>>,
+    options: WriteOptions,
+    planned: Option<EntityPlanned<T>>,
+}
+
+/// What an [`EntityWrite`] found and did when it was planned.
+struct EntityPlanned<T> {
+    name: String,
+    /// The entity before the write.
+    existing: Option<Arc<Stored<T>>>,
+    /// The entity the write leaves; None for a delete.
+    after: Option<T>,
+    /// None when the write leaves the entity as it was.
+    change: Option<ConfigChange>,
+}
+
+impl<T: Entity> EntityWrite<T> {
+    pub fn new(change: Change<T>, options: WriteOptions) -> Self {
+        EntityWrite {
+            change: Some(change),
+            options,
+            planned: None,
+        }
+    }
+}
+
+impl<T: Entity> Step for EntityWrite<T> {
+    fn options(&self) -> &WriteOptions {
+        &self.options
     }
 
-    /// Applies one change as one revision: validates the changed entity and what refers to it,
-    /// and stores nothing (and uses up no revision number) when that fails; `options` add a
-    /// precondition, a message, or make it a dry run. `base` is the caller's latest known state:
-    /// the work is in proportion to the change when it is current, and it is brought forward
-    /// from the history when it is not.
-    pub async fn write_with<T: Entity>(
-        &self,
-        base: &State,
-        change: Change<T>,
-        options: &WriteOptions,
-    ) -> Result<WriteOutcome<T>, StoreError> {
-        let pending = self.begin_write(base, options).await?;
-        let (now, revision) = (pending.now, pending.revision);
-        let current = &pending.current;
+    /// Validates the changed entity, what it names and what names it, and the config-wide
+    /// budgets, looking at nothing else.
+    fn plan(&mut self, current: &State, revision: i64, now: i64) -> Result<Plan, StoreError> {
+        let change = self
+            .change
+            .take()
+            .ok_or_else(|| StoreError::Database("a write was planned twice".into()))?;
         let kind = T::KIND.as_str();
-
         let (verb, name, after) = match change {
             Change::Create(mut entity) => {
                 let name = entity.name().to_owned();
@@ -146,7 +165,6 @@ impl Store {
             }
         }
 
-        let existed = existing.is_some();
         let after = after.map(|(entity, _)| entity);
         // Writing what is already stored changes nothing, so it makes no revision, as a
         // whole-config apply of the same content makes none.
@@ -155,32 +173,181 @@ impl Store {
             Some(_) => vec![(T::KIND, name.clone())],
             None => Vec::new(),
         };
-        let finished = self
-            .finish_write(
-                pending,
-                next,
-                touched,
-                format!("{verb} {kind} {name}"),
-                options,
-            )
-            .await?;
-        let record = match (&finished.latest, &after) {
+        let message = format!("{verb} {kind} {name}");
+        self.planned = Some(EntityPlanned {
+            name,
+            existing,
+            after,
+            change,
+        });
+        Ok(Plan {
+            next,
+            touched,
+            message,
+        })
+    }
+}
+
+impl<T: Entity> Job for EntityWrite<T> {
+    type Output = WriteOutcome<T>;
+
+    fn whole(&self) -> bool {
+        false
+    }
+
+    fn outcome(self, ended: Ended) -> WriteOutcome<T> {
+        let dry_run = self.options.dry_run;
+        let Some(planned) = self.planned else {
+            return WriteOutcome {
+                revision: ended.revision,
+                created: false,
+                record: None,
+                changes: Vec::new(),
+                dry_run,
+                #[cfg(test)]
+                latest: ended.latest,
+            };
+        };
+        let EntityPlanned {
+            name,
+            existing,
+            after,
+            change,
+        } = planned;
+        let record = match (&ended.latest, &after) {
             (Some(latest), Some(_)) => latest.state.get::<T>(&name).map(|s| s.record()),
-            (None, Some(_)) if change.is_none() => existing.map(|s| s.record()),
+            (None, Some(_)) if change.is_none() => existing.as_ref().map(|s| s.record()),
             _ => None,
         };
-        Ok(WriteOutcome {
-            revision: finished.revision,
-            created: after.is_some() && !existed,
+        WriteOutcome {
+            revision: ended.revision,
+            created: after.is_some() && existing.is_none(),
             record,
             changes: change.into_iter().collect(),
-            dry_run: options.dry_run,
-            latest: finished.latest,
+            dry_run,
+            #[cfg(test)]
+            latest: ended.latest,
+        }
+    }
+}
+
+/// A whole-config write (declarative apply, rollback), as a step of a batch.
+pub struct ConfigWrite {
+    next: Option<Config>,
+    message: String,
+    options: WriteOptions,
+    changes: Vec<ConfigChange>,
+}
+
+impl ConfigWrite {
+    /// Makes the config equal `next`, or changes nothing when it already does.
+    pub fn new(next: Config, message: impl Into<String>, options: WriteOptions) -> Self {
+        ConfigWrite {
+            next: Some(next),
+            message: message.into(),
+            options,
+            changes: Vec::new(),
+        }
+    }
+}
+
+impl Step for ConfigWrite {
+    fn options(&self) -> &WriteOptions {
+        &self.options
+    }
+
+    /// Validates the whole config, reporting every error at once.
+    fn plan(&mut self, current: &State, revision: i64, now: i64) -> Result<Plan, StoreError> {
+        let mut next = self
+            .next
+            .take()
+            .ok_or_else(|| StoreError::Database("a write was planned twice".into()))?;
+        // Routes keep their creation time across applies; new ones are created now.
+        for (name, route) in &mut next.routes {
+            route.created_at_unix_ms = current
+                .get::<Route>(name)
+                .map_or(now, |stored| stored.meta.created_at);
+        }
+        next.validate().map_err(StoreError::Invalid)?;
+        let changes = current.diff_to(&next);
+        let mut state = current.clone();
+        let mut touched = Vec::with_capacity(changes.len());
+        if !self.options.dry_run {
+            for change in &changes {
+                match change.kind {
+                    Kind::Upstream => {
+                        replace::<Upstream>(&mut state, &mut next, change, now, revision)
+                    }
+                    Kind::Route => replace::<Route>(&mut state, &mut next, change, now, revision),
+                }
+                touched.push((change.kind, change.name.clone()));
+            }
+        }
+        self.changes = changes;
+        Ok(Plan {
+            next: state,
+            touched,
+            message: self.message.clone(),
         })
+    }
+}
+
+impl Job for ConfigWrite {
+    type Output = Applied;
+
+    fn whole(&self) -> bool {
+        true
+    }
+
+    fn outcome(self, ended: Ended) -> Applied {
+        Applied {
+            revision: ended.revision,
+            changed: !self.changes.is_empty(),
+            changes: self.changes,
+            dry_run: self.options.dry_run,
+            #[cfg(test)]
+            latest: ended.latest,
+        }
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Runs `job` as a batch of its own.
+    async fn run_one<J: Job>(&self, base: &State, mut job: J) -> Result<J::Output, StoreError> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+        let mut ended = self.run_batch(base, &mut [&mut job], deadline).await;
+        let ended = ended
+            .pop()
+            .ok_or_else(|| StoreError::Database("a batch of one ended empty".into()))??;
+        Ok(job.outcome(ended))
+    }
+
+    /// [`Store::write_with`] by `actor`, unconditionally and for real, on top of the latest
+    /// state read whole.
+    pub async fn write<T: Entity>(
+        &self,
+        change: Change<T>,
+        actor: &str,
+    ) -> Result<WriteOutcome<T>, StoreError> {
+        let base = self.latest_config().await?;
+        self.write_with(&base, change, &WriteOptions::by(actor))
+            .await
+    }
+
+    /// One change as one revision on top of `base` (brought forward when behind); `options`
+    /// add a precondition, a message, or make it a dry run.
+    pub async fn write_with<T: Entity>(
+        &self,
+        base: &State,
+        change: Change<T>,
+        options: &WriteOptions,
+    ) -> Result<WriteOutcome<T>, StoreError> {
+        self.run_one(base, EntityWrite::new(change, options.clone()))
+            .await
     }
 
     /// [`Store::apply_config_on`] on top of the latest state read whole.
-    #[cfg(test)]
     pub async fn apply_config(
         &self,
         next: Config,
@@ -192,48 +359,15 @@ impl Store {
     }
 
     /// Makes the config equal `next` as one revision, or changes nothing when it already does.
-    /// Every validation error of `next` is reported at once.
     pub async fn apply_config_on(
         &self,
         base: &State,
-        mut next: Config,
+        next: Config,
         message: &str,
         options: &WriteOptions,
     ) -> Result<Applied, StoreError> {
-        let pending = self.begin_write(base, options).await?;
-        let (now, revision) = (pending.now, pending.revision);
-        let current = &pending.current;
-        // Routes keep their creation time across applies; new ones are created now.
-        for (name, route) in &mut next.routes {
-            route.created_at_unix_ms = current
-                .get::<Route>(name)
-                .map_or(now, |stored| stored.meta.created_at);
-        }
-        next.validate().map_err(StoreError::Invalid)?;
-        let changes = current.diff_to(&next);
-        let mut state = current.clone();
-        let mut touched = Vec::with_capacity(changes.len());
-        if !options.dry_run {
-            for change in &changes {
-                match change.kind {
-                    Kind::Upstream => {
-                        replace::<Upstream>(&mut state, &mut next, change, now, revision)
-                    }
-                    Kind::Route => replace::<Route>(&mut state, &mut next, change, now, revision),
-                }
-                touched.push((change.kind, change.name.clone()));
-            }
-        }
-        let finished = self
-            .finish_write(pending, state, touched, message.to_owned(), options)
-            .await?;
-        Ok(Applied {
-            revision: finished.revision,
-            changed: !changes.is_empty(),
-            changes,
-            dry_run: options.dry_run,
-            latest: finished.latest,
-        })
+        self.run_one(base, ConfigWrite::new(next, message, options.clone()))
+            .await
     }
 }
 
