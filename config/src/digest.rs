@@ -52,12 +52,8 @@ pub fn digest_of_parts<'a>(
     routes: impl IntoIterator<Item = &'a EntityHash>,
 ) -> String {
     let mut state = DigestState::default();
-    for hash in upstreams {
-        state.insert(Kind::Upstream, *hash);
-    }
-    for hash in routes {
-        state.insert(Kind::Route, *hash);
-    }
+    state.extend(Kind::Upstream, upstreams.into_iter().copied());
+    state.extend(Kind::Route, routes.into_iter().copied());
     state.digest()
 }
 
@@ -72,6 +68,13 @@ impl DigestState {
     /// Adds an entity's hash.
     pub fn insert(&mut self, kind: Kind, hash: EntityHash) {
         self.kind_mut(kind).insert(hash);
+    }
+
+    /// Adds many entities' hashes, rehashing each bucket they fall in once: building the state
+    /// of a whole config this way costs one pass over its hashes, where inserting them one by
+    /// one would rehash a bucket per entity.
+    pub fn extend(&mut self, kind: Kind, hashes: impl IntoIterator<Item = EntityHash>) {
+        self.kind_mut(kind).extend(hashes);
     }
 
     /// Removes an entity's hash; returns whether it was there.
@@ -141,6 +144,24 @@ impl KindBuckets {
             bucket.rehash();
             self.count += 1;
         }
+    }
+
+    fn extend(&mut self, hashes: impl IntoIterator<Item = EntityHash>) {
+        let mut touched = vec![false; BUCKETS];
+        for hash in hashes {
+            let index = bucket_of(&hash);
+            Arc::make_mut(&mut self.buckets[index]).hashes.push(hash);
+            touched[index] = true;
+        }
+        for (slot, touched) in self.buckets.iter_mut().zip(touched) {
+            if touched {
+                let bucket = Arc::make_mut(slot);
+                bucket.hashes.sort_unstable();
+                bucket.hashes.dedup();
+                bucket.rehash();
+            }
+        }
+        self.count = self.buckets.iter().map(|b| b.hashes.len() as u64).sum();
     }
 
     fn remove(&mut self, hash: &EntityHash) -> bool {
@@ -247,5 +268,25 @@ mod tests {
             digest_of_parts(&hashes[..0], &hashes[..]),
             digest_of_parts(&hashes[..], &hashes[..0])
         );
+    }
+
+    #[test]
+    fn extending_in_bulk_equals_inserting_one_by_one() {
+        let hash = |i: u32| -> EntityHash { Sha256::digest(i.to_be_bytes()).into() };
+        let mut one_by_one = DigestState::default();
+        for i in 0..5000 {
+            one_by_one.insert(Kind::Route, hash(i));
+        }
+        one_by_one.insert(Kind::Upstream, hash(7));
+        // In two parts, with repeats, on top of a state that has some already.
+        let mut bulk = DigestState::default();
+        bulk.insert(Kind::Route, hash(3));
+        bulk.extend(Kind::Route, (0..2500).chain(0..10).map(hash));
+        bulk.extend(Kind::Route, (2500..5000).rev().map(hash));
+        bulk.extend(Kind::Upstream, [hash(7), hash(7)]);
+        assert_eq!(bulk, one_by_one);
+        assert_eq!(bulk.digest(), one_by_one.digest());
+        let routes: Vec<EntityHash> = (0..5000).map(hash).collect();
+        assert_eq!(digest_of_parts(&[hash(7)], &routes), bulk.digest());
     }
 }

@@ -241,14 +241,20 @@ impl State {
         let meta_of = |kind: Kind, name: &String| {
             meta.get(&(kind, name.clone())).copied().unwrap_or_default()
         };
+        // Hashed into the digest state in bulk, not one bucket rehash per entity.
+        let mut hashes = (Vec::new(), Vec::new());
         for (name, upstream) in config.upstreams {
-            let meta = meta_of(Kind::Upstream, &name);
-            state.put(Stored::new(upstream, meta));
+            let stored = Stored::new(upstream, meta_of(Kind::Upstream, &name));
+            hashes.0.push(stored.hash);
+            state.put_unhashed(stored);
         }
         for (name, route) in config.routes {
-            let meta = meta_of(Kind::Route, &name);
-            state.put(Stored::new(route, meta));
+            let stored = Stored::new(route, meta_of(Kind::Route, &name));
+            hashes.1.push(stored.hash);
+            state.put_unhashed(stored);
         }
+        state.hashes.extend(Kind::Upstream, hashes.0);
+        state.hashes.extend(Kind::Route, hashes.1);
         state.seal(revision, committed_at);
         state
     }
@@ -291,6 +297,15 @@ impl State {
         if let Some(old) = T::entries_mut(self).insert(name, Arc::new(stored)) {
             self.forget(&old);
         }
+    }
+
+    /// Adds an entity whose name is new to the state, leaving its hash for the caller to add:
+    /// [`State::build`] adds them all at once.
+    fn put_unhashed<T: Entity>(&mut self, stored: Stored<T>) {
+        self.expansion += stored.entity.expansion();
+        self.push_len += stored.push_len;
+        let name = stored.entity.name().to_owned();
+        T::entries_mut(self).insert(name, Arc::new(stored));
     }
 
     /// Removes an entity; returns whether it was there. The digest is stale until

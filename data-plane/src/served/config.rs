@@ -12,8 +12,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use gateway_config::{
-    Config, EntityHash, FieldError, Kind, Route, Upstream, ValidationErrors, WireError,
-    digest_of_parts, entity_hash,
+    Config, DigestState, EntityHash, FieldError, Kind, Route, Upstream, ValidationErrors,
+    WireError, entity_hash,
 };
 use gateway_proto::v1;
 use prost::Message;
@@ -45,6 +45,9 @@ type Entities<T> = SharedMap<Arc<Held<T>>>;
 pub struct ServedConfig {
     upstreams: Entities<Upstream>,
     routes: Entities<Route>,
+    /// Every entity's hash, kept with the entities so that a delta updates the digest in
+    /// proportion to what it changes.
+    hashes: DigestState,
 }
 
 /// What a delta changed, entity by entity.
@@ -93,19 +96,27 @@ impl ServedConfig {
     /// The config a full push describes; an entity named twice is an error.
     pub fn from_resources(resources: Vec<v1::Resource>) -> Result<Self, WireError> {
         let mut config = ServedConfig::default();
+        let mut hashes = (Vec::new(), Vec::new());
         for resource in resources {
             match entity(resource)? {
-                Entity::Upstream(u) => insert_new(
-                    &mut config.upstreams,
-                    Kind::Upstream,
-                    &u.value.name,
-                    u.clone(),
-                )?,
+                Entity::Upstream(u) => {
+                    hashes.0.push(u.hash);
+                    insert_new(
+                        &mut config.upstreams,
+                        Kind::Upstream,
+                        &u.value.name,
+                        u.clone(),
+                    )?
+                }
                 Entity::Route(r) => {
+                    hashes.1.push(r.hash);
                     insert_new(&mut config.routes, Kind::Route, &r.value.name, r.clone())?
                 }
             }
         }
+        // In bulk: one pass over the hashes rather than a bucket rehash per entity.
+        config.hashes.extend(Kind::Upstream, hashes.0);
+        config.hashes.extend(Kind::Route, hashes.1);
         Ok(config)
     }
 
@@ -128,11 +139,17 @@ impl ServedConfig {
         for key in removals {
             match v1::Kind::try_from(key.kind) {
                 Ok(v1::Kind::Upstream) => match next.upstreams.remove_entry(key.name.as_str()) {
-                    Some((name, _)) => changes.upstreams_removed.push(name),
+                    Some((name, old)) => {
+                        next.hashes.remove(Kind::Upstream, &old.hash);
+                        changes.upstreams_removed.push(name);
+                    }
                     None => return Err(missing(Kind::Upstream, key.name)),
                 },
                 Ok(v1::Kind::Route) => match next.routes.remove(key.name.as_str()) {
-                    Some(old) => changes.routes_before.push(old),
+                    Some(old) => {
+                        next.hashes.remove(Kind::Route, &old.hash);
+                        changes.routes_before.push(old);
+                    }
                     None => return Err(missing(Kind::Route, key.name)),
                 },
                 _ => return Err(WireError::UnknownKind(key.kind)),
@@ -155,6 +172,7 @@ impl ServedConfig {
                     let name: Arc<str> = u.value.name.as_str().into();
                     first_time(Kind::Upstream, &name)?;
                     let old = next.upstreams.insert(name, u.clone());
+                    next.rehash(Kind::Upstream, old.as_ref().map(|old| &old.hash), u.hash);
                     if old.is_none_or(|old| old.value != u.value) {
                         changes.upstreams_upserted.push(u);
                     }
@@ -162,7 +180,9 @@ impl ServedConfig {
                 Entity::Route(r) => {
                     let name: Arc<str> = r.value.name.as_str().into();
                     first_time(Kind::Route, &name)?;
-                    match next.routes.insert(name, r.clone()) {
+                    let old = next.routes.insert(name, r.clone());
+                    next.rehash(Kind::Route, old.as_ref().map(|old| &old.hash), r.hash);
+                    match old {
                         Some(old) if old.value == r.value => {}
                         Some(old) => {
                             changes.routes_before.push(old);
@@ -226,10 +246,15 @@ impl ServedConfig {
 
     /// Equal to `gateway_config::digest` of the same config.
     pub fn digest(&self) -> String {
-        digest_of_parts(
-            self.upstreams.values().map(|u| &u.hash),
-            self.routes.values().map(|r| &r.hash),
-        )
+        self.hashes.digest()
+    }
+
+    /// An entity's hash `old` (when it replaced one) gives way to `new`.
+    fn rehash(&mut self, kind: Kind, old: Option<&EntityHash>, new: EntityHash) {
+        if let Some(old) = old {
+            self.hashes.remove(kind, old);
+        }
+        self.hashes.insert(kind, new);
     }
 
     /// The encoded full `ConfigPush` of this config, as the cache file holds it.
