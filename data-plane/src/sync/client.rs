@@ -22,6 +22,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use crate::served::State;
 use crate::sync::apply::handle_push;
 use crate::sync::cache::Cache;
+use crate::sync::persist::CacheWriter;
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -231,7 +232,11 @@ pub async fn run(state: Arc<State>, settings: SyncSettings) {
         settings.control_planes.len(),
         fastrand::usize(..settings.control_planes.len()),
     );
-    let mut cached = state.current().map(|c| (c.revision, c.digest.clone()));
+    let cached = state.current().map(|c| (c.revision, c.digest.clone()));
+    let cache_writer = settings
+        .cache
+        .clone()
+        .map(|cache| CacheWriter::start(cache, cached));
     loop {
         let control_plane = &settings.control_planes[rotation.current()];
         let mut delivered = false;
@@ -240,7 +245,7 @@ pub async fn run(state: Arc<State>, settings: SyncSettings) {
             &settings,
             control_plane,
             &mut delivered,
-            &mut cached,
+            cache_writer.as_ref(),
         )
         .await;
         state.set_connected_to(None);
@@ -300,7 +305,7 @@ async fn session(
     settings: &SyncSettings,
     control_plane: &ControlPlane,
     delivered: &mut bool,
-    cached: &mut Option<(u64, String)>,
+    cache_writer: Option<&CacheWriter>,
 ) -> Result<(), SyncError> {
     let channel = control_plane
         .endpoint
@@ -341,37 +346,12 @@ async fn session(
         if outbound.send(reply).await.is_err() {
             return Err(SyncError::Closed);
         }
-        // After the ACK, so that the disk never delays convergence.
-        if acked && let Some(cache) = &settings.cache {
-            write_cache(state, cache, committed_at, cached).await;
+        // After the ACK, and in the background, so that the disk never delays convergence.
+        if acked && let (Some(writer), Some(current)) = (cache_writer, state.current()) {
+            writer.offer(current, committed_at);
         }
     }
     Ok(())
-}
-
-/// Writes the served config to the cache unless the cache already holds it.
-async fn write_cache(
-    state: &State,
-    cache: &Cache,
-    committed_at: i64,
-    cached: &mut Option<(u64, String)>,
-) {
-    let Some(current) = state.current() else {
-        return;
-    };
-    let key = (current.revision, current.digest.clone());
-    if cached.as_ref() == Some(&key) {
-        return;
-    }
-    let cache = cache.clone();
-    let written =
-        tokio::task::spawn_blocking(move || cache.write(&Cache::snapshot(&current, committed_at)))
-            .await;
-    match written {
-        Ok(Ok(())) => *cached = Some(key),
-        Ok(Err(error)) => tracing::warn!(%error, "cannot update the configuration cache"),
-        Err(error) => tracing::warn!(%error, "the cache writer failed"),
-    }
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
