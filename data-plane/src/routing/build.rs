@@ -193,8 +193,8 @@ impl RouteTable {
             }
             if bucket.is_empty() {
                 match &host {
-                    HostPattern::Exact(name) => table.exact.remove(&**name),
-                    HostPattern::Wildcard(suffix) => table.wildcard.remove(&**suffix),
+                    HostPattern::Exact(name) => table.exact.remove(name),
+                    HostPattern::Wildcard(suffix) => table.wildcard.remove(suffix),
                     HostPattern::Any => None,
                 };
             }
@@ -205,12 +205,10 @@ impl RouteTable {
     /// The bucket of `host` for changing, copied first if an older table shares it.
     fn bucket_mut(&mut self, host: &HostPattern, create: bool) -> Option<&mut Bucket> {
         let shared = match host {
-            HostPattern::Exact(name) if create => self.exact.entry(Arc::from(&**name)).or_default(),
-            HostPattern::Exact(name) => self.exact.get_mut(&**name)?,
-            HostPattern::Wildcard(suffix) if create => {
-                self.wildcard.entry(Arc::from(&**suffix)).or_default()
-            }
-            HostPattern::Wildcard(suffix) => self.wildcard.get_mut(&**suffix)?,
+            HostPattern::Exact(name) if create => self.exact.get_or_default(name),
+            HostPattern::Exact(name) => self.exact.get_mut(name)?,
+            HostPattern::Wildcard(suffix) if create => self.wildcard.get_or_default(suffix),
+            HostPattern::Wildcard(suffix) => self.wildcard.get_mut(suffix)?,
             HostPattern::Any => &mut self.any,
         };
         Some(Arc::make_mut(shared))

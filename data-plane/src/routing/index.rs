@@ -14,6 +14,7 @@ use std::sync::Arc;
 use foldhash::{HashMap, HashMapExt, HashSet};
 use regex::RegexSet;
 
+use super::host_map::HostMap;
 use super::matcher::{PathCond, RequestInfo, host_buffer, lowercase_host};
 use super::rank::{Best, Slot, insert_all_sorted, insert_sorted};
 use super::regex_memo::{RegexMemo, Regexes};
@@ -217,9 +218,9 @@ thread_local! {
 /// buckets it changes.
 #[derive(Debug, Default, Clone)]
 pub struct RouteTable {
-    pub(super) exact: HashMap<Arc<str>, Arc<Bucket>>,
+    pub(super) exact: HostMap<Arc<Bucket>>,
     /// Keyed by the suffix with its leading dot.
-    pub(super) wildcard: HashMap<Arc<str>, Arc<Bucket>>,
+    pub(super) wildcard: HostMap<Arc<Bucket>>,
     pub(super) any: Arc<Bucket>,
     pub(super) len: usize,
     /// The regexes compiled for this table and the ones it was patched from.

@@ -4,6 +4,7 @@
 //! build to the next (`regex_memo`). Routing knows nothing of upstreams but their indices.
 
 pub mod build;
+pub mod host_map;
 pub mod index;
 pub mod matcher;
 pub mod rank;
