@@ -35,7 +35,7 @@ pub use clock::now_ms;
 pub use commit::{NOTIFY_CHANNEL, WriteOptions, notified_by};
 pub use error::StoreError;
 pub use handle::Store;
-pub use nodes::{HelloRecord, NodeRow};
+pub use nodes::{HelloRecord, NodeAnswer, NodeRow};
 pub use revisions::RevisionRow;
 pub use state::{Advance, Entity, Key, Record, State};
 pub use write::{Applied, Change, ConfigWrite, EntityWrite, WriteOutcome};

@@ -33,6 +33,17 @@ pub struct NodeRow {
     pub replica: String,
 }
 
+/// What a stream's worker answered since its status was last written.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct NodeAnswer {
+    /// The latest revision it applied, with its digest.
+    pub acked: Option<(i64, String)>,
+    /// The error of a NACK that came after that ACK (or with no ACK pending).
+    pub error: Option<String>,
+    /// When the latest answer came, unix ms.
+    pub at: i64,
+}
+
 impl Store {
     /// Records a newly opened stream; a known worker keeps its `first_seen`.
     pub async fn node_connected(
@@ -66,6 +77,7 @@ impl Store {
     }
 
     /// The worker applied `revision`.
+    #[cfg(test)]
     pub async fn node_acked(
         &self,
         id: &str,
@@ -88,7 +100,45 @@ impl Store {
         Ok(())
     }
 
+    /// Records the answers of many streams in one transaction: for each, its last ACK (which
+    /// clears the error), then the error of a NACK that came after it.
+    pub async fn nodes_answered(
+        &self,
+        answers: &[((String, String), NodeAnswer)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for ((id, stream), answer) in answers {
+            if let Some((revision, digest)) = &answer.acked {
+                sqlx::query(
+                    "UPDATE nodes SET applied_revision = $1, applied_digest = $2, \
+                        last_error = NULL, last_seen = $3 WHERE id = $4 AND stream = $5",
+                )
+                .bind(*revision)
+                .bind(digest.as_str())
+                .bind(answer.at)
+                .bind(id.as_str())
+                .bind(stream.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            if let Some(error) = &answer.error {
+                sqlx::query(
+                    "UPDATE nodes SET last_error = $1, last_seen = $2 WHERE id = $3 AND stream = $4",
+                )
+                .bind(error.as_str())
+                .bind(answer.at)
+                .bind(id.as_str())
+                .bind(stream.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The worker refused its last push and keeps serving what it had.
+    #[cfg(test)]
     pub async fn node_nacked(
         &self,
         id: &str,

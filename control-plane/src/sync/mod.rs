@@ -1,6 +1,7 @@
 //! ConfigSync: the gRPC stream over which workers receive config revisions and answer with
 //! ACK or NACK.
 
+mod answers;
 mod auth;
 mod server;
 mod session;

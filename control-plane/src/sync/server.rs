@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::answers::AnswerRecorder;
 use super::auth::{Peer, SyncAuth, subject_of};
 use super::session::Session;
 use crate::hub::SnapshotHub;
@@ -26,6 +27,7 @@ const OUTBOUND_BUFFER: usize = 4;
 pub struct SyncService {
     store: Store,
     hub: SnapshotHub,
+    answers: AnswerRecorder,
     /// Random id of this control-plane process, recorded with each worker it serves.
     replica: Arc<str>,
     shutdown: watch::Receiver<bool>,
@@ -41,6 +43,7 @@ impl SyncService {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         SyncService {
+            answers: AnswerRecorder::start(store.clone()),
             store,
             hub,
             replica: replica.into(),
@@ -93,6 +96,7 @@ impl ConfigSync for SyncService {
         let (outbound, receiver) = mpsc::channel(OUTBOUND_BUFFER);
         let session = Session {
             store: self.store.clone(),
+            answers: self.answers.clone(),
             hub: self.hub.clone(),
             metrics: self.metrics.clone(),
             snapshots: self.hub.subscribe(),

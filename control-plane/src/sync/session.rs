@@ -14,6 +14,7 @@ use prost::Message as _;
 use tokio::sync::{mpsc, watch};
 use tonic::{Status, Streaming};
 
+use super::answers::AnswerRecorder;
 use crate::delta::{self, Delta};
 use crate::hub::SnapshotHub;
 use crate::metrics::{Metrics, PushKind};
@@ -29,6 +30,8 @@ const BASE_LOAD_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(super) struct Session {
     pub store: Store,
+    /// Where ACKs and NACKs go, to be written without holding up the stream.
+    pub answers: AnswerRecorder,
     pub hub: SnapshotHub,
     pub metrics: Metrics,
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
@@ -267,16 +270,12 @@ impl Session {
                     state.applied_revision = revision;
                     state.applied_digest = pushed.digest;
                     let revision = i64::try_from(revision).unwrap_or(i64::MAX);
-                    self.log_failure(
-                        self.store
-                            .node_acked(
-                                node,
-                                &self.stream_id,
-                                revision,
-                                &state.applied_digest,
-                                now_ms(),
-                            )
-                            .await,
+                    self.answers.acked(
+                        node,
+                        &self.stream_id,
+                        revision,
+                        &state.applied_digest,
+                        now_ms(),
                     );
                     Ok(())
                 }
@@ -308,11 +307,7 @@ impl Session {
                     let error = nack_text(&nack);
                     tracing::warn!(node, revision, error = %error, "worker refused config");
                     state.nacked = Some(revision);
-                    self.log_failure(
-                        self.store
-                            .node_nacked(node, &self.stream_id, &error, now_ms())
-                            .await,
-                    );
+                    self.answers.nacked(node, &self.stream_id, &error, now_ms());
                     Ok(())
                 }
                 other => {
