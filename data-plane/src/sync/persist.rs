@@ -3,7 +3,7 @@
 //! revisions coalesce into one. At 100,000 routes the file is several megabytes with an fsync, so
 //! writing it for every revision would cost each worker more than applying the revision did.
 //!
-//! After a write, the writer rests for [`COOL_DOWN`]; whatever was applied meanwhile is written
+//! After a write, the writer rests for [`COOL_DOWN`] (up to half as long again); whatever was applied meanwhile is written
 //! once, as the latest revision, when it wakes. The file therefore trails the served config by
 //! at most that long (plus the write itself), which is all a restart without a control plane
 //! can lose: a worker that reaches a control plane catches up at once.
@@ -72,6 +72,8 @@ async fn write_latest(
         if !open {
             return;
         }
-        tokio::time::sleep(COOL_DOWN).await;
+        // Up to half as long again, at random: workers that applied the same revisions together
+        // do not all write their files at the same moment.
+        tokio::time::sleep(COOL_DOWN.mul_f64(1.0 + fastrand::f64() / 2.0)).await;
     }
 }
