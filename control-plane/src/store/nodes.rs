@@ -86,18 +86,13 @@ impl Store {
         digest: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE nodes SET applied_revision = $1, applied_digest = $2, last_error = NULL, \
-                last_seen = $3 WHERE id = $4 AND stream = $5",
-        )
-        .bind(revision)
-        .bind(digest)
-        .bind(now)
-        .bind(id)
-        .bind(stream)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let answer = NodeAnswer {
+            acked: Some((revision, digest.to_owned())),
+            error: None,
+            at: now,
+        };
+        self.nodes_answered(&[((id.to_owned(), stream.to_owned()), answer)])
+            .await
     }
 
     /// Records the answers of many streams in one transaction: for each, its last ACK (which
@@ -146,16 +141,13 @@ impl Store {
         error: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE nodes SET last_error = $1, last_seen = $2 WHERE id = $3 AND stream = $4",
-        )
-        .bind(error)
-        .bind(now)
-        .bind(id)
-        .bind(stream)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let answer = NodeAnswer {
+            acked: None,
+            error: Some(error.to_owned()),
+            at: now,
+        };
+        self.nodes_answered(&[((id.to_owned(), stream.to_owned()), answer)])
+            .await
     }
 
     /// The stream is still open.
