@@ -14,7 +14,11 @@ use crate::listener::{self, ListenerSettings};
 use crate::proxy::{Proxy, ProxySettings};
 use crate::served::{NodeIdentity, State};
 use crate::status;
+use crate::sync::persist::CacheWriter;
 use crate::sync::{self, Cache, ClientSecurity, SyncSettings, client::SyncError};
+
+/// How long a stopping worker waits for the cache file to take the revision it served last.
+const CACHE_FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -68,7 +72,6 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
     };
     let sync_settings =
         SyncSettings::new(&cli.control_plane, env!("CARGO_PKG_VERSION"), &security)?
-            .with_cache(cache.clone())
             .with_max_push_bytes(max_push_bytes);
     let state = Arc::new(State::with_control_planes(
         NodeIdentity {
@@ -91,6 +94,10 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
     if let Some(cache) = &cache {
         cache.restore(&state);
     }
+    let (cache_writer, cache_flush) = cache
+        .map(|cache| CacheWriter::start(cache, state.clone()))
+        .unzip();
+    let sync_settings = sync_settings.with_cache(cache_writer);
     let proxy_listener = bind("the proxy", cli.listen).await?;
     let status_listener = bind("the status port", cli.status_listen).await?;
     log_listening("proxy", &proxy_listener);
@@ -138,6 +145,12 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
         }
     };
     sync_task.abort();
+    // A stopped worker restarts from the revision it served last, even without a control plane.
+    if exit == Exit::Drained
+        && let Some(flush) = cache_flush
+    {
+        flush.finish(CACHE_FLUSH_LIMIT).await;
+    }
     let _ = stopped_tx.send(true);
     if exit == Exit::Drained
         && let Ok(Err(error)) = status_task.await

@@ -24,6 +24,8 @@ pub struct StatusReport {
     pub serving: bool,
     pub control_plane_connected: bool,
     pub source: Option<Source>,
+    /// The revision the cache file holds (written a few seconds after it is applied).
+    pub cached_revision: Option<u64>,
     pub control_planes: Vec<String>,
     pub connected_to: Option<String>,
     pub draining: bool,
@@ -45,6 +47,7 @@ impl StatusReport {
             serving: current.is_some(),
             control_plane_connected: state.is_connected(),
             source: current.as_ref().and(state.source()),
+            cached_revision: state.cached_revision(),
             control_planes: state.control_planes().to_vec(),
             connected_to: state.connected_to(),
             draining: state.is_draining(),

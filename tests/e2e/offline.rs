@@ -72,6 +72,9 @@ impl Load {
     }
 }
 
+/// The cache writer rests up to 7.5 s between two writes.
+const CACHE_WRITTEN: Duration = Duration::from_secs(30);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_serve_through_a_control_plane_outage_and_restart_from_cache() {
     let mut cluster = Cluster::start(2).await;
@@ -122,7 +125,19 @@ async fn workers_serve_through_a_control_plane_outage_and_restart_from_cache() {
         served + failed
     );
 
-    // A worker restarted while no control plane answers serves its cached revision.
+    // A worker that crashes while no control plane answers restarts from its cache file, once
+    // the file holds the revision it served (written a few seconds after the apply).
+    let client = cluster.client.clone();
+    let worker = &cluster.workers[0];
+    eventually("the cache file holds revision 2", CACHE_WRITTEN, || async {
+        let status = send(client.get(worker.status_url("/status"))).await?;
+        if status.body["cached_revision"] == 2 {
+            Ok(())
+        } else {
+            Err(status.text)
+        }
+    })
+    .await;
     let worker = &mut cluster.workers[0];
     worker.restart();
     let client = cluster.client.clone();
@@ -166,4 +181,34 @@ async fn workers_serve_through_a_control_plane_outage_and_restart_from_cache() {
             .unwrap();
         assert_eq!(status.body["source"], "control_plane", "{}", status.text);
     }
+
+    // Two changes in a row: the second waits out the cache writer's rest, unless the worker
+    // stops, which writes it at once. Restarted without a control plane, it serves revision 5.
+    for name in ["four", "five"] {
+        let route = json!({"name": name, "paths": [{"prefix": format!("/{name}")}],
+                           "backends": [{"upstream": "svc"}]});
+        assert_eq!(cluster.admin.post("/v1/routes", &route).await.status, 201);
+    }
+    cluster.wait_served("/five", 200, Some("a"), CONVERGE).await;
+    cluster.control_plane.kill();
+    let worker = &mut cluster.workers[1];
+    worker.stop_and_start();
+    let worker = &cluster.workers[1];
+    let status = eventually(
+        "the stopped worker restarts from its cache",
+        CONVERGE,
+        || async {
+            let status = send(cluster.client.get(worker.status_url("/status"))).await?;
+            if status.body["serving"] == true {
+                Ok(status)
+            } else {
+                Err(status.text)
+            }
+        },
+    )
+    .await;
+    assert_eq!(status.body["source"], "cache", "{}", status.text);
+    assert_eq!(status.body["applied_revision"], 5, "{}", status.text);
+    let reply = send(cluster.client.get(worker.url("/five"))).await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text);
 }

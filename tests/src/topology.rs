@@ -178,6 +178,22 @@ impl Worker {
         );
     }
 
+    /// Stops the worker as an orchestrator would (SIGTERM, then waits for it to exit by itself)
+    /// and starts it again with the same identity, addresses and cache file.
+    pub fn stop_and_start(&mut self) {
+        self.process.signal(crate::process::Signal::SIGTERM);
+        let status = self.process.wait_exit(START_TIMEOUT);
+        assert!(status.success(), "{} exited with {status}", self.node_id);
+        let listen = self.proxy_addr.to_string();
+        let status = self.status_addr.to_string();
+        *self = Worker::start_on(
+            self.options.clone(),
+            self.cache_dir.clone(),
+            &listen,
+            &status,
+        );
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.proxy_addr, path)
     }

@@ -4,7 +4,7 @@
 //! the config came from, the link to the control plane, whether the worker is draining, and its
 //! metrics.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwapOption, Guard};
@@ -54,6 +54,8 @@ pub struct State {
     node: NodeIdentity,
     source: AtomicU8,
     draining: AtomicBool,
+    /// One above the revision the cache file holds; 0 while it holds none.
+    cached_revision: AtomicU64,
     metrics: Metrics,
     control_planes: Vec<String>,
     // Written only by the sync task and read by the status port, never on the request path.
@@ -75,6 +77,7 @@ impl State {
             node,
             source: AtomicU8::new(0),
             draining: AtomicBool::new(false),
+            cached_revision: AtomicU64::new(0),
             metrics: Metrics::new(),
             control_planes,
             connected_to: Mutex::new(None),
@@ -157,6 +160,17 @@ impl State {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Records that the cache file now holds `revision`.
+    pub fn set_cached_revision(&self, revision: u64) {
+        self.cached_revision
+            .store(revision.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// The revision the cache file holds, if it holds one.
+    pub fn cached_revision(&self) -> Option<u64> {
+        self.cached_revision.load(Ordering::Relaxed).checked_sub(1)
     }
 
     pub fn set_last_error(&self, error: Option<String>) {

@@ -21,7 +21,6 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::served::State;
 use crate::sync::apply::handle_push;
-use crate::sync::cache::Cache;
 use crate::sync::persist::CacheWriter;
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
@@ -44,8 +43,8 @@ pub struct SyncSettings {
     pub build: String,
     /// Sent as `authorization: Bearer <token>` on every stream.
     pub authorization: Option<AsciiMetadataValue>,
-    /// Where every applied config is written; `None` disables the cache.
-    pub cache: Option<Cache>,
+    /// Writes every applied config to the cache file; `None` disables the cache.
+    pub cache: Option<CacheWriter>,
     /// Largest push decoded; a larger one fails the stream.
     pub max_push_bytes: usize,
 }
@@ -173,7 +172,7 @@ impl SyncSettings {
         })
     }
 
-    pub fn with_cache(mut self, cache: Option<Cache>) -> Self {
+    pub fn with_cache(mut self, cache: Option<CacheWriter>) -> Self {
         self.cache = cache;
         self
     }
@@ -232,11 +231,6 @@ pub async fn run(state: Arc<State>, settings: SyncSettings) {
         settings.control_planes.len(),
         fastrand::usize(..settings.control_planes.len()),
     );
-    let cached = state.current().map(|c| (c.revision, c.digest.clone()));
-    let cache_writer = settings
-        .cache
-        .clone()
-        .map(|cache| CacheWriter::start(cache, cached));
     loop {
         let control_plane = &settings.control_planes[rotation.current()];
         let mut delivered = false;
@@ -245,7 +239,7 @@ pub async fn run(state: Arc<State>, settings: SyncSettings) {
             &settings,
             control_plane,
             &mut delivered,
-            cache_writer.as_ref(),
+            settings.cache.as_ref(),
         )
         .await;
         state.set_connected_to(None);

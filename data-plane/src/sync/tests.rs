@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::served::Source;
 use crate::served::{NodeIdentity, State};
+use crate::sync::persist::CacheWriter;
 use crate::sync::{Cache, ClientSecurity, SyncSettings, run};
 
 /// Plays a fixed conversation on the first stream and only listens on later ones; every worker
@@ -273,7 +274,7 @@ async fn token_is_required_dead_control_planes_are_skipped_and_the_cache_is_writ
     };
     let settings = SyncSettings::new(&urls, "b", &security)
         .unwrap()
-        .with_cache(Some(cache.clone()));
+        .with_cache(Some(CacheWriter::start(cache.clone(), state.clone()).0));
     let worker = tokio::spawn(run(state.clone(), settings));
     let first = tokio::time::timeout(Duration::from_secs(10), seen.recv())
         .await
@@ -387,7 +388,7 @@ async fn a_push_far_over_grpcs_default_message_limit_is_received() {
     let cache = Cache::new(dir.path().join("g.pb"));
     let settings = SyncSettings::new(&urls, "b", &ClientSecurity::default())
         .unwrap()
-        .with_cache(Some(cache.clone()));
+        .with_cache(Some(CacheWriter::start(cache.clone(), state.clone()).0));
     let worker = tokio::spawn(run(state.clone(), settings));
     let mut acked = false;
     while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(30), seen.recv()).await {
