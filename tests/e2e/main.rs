@@ -11,6 +11,7 @@ mod drain;
 mod grpc;
 mod keepalive;
 mod large_config;
+mod limits;
 mod nack;
 mod offline;
 mod propagation;

@@ -168,14 +168,7 @@ impl Worker {
     /// Kills the worker and starts it again with the same identity, addresses and cache file.
     pub fn restart(&mut self) {
         self.process.kill();
-        let listen = self.proxy_addr.to_string();
-        let status = self.status_addr.to_string();
-        *self = Worker::start_on(
-            self.options.clone(),
-            self.cache_dir.clone(),
-            &listen,
-            &status,
-        );
+        self.start_again();
     }
 
     /// Stops the worker as an orchestrator would (SIGTERM, then waits for it to exit by itself)
@@ -184,6 +177,10 @@ impl Worker {
         self.process.signal(crate::process::Signal::SIGTERM);
         let status = self.process.wait_exit(START_TIMEOUT);
         assert!(status.success(), "{} exited with {status}", self.node_id);
+        self.start_again();
+    }
+
+    fn start_again(&mut self) {
         let listen = self.proxy_addr.to_string();
         let status = self.status_addr.to_string();
         *self = Worker::start_on(
