@@ -181,6 +181,7 @@ macro_rules! collection {
                     (status = 200, description = "A dry run: what the write would change",
                      body = DryRunAnswer,
                      headers(("x-gateway-revision" = i64, description = "The latest revision"))),
+                    (status = 400, response = BadRequest),
                     (status = 404, response = NotFound),
                     (status = 409, response = Conflict),
                     (status = 412, response = PreconditionFailed),

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::body::{ListQuery, Page, decode_cursor, encode_cursor, timestamp};
 use super::error::ApiError;
 use super::openapi::{
-    ConfigWritten, Internal, NotFound, PreconditionFailed, Unavailable, Unprocessable,
+    BadRequest, ConfigWritten, Internal, NotFound, PreconditionFailed, Unavailable, Unprocessable,
 };
 use super::schema::Change;
 use super::state::AppState;
@@ -194,6 +194,7 @@ pub async fn diff(
          body = ConfigWritten,
          headers(("x-gateway-revision" = i64,
                   description = "The revision made, or the latest when nothing was made"))),
+        (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 412, response = PreconditionFailed),
         (status = 422, response = Unprocessable),

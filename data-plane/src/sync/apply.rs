@@ -272,10 +272,12 @@ fn nack_of(revision: u64, error: &ApplyError, message: String) -> v1::Nack {
 /// Applies `push` and returns the ACK or NACK to send, logging and recording the outcome.
 pub fn handle_push(state: &State, push: v1::ConfigPush) -> v1::WorkerMessage {
     let revision = push.revision;
+    let started = std::time::Instant::now();
     let message = match apply_push(state, push) {
         Ok(applied) => {
             if applied == Applied::Swapped {
-                tracing::info!(revision, "applied configuration");
+                let apply_ms = started.elapsed().as_secs_f64() * 1000.0;
+                tracing::info!(revision, apply_ms, "applied configuration");
             } else {
                 tracing::debug!(revision, "configuration already served");
             }

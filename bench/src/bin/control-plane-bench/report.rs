@@ -372,7 +372,9 @@ fn how_measured(settings: &Settings) -> String {
          answers 200 and its `/status` shows the control plane's latest revision (polled every \
          2 ms), digest checked against the revision's. **worker RSS**: its `VmRSS` (`VmHWM`) then.\n\
          - **{workers} workers synced**: the other workers started together; until the last one \
-         serves the latest revision (`/status` polled every 20 ms).\n\
+         serves the latest revision (`/status` polled every 20 ms). Then, untimed, until every \
+         worker's cache file holds that revision, so that the propagation starts from a settled \
+         fleet.\n\
          - **propagation**: {changes} one-route writes, one after another, with {workers} workers \
          connected; from the moment the write's answer arrived until each worker served the \
          revision it made (*each worker*: every worker × change; *all workers*: the last worker \

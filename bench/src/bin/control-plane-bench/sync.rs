@@ -93,6 +93,13 @@ pub async fn fleet(
     for worker in workers.iter() {
         check_digest(worker, client, &latest).await?;
     }
+    // What a worker does once after its first sync (its cache file is the largest) is not part
+    // of what the next phase measures: it starts from a settled fleet.
+    for worker in workers.iter() {
+        while worker.status(client).await?.cached_revision != Some(latest.revision) {
+            tokio::time::sleep(POLL_MANY).await;
+        }
+    }
     Ok(Fleet {
         workers: workers.len(),
         seconds,

@@ -30,6 +30,8 @@ pub struct Status {
     pub serving: bool,
     pub revision: u64,
     pub digest: String,
+    /// The revision the worker's cache file holds.
+    pub cached_revision: Option<u64>,
 }
 
 pub struct WorkerSettings {
@@ -141,6 +143,7 @@ impl Worker {
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
+            cached_revision: body["cached_revision"].as_u64(),
         })
     }
 
