@@ -23,9 +23,34 @@ pub struct Cli {
     )]
     pub database_url: String,
 
-    /// Address of the admin API; loopback only until API tokens exist.
+    /// Address of the admin API. Off loopback it needs TLS (--admin-tls-cert/--admin-tls-key)
+    /// and an admin token (--admin-token-file, or one created before).
     #[arg(long, env = "GATEWAY_ADMIN_LISTEN", default_value = "127.0.0.1:8001")]
     pub admin_listen: SocketAddr,
+
+    /// A file holding the first admin token (at least 32 characters, e.g. `openssl rand -hex
+    /// 32`). Stored, as its hash, under the name `bootstrap` while no admin token exists;
+    /// ignored once one does.
+    #[arg(long, env = "GATEWAY_ADMIN_TOKEN_FILE", conflicts_with = "admin_token")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// The first admin token itself, as for --admin-token-file (which keeps it out of the
+    /// process list).
+    #[arg(long, env = "GATEWAY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// PEM certificate chain served on the admin API listener (TLS).
+    #[arg(long, env = "GATEWAY_ADMIN_TLS_CERT", requires = "admin_tls_key")]
+    pub admin_tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--admin-tls-cert`.
+    #[arg(long, env = "GATEWAY_ADMIN_TLS_KEY", requires = "admin_tls_cert")]
+    pub admin_tls_key: Option<PathBuf>,
+
+    /// Once tokens exist, also require one (any role) for /metrics and /openapi.json; without
+    /// this they stay open, like /healthz and /readyz.
+    #[arg(long, env = "GATEWAY_ADMIN_PROTECT_METRICS")]
+    pub admin_protect_metrics: bool,
 
     /// Address of the ConfigSync gRPC server that workers connect to.
     #[arg(long, env = "GATEWAY_SYNC_LISTEN", default_value = "127.0.0.1:8005")]
@@ -95,9 +120,17 @@ fn parse_body_limit(text: &str) -> Result<usize, String> {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
     #[error(
-        "--admin-listen {0}: the admin API has no authentication yet, so it only listens on a loopback address (e.g. 127.0.0.1:8001)"
+        "--admin-listen {0}: tokens would travel in plaintext; set --admin-tls-cert and --admin-tls-key, or listen on a loopback address"
     )]
-    AdminNotLoopback(SocketAddr),
+    AdminNeedsTls(SocketAddr),
+    #[error(
+        "--admin-listen {0}: the admin API has no tokens, so anyone could change the config; give the first one with --admin-token-file, or listen on a loopback address"
+    )]
+    AdminNeedsToken(SocketAddr),
+    #[error("the first admin token {0}")]
+    WeakAdminToken(String),
+    #[error("--admin-token-file {path}: {message}")]
+    AdminTokenFile { path: String, message: String },
     #[error("--database-url: unsupported scheme in `{0}`; use postgres://… or sqlite://…")]
     UnknownScheme(String),
     #[error(
@@ -111,8 +144,8 @@ pub enum SettingsError {
 impl Cli {
     /// Checks what clap cannot: the admin address and the database URL scheme.
     pub(crate) fn check(&self) -> Result<(), SettingsError> {
-        if !self.admin_listen.ip().is_loopback() {
-            return Err(SettingsError::AdminNotLoopback(self.admin_listen));
+        if !self.admin_listen.ip().is_loopback() && self.admin_tls_cert.is_none() {
+            return Err(SettingsError::AdminNeedsTls(self.admin_listen));
         }
         let url = self.database_url.as_str();
         let known = ["postgres://", "postgresql://", "sqlite:"]
@@ -135,6 +168,25 @@ impl Cli {
         }
         Ok(())
     }
+
+    /// The first admin token given by flag, environment or file, checked.
+    pub(crate) fn admin_token_secret(&self) -> Result<Option<String>, SettingsError> {
+        let secret = match (&self.admin_token, &self.admin_token_file) {
+            (Some(secret), _) => secret.clone(),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|error| {
+                    SettingsError::AdminTokenFile {
+                        path: path.display().to_string(),
+                        message: error.to_string(),
+                    }
+                })?;
+                text.trim_end_matches(['\r', '\n']).to_owned()
+            }
+            (None, None) => return Ok(None),
+        };
+        crate::tokens::secret::check_given(&secret).map_err(SettingsError::WeakAdminToken)?;
+        Ok(Some(secret))
+    }
 }
 
 #[cfg(test)]
@@ -155,13 +207,36 @@ mod tests {
     }
 
     #[test]
-    fn admin_api_refuses_public_addresses() {
+    fn admin_api_off_loopback_needs_tls() {
         let cli = parse(&["--admin-listen", "0.0.0.0:8001"]);
-        assert!(matches!(
-            cli.check(),
-            Err(SettingsError::AdminNotLoopback(_))
-        ));
+        assert!(matches!(cli.check(), Err(SettingsError::AdminNeedsTls(_))));
         assert!(parse(&["--admin-listen", "[::1]:0"]).check().is_ok());
+        let tls = parse(&[
+            "--admin-listen",
+            "0.0.0.0:8001",
+            "--admin-tls-cert",
+            "c.pem",
+            "--admin-tls-key",
+            "k.pem",
+        ]);
+        assert!(tls.check().is_ok());
+    }
+
+    #[test]
+    fn the_first_admin_token_must_be_long_and_is_read_from_its_file() {
+        assert_eq!(parse(&[]).admin_token_secret().unwrap(), None);
+        let weak = parse(&["--admin-token", "secret"]).admin_token_secret();
+        assert!(
+            matches!(weak, Err(SettingsError::WeakAdminToken(_))),
+            "{weak:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, format!("{}\n", "t".repeat(40))).unwrap();
+        let cli = parse(&["--admin-token-file", path.to_str().unwrap()]);
+        assert_eq!(cli.admin_token_secret().unwrap(), Some("t".repeat(40)));
+        let missing = parse(&["--admin-token-file", "/nonexistent/token"]).admin_token_secret();
+        assert!(matches!(missing, Err(SettingsError::AdminTokenFile { .. })));
     }
 
     #[test]

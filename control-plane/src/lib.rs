@@ -5,8 +5,8 @@
 //! memory) ← `delta` (what changed between two) ← `hub` (the latest snapshot, shared by every
 //! stream) ← `batcher` (runs queued writes in batches and publishes them) ← `service` (the
 //! writes callers make) ← `api` (HTTP). `sync` (ConfigSync)
-//! stands beside `service` on the hub and the store; `metrics` needs nothing and `nodes` only
-//! the store. Only the flags and [`run`] are public: the binary needs nothing else.
+//! stands beside `service` on the hub and the store; `metrics` needs nothing, and `nodes` and
+//! `tokens` (who may call the admin API) only the store. Only the flags and [`run`] are public: the binary needs nothing else.
 
 pub(crate) mod api;
 pub(crate) mod batcher;
@@ -20,6 +20,7 @@ pub(crate) mod shutdown;
 pub(crate) mod snapshot;
 pub(crate) mod store;
 pub(crate) mod sync;
+pub(crate) mod tokens;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,14 +30,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::api::AppState;
+use axum::serve::ListenerExt;
+
+use crate::api::{AppState, OpenEndpoints};
 use crate::cli::{Cli, SettingsError};
 use crate::hub::SnapshotHub;
 use crate::metrics::Metrics;
 use crate::service::ConfigService;
 use crate::store::{Store, StoreError};
-use crate::sync::tls::TlsError;
+use crate::sync::tls::{TlsError, TlsListener};
 use crate::sync::{SyncAuth, SyncService};
+use crate::tokens::{Bootstrap, Tokens};
 
 /// How long open connections and streams get to finish after a shutdown signal.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
@@ -83,6 +87,7 @@ pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunEr
     let latest = store.latest_config().await?;
     tracing::info!(revision = latest.revision, "loaded the latest config");
     let hub = SnapshotHub::new(latest.into());
+    let tokens = admin_tokens(&cli, &store).await?;
 
     let admin = bind(cli.admin_listen, "admin API").await?;
     let admin_addr = admin.local_addr().map_err(|source| RunError::Bind {
@@ -96,7 +101,15 @@ pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunEr
         addr: cli.sync_listen,
         source,
     })?;
-    tracing::info!("admin API listening on {admin_addr}");
+    let admin_tls = match (&cli.admin_tls_cert, &cli.admin_tls_key) {
+        (Some(cert), Some(key)) => Some(sync::tls::admin_config(cert, key)?),
+        _ => None,
+    };
+    tracing::info!(
+        tls = admin_tls.is_some(),
+        tokens = tokens.required(),
+        "admin API listening on {admin_addr}"
+    );
     tracing::info!("config sync listening on {sync_addr}");
 
     let (stop, stopped) = watch::channel(false);
@@ -111,14 +124,39 @@ pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunEr
         tokio::spawn(listening)
     });
     let metrics = Metrics::new();
+    let refresher = tokio::spawn(tokens.clone().keep_fresh(stopped.clone()));
+    let open_endpoints = if cli.admin_protect_metrics {
+        OpenEndpoints::Probes
+    } else {
+        OpenEndpoints::ProbesMetricsAndSchema
+    };
     let router = api::router(
         AppState {
             service: ConfigService::new(store.clone(), hub.clone()),
             metrics: metrics.clone(),
+            tokens,
+            open_endpoints,
         },
         api::Limits::new(cli.config_body_limit),
     );
-    let admin_server = axum::serve(admin, router).with_graceful_shutdown(wait(stopped.clone()));
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let admin_stopped = stopped.clone();
+    let admin_server = async move {
+        match admin_tls {
+            Some(config) => {
+                let listener = TlsListener::new(admin, config, admin_stopped.clone(), "admin API")?;
+                // tap_io: axum gives connect info to any listener it wraps.
+                axum::serve(listener.tap_io(|_| ()), app)
+                    .with_graceful_shutdown(wait(admin_stopped))
+                    .await
+            }
+            None => {
+                axum::serve(admin, app)
+                    .with_graceful_shutdown(wait(admin_stopped))
+                    .await
+            }
+        }
+    };
     let auth = SyncAuth {
         token: cli.cluster_token.clone(),
         require_client_cert: cli.sync_client_ca.is_some(),
@@ -185,10 +223,37 @@ pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunEr
     };
     let _ = stop.send(true);
     let _ = poller.await;
+    let _ = refresher.await;
     if let Some(listener) = listener {
         let _ = listener.await;
     }
     result
+}
+
+/// The admin API's tokens, with the first admin token stored if one was given and none exists.
+/// Off loopback, the admin API does not start without a token.
+async fn admin_tokens(cli: &Cli, store: &Store) -> Result<Tokens, RunError> {
+    let tokens = Tokens::load(store.clone()).await?;
+    if let Some(secret) = cli.admin_token_secret()? {
+        match tokens.bootstrap(&secret).await? {
+            Bootstrap::Stored => {
+                tracing::info!("stored the first admin token as `bootstrap`");
+            }
+            Bootstrap::AdminExists => tracing::info!(
+                "an admin token exists; the first admin token given at start was not stored"
+            ),
+        }
+    }
+    if !tokens.required() {
+        if !cli.admin_listen.ip().is_loopback() {
+            return Err(SettingsError::AdminNeedsToken(cli.admin_listen).into());
+        }
+        tracing::warn!(
+            "the admin API has no tokens: any process on this machine may change the config; \
+             give one with --admin-token-file or create one with `gatewayctl token create`"
+        );
+    }
+    Ok(tokens)
 }
 
 async fn wait(mut stopped: watch::Receiver<bool>) {

@@ -126,7 +126,7 @@ impl ConfigService {
             .await?;
         let (revision, created, record) = (outcome.revision, outcome.created, outcome.record);
         Ok(
-            self.conclude(outcome.dry_run, revision, outcome.changes, |_| {
+            self.conclude(options, outcome.dry_run, revision, outcome.changes, |_| {
                 EntityStored {
                     revision,
                     created,
@@ -170,21 +170,24 @@ impl ConfigService {
             )
             .await?;
         let (revision, changed) = (applied.revision, applied.changed);
-        Ok(
-            self.conclude(applied.dry_run, revision, applied.changes, |changes| {
-                ConfigStored {
-                    revision,
-                    changed,
-                    changes,
-                }
-            }),
-        )
+        Ok(self.conclude(
+            options,
+            applied.dry_run,
+            revision,
+            applied.changes,
+            |changes| ConfigStored {
+                revision,
+                changed,
+                changes,
+            },
+        ))
     }
 
     /// How every write ends: a dry run answers with what it would change, anything else with
-    /// what was stored.
+    /// what was stored, after one audit log line for a write that made a revision.
     fn conclude<T>(
         &self,
+        options: &WriteOptions,
         dry_run: bool,
         revision: i64,
         changes: Vec<ConfigChange>,
@@ -193,6 +196,40 @@ impl ConfigService {
         if dry_run {
             return Written::DryRun { revision, changes };
         }
+        if !changes.is_empty() {
+            tracing::info!(
+                target: "audit",
+                actor = %options.actor,
+                client = %options.client.map_or_else(|| "-".to_owned(), |c| c.ip().to_string()),
+                revision,
+                changes = %summary(&changes),
+                "config changed"
+            );
+        }
         Written::Stored(stored(changes))
     }
+}
+
+/// Most changes an audit line names one by one; the rest are counted.
+const AUDIT_NAMED: usize = 20;
+
+/// `updated route r1, created upstream u2` (and `… and 98 more` past [`AUDIT_NAMED`]).
+fn summary(changes: &[ConfigChange]) -> String {
+    let mut text = changes
+        .iter()
+        .take(AUDIT_NAMED)
+        .map(|change| {
+            let op = match change.op {
+                gateway_config::Op::Create => "created",
+                gateway_config::Op::Update => "updated",
+                gateway_config::Op::Delete => "deleted",
+            };
+            format!("{op} {} {}", change.kind.as_str(), change.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if changes.len() > AUDIT_NAMED {
+        text.push_str(&format!(" and {} more", changes.len() - AUDIT_NAMED));
+    }
+    text
 }

@@ -32,17 +32,12 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "gatewayctl", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Base URL of the control plane's admin API.
-    #[arg(
-        long,
-        global = true,
-        env = "GATEWAYCTL_ADMIN_URL",
-        default_value = "http://127.0.0.1:8001",
-        value_name = "URL"
-    )]
-    pub admin_url: String,
+    /// Base URL of the control plane's admin API [default: the context's, else
+    /// http://127.0.0.1:8001].
+    #[arg(long, global = true, env = "GATEWAYCTL_ADMIN_URL", value_name = "URL")]
+    pub admin_url: Option<String>,
 
-    /// Bearer token sent with every request.
+    /// Bearer token sent with every request [default: the context's].
     #[arg(
         long,
         global = true,
@@ -51,6 +46,20 @@ pub struct Cli {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+
+    /// PEM CA file that the admin API's certificate must be signed by [default: the
+    /// context's, else the system's roots].
+    #[arg(long, global = true, env = "GATEWAYCTL_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// The context to use instead of the current one (`gatewayctl context list`).
+    #[arg(long, global = true, env = "GATEWAYCTL_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The contexts file [default: $XDG_CONFIG_HOME/gatewayctl/config.yaml, else
+    /// ~/.config/gatewayctl/config.yaml].
+    #[arg(long, global = true, env = "GATEWAYCTL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Output format.
     #[arg(
@@ -100,6 +109,76 @@ pub enum Command {
     /// Make the configuration equal to the one at an earlier revision, as one new revision.
     #[command(after_help = AFTER_HELP)]
     Rollback(RollbackArgs),
+    /// Manage admin API tokens (needs an admin token).
+    #[command(subcommand, after_help = AFTER_HELP)]
+    Token(TokenCommand),
+    /// Manage the named contexts of the contexts file (admin URL, token, CA file).
+    #[command(subcommand)]
+    Context(ContextCommand),
+    /// Print a shell completion script: `source <(gatewayctl completion bash)`.
+    Completion(CompletionArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret, which is shown this once.
+    Create(TokenCreateArgs),
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token.
+    Revoke(NameArg),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// The token's name, recorded as the actor of every revision it makes.
+    #[arg(long)]
+    pub name: String,
+    /// viewer (reads), editor (also config writes) or admin (also tokens).
+    #[arg(long, value_parser = ["viewer", "editor", "admin"])]
+    pub role: String,
+    /// How long the token is valid (`30d`, `12h`); without it, until revoked.
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// List the contexts; `*` marks the current one.
+    List,
+    /// Make a context the current one.
+    Use(NameArg),
+    /// Add a context, or change one.
+    Set(ContextSetArgs),
+    /// Remove a context.
+    Delete(NameArg),
+}
+
+#[derive(Debug, Args)]
+pub struct ContextSetArgs {
+    pub name: String,
+    /// The admin API's base URL (required for a new context).
+    #[arg(long = "url", value_name = "URL")]
+    pub url: Option<String>,
+    /// A token to store in the file.
+    #[arg(
+        long = "set-token",
+        value_name = "TOKEN",
+        conflicts_with = "token_command"
+    )]
+    pub set_token: Option<String>,
+    /// A command that prints the token (run with `sh -c` each time), e.g. `pass show gw/prod`.
+    #[arg(long, value_name = "COMMAND")]
+    pub token_command: Option<String>,
+    /// A PEM CA file for the admin API's certificate.
+    #[arg(long = "set-ca-file", value_name = "FILE")]
+    pub set_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -448,7 +527,7 @@ mod tests {
     #[test]
     fn defaults_and_global_flags() {
         let cli = parse(&["status"]).unwrap();
-        assert_eq!(cli.admin_url, "http://127.0.0.1:8001");
+        assert_eq!(cli.admin_url, None);
         assert_eq!(cli.output, Format::Table);
         assert!(cli.token.is_none());
 
@@ -466,7 +545,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.output, Format::Json);
-        assert_eq!(cli.admin_url, "http://cp:9000");
+        assert_eq!(cli.admin_url.as_deref(), Some("http://cp:9000"));
         assert_eq!(cli.token.as_deref(), Some("s3cret"));
         let Command::Upstream(UpstreamCommand::List(list)) = cli.command else {
             panic!("wrong command");

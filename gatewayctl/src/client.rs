@@ -23,6 +23,8 @@ const MAX_PAGE: u32 = 1000;
 pub enum ClientError {
     #[error("invalid admin URL `{url}`: {reason}")]
     InvalidUrl { url: String, reason: String },
+    #[error("cannot read the CA file {path}: {reason}")]
+    InvalidCa { path: String, reason: String },
     #[error("could not reach the admin API at {url}: {cause}")]
     Unreachable { url: String, cause: String },
     #[error("{0}")]
@@ -185,7 +187,13 @@ pub fn install_crypto_provider() {
 }
 
 impl Client {
-    pub fn new(admin_url: &str, token: Option<String>) -> Result<Client, ClientError> {
+    /// A client of the admin API at `admin_url`, sending `token`; with `ca_file`, the server's
+    /// certificate must be signed by one of the PEM certificates in it (and by nothing else).
+    pub fn new(
+        admin_url: &str,
+        token: Option<String>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Client, ClientError> {
         install_crypto_provider();
         let invalid = |reason: String| ClientError::InvalidUrl {
             url: admin_url.to_owned(),
@@ -198,12 +206,24 @@ impl Client {
         if base.cannot_be_a_base() {
             return Err(invalid("not a base URL".into()));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
-            .user_agent(concat!("gatewayctl/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| invalid(error_chain(&e)))?;
+            .user_agent(concat!("gatewayctl/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca_file {
+            let unreadable = |reason: String| ClientError::InvalidCa {
+                path: path.display().to_string(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| unreadable(error_chain(&e)))?;
+            if certs.is_empty() {
+                return Err(unreadable("holds no PEM certificate".into()));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        let http = builder.build().map_err(|e| invalid(error_chain(&e)))?;
         Ok(Client { http, base, token })
     }
 
@@ -297,6 +317,29 @@ impl Client {
     pub async fn nodes(&self) -> Result<Value, ClientError> {
         let url = self.url(&["nodes"], &[]);
         self.get_json(url).await
+    }
+
+    /// `GET /v1/tokens`, the whole document.
+    pub async fn tokens(&self) -> Result<Value, ClientError> {
+        let url = self.url(&["tokens"], &[]);
+        self.get_json(url).await
+    }
+
+    /// `POST /v1/tokens`: the new token, with its secret.
+    pub async fn create_token(&self, body: &Value) -> Result<Value, ClientError> {
+        let url = self.url(&["tokens"], &[]);
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::InvalidResponse {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.send(Method::POST, url, Some(body), None).await?.json()
+    }
+
+    /// `DELETE /v1/tokens/<name>`.
+    pub async fn revoke_token(&self, name: &str) -> Result<(), ClientError> {
+        let url = self.url(&["tokens", name], &[]);
+        self.send(Method::DELETE, url, None, None).await?;
+        Ok(())
     }
 
     /// Reads pages until there is no `next_cursor` or `limit` items are collected. Each request
@@ -592,13 +635,13 @@ mod tests {
 
     #[test]
     fn urls_keep_a_base_path_and_encode_names() {
-        let client = Client::new("http://cp:8001/gw/", None).unwrap();
+        let client = Client::new("http://cp:8001/gw/", None, None).unwrap();
         let url = client.url(&["upstreams", "a b/c"], &[("tag", "x&y")]);
         assert_eq!(
             url.as_str(),
             "http://cp:8001/gw/v1/upstreams/a%20b%2Fc?tag=x%26y"
         );
-        let client = Client::new("http://cp:8001", None).unwrap();
+        let client = Client::new("http://cp:8001", None, None).unwrap();
         assert_eq!(
             client.url(&["nodes"], &[]).as_str(),
             "http://cp:8001/v1/nodes"
@@ -607,7 +650,7 @@ mod tests {
 
     #[test]
     fn dry_runs_add_the_query() {
-        let client = Client::new("http://cp:8001", None).unwrap();
+        let client = Client::new("http://cp:8001", None, None).unwrap();
         let dry = WriteOptions {
             dry_run: true,
             ..WriteOptions::default()
@@ -630,15 +673,15 @@ mod tests {
     #[test]
     fn rejects_unusable_admin_urls() {
         assert!(matches!(
-            Client::new("cp:8001", None),
+            Client::new("cp:8001", None, None),
             Err(ClientError::InvalidUrl { .. })
         ));
         assert!(matches!(
-            Client::new("ftp://cp", None),
+            Client::new("ftp://cp", None, None),
             Err(ClientError::InvalidUrl { .. })
         ));
         assert!(matches!(
-            Client::new("not a url", None),
+            Client::new("not a url", None, None),
             Err(ClientError::InvalidUrl { .. })
         ));
     }

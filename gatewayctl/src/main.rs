@@ -7,6 +7,7 @@
 mod cli;
 mod client;
 mod commands;
+mod contexts;
 mod input;
 mod output;
 

@@ -615,3 +615,59 @@ mod tests {
         );
     }
 }
+
+#[derive(Deserialize)]
+struct TokensDocument {
+    items: Vec<TokenRow>,
+}
+
+#[derive(Deserialize)]
+struct TokenRow {
+    name: String,
+    role: String,
+    #[serde(default)]
+    expires_at: Option<String>,
+    #[serde(default)]
+    expired: bool,
+    #[serde(default)]
+    created_by: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+}
+
+/// One row per token: name, role, expiry (marked when passed), who made it and when.
+pub fn tokens_table(document: &Value) -> Result<String, OutputError> {
+    let tokens = TokensDocument::deserialize(document).map_err(|e| shape("token list", e))?;
+    let mut table = table(&["NAME", "ROLE", "EXPIRES", "CREATED BY", "CREATED"]);
+    for token in tokens.items {
+        let expires = match (token.expires_at, token.expired) {
+            (None, _) => "never".to_owned(),
+            (Some(at), true) => format!("{at} (expired)"),
+            (Some(at), false) => at,
+        };
+        table.add_row(vec![
+            token.name,
+            token.role,
+            expires,
+            or_dash(token.created_by.as_deref()),
+            or_dash(token.created_at.as_deref()),
+        ]);
+    }
+    Ok(finish(&table))
+}
+
+/// One row per context, `*` on the current one.
+pub fn contexts_table(items: &[Value]) -> String {
+    let mut table = table(&["CURRENT", "NAME", "ADMIN URL", "AUTH", "CA FILE"]);
+    for item in items {
+        let text = |key: &str| item[key].as_str().unwrap_or("-").to_owned();
+        table.add_row(vec![
+            if item["current"] == true { "*" } else { "" }.to_owned(),
+            text("name"),
+            text("admin_url"),
+            text("auth"),
+            text("ca_file"),
+        ]);
+    }
+    finish(&table)
+}

@@ -8,6 +8,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use gateway_config::{Route, Upstream};
 
+use super::auth::Caller;
 use super::body::{ListQuery, Page};
 use super::entities;
 use super::error::ApiError;
@@ -116,10 +117,11 @@ macro_rules! collection {
             pub async fn create(
                 state: State<AppState>,
                 headers: HeaderMap,
+                caller: Caller,
                 query: Result<Query<WriteQuery>, QueryRejection>,
                 body: Result<Bytes, BytesRejection>,
             ) -> Result<Response, ApiError> {
-                entities::create::<$entity>(state, headers, query, body).await
+                entities::create::<$entity>(state, headers, caller, query, body).await
             }
 
             #[utoipa::path(
@@ -158,10 +160,11 @@ macro_rules! collection {
                 state: State<AppState>,
                 path: Result<Path<String>, PathRejection>,
                 headers: HeaderMap,
+                caller: Caller,
                 query: Result<Query<WriteQuery>, QueryRejection>,
                 body: Result<Bytes, BytesRejection>,
             ) -> Result<Response, ApiError> {
-                entities::put::<$entity>(state, path, headers, query, body).await
+                entities::put::<$entity>(state, path, headers, caller, query, body).await
             }
 
             #[utoipa::path(
@@ -194,9 +197,10 @@ macro_rules! collection {
                 state: State<AppState>,
                 path: Result<Path<String>, PathRejection>,
                 headers: HeaderMap,
+                caller: Caller,
                 query: Result<Query<WriteQuery>, QueryRejection>,
             ) -> Result<Response, ApiError> {
-                entities::delete::<$entity>(state, path, headers, query).await
+                entities::delete::<$entity>(state, path, headers, caller, query).await
             }
         }
     };

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use gateway_config::Config;
 use serde::Deserialize;
 
+use super::auth::Caller;
 use super::body::read_limited;
 use super::document;
 use super::error::ApiError;
@@ -141,11 +142,12 @@ pub async fn put(
     State(state): State<AppState>,
     Extension(limits): Extension<Limits>,
     headers: HeaderMap,
+    caller: Caller,
     query: Result<Query<WriteQuery>, QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
     // The headers first: a bad If-Match is refused before a large body is read.
-    let options = write::options(&headers, query)?;
+    let options = write::options(&headers, &caller, query)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

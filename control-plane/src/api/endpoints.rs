@@ -7,14 +7,15 @@ use std::sync::LazyLock;
 use axum::Json;
 use gateway_config::{Route, Upstream};
 use utoipa::ToSchema;
-use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{AdditionalProperties, Object, Schema};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::schema::add_server_keys;
 use super::state::AppState;
-use super::{collections, config, health, metrics, nodes, openapi, revisions};
+use super::{collections, config, health, metrics, nodes, openapi, revisions, tokens};
 
 /// Every endpoint, with its description. `routes!` takes each endpoint's method and path from
 /// the handler's `#[utoipa::path]`, so what is served and what is described cannot differ;
@@ -49,11 +50,14 @@ pub(super) fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(revisions::diff))
         .routes(routes!(revisions::rollback))
         .routes(routes!(nodes::list))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::get, tokens::revoke))
 }
 
 /// The whole document: the header of [`super::openapi`] plus every operation of the router.
 fn document() -> utoipa::openapi::OpenApi {
     let mut document = documented_routes().into_openapi();
+    add_authentication(&mut document);
     if let Some(components) = &mut document.components {
         for (name, kind) in [(Upstream::name(), "upstream"), (Route::name(), "route")] {
             if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(&*name) {
@@ -65,6 +69,47 @@ fn document() -> utoipa::openapi::OpenApi {
         }
     }
     document
+}
+
+/// Every operation but the probes takes a bearer token once tokens exist, and may answer 401,
+/// 403 or 429 for it; added here so that no handler's description can leave them out.
+fn add_authentication(document: &mut utoipa::openapi::OpenApi) {
+    const SCHEME: &str = "bearer";
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        SCHEME,
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
+    for (path, item) in document.paths.paths.iter_mut() {
+        if matches!(path.as_str(), "/healthz" | "/readyz") {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation.security = Some(vec![
+                SecurityRequirement::new(SCHEME, Vec::<String>::new()),
+                // Open until the first token exists (and /metrics and /openapi.json by default).
+                SecurityRequirement::default(),
+            ]);
+            for (status, name) in [
+                ("401", "Unauthorized"),
+                ("403", "Forbidden"),
+                ("429", "TooManyFailedAttempts"),
+            ] {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+            }
+        }
+    }
 }
 
 /// serde refuses any key besides the variant's in an externally tagged enum (`{"prefix": "/a"}`),

@@ -11,6 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::auth::Caller;
 use super::body::{ListQuery, Page, decode_cursor, encode_cursor, parse_entity, resource_json};
 use super::error::ApiError;
 use super::state::AppState;
@@ -100,10 +101,11 @@ pub async fn get<T: Entity>(
 pub async fn create<T: Entity>(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     query: Result<Query<WriteQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let options = write::options(&headers, query)?;
+    let options = write::options(&headers, &caller, query)?;
     let entity: T = parse_entity(&body?, None)?;
     let written = state
         .service
@@ -116,11 +118,12 @@ pub async fn put<T: Entity>(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    caller: Caller,
     query: Result<Query<WriteQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let name = path_name(path)?;
-    let options = write::options(&headers, query)?;
+    let options = write::options(&headers, &caller, query)?;
     let entity: T = parse_entity(&body?, Some(&name))?;
     let written = state.service.write(Change::Put(entity), &options).await?;
     Ok(written_response(written))
@@ -130,10 +133,11 @@ pub async fn delete<T: Entity>(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    caller: Caller,
     query: Result<Query<WriteQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let name = path_name(path)?;
-    let options = write::options(&headers, query)?;
+    let options = write::options(&headers, &caller, query)?;
     let written = state
         .service
         .write(Change::<T>::Delete(name), &options)

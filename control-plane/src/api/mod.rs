@@ -1,5 +1,6 @@
 //! The admin API: JSON over HTTP for entities, revisions and worker status.
 
+mod auth;
 mod body;
 mod collections;
 mod config;
@@ -16,13 +17,14 @@ mod revisions;
 mod schema;
 mod state;
 mod strict;
+mod tokens;
 mod write;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Extension};
 
 pub use limits::Limits;
-pub use state::AppState;
+pub use state::{AppState, OpenEndpoints};
 
 /// The whole admin API. Entity bodies are read by axum up to [`limits::ENTITY_BODY_LIMIT`];
 /// `PUT /v1/config` reads its own, up to `limits`' larger one.
@@ -31,6 +33,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     router
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
         .layer(DefaultBodyLimit::max(limits::ENTITY_BODY_LIMIT))
         .layer(Extension(limits))
         .with_state(state)

@@ -31,6 +31,7 @@ use super::write::{AppliedAnswer, DryRunAnswer};
         (name = "config", description = "The whole configuration as one document"),
         (name = "revisions", description = "The change log: show, diff, roll back"),
         (name = "nodes", description = "Data-plane workers and their sync status"),
+        (name = "tokens", description = "Admin API tokens (`admin` role only)"),
         (name = "probes", description = "Health, readiness, metrics and this document"),
     ),
     components(
@@ -43,7 +44,10 @@ use super::write::{AppliedAnswer, DryRunAnswer};
             PayloadTooLarge,
             Unprocessable,
             Internal,
-            Unavailable
+            Unavailable,
+            Unauthorized,
+            Forbidden,
+            TooManyFailedAttempts
         )
     )
 )]
@@ -99,6 +103,13 @@ error_responses! {
     Internal => "The database answered with an error or holds something unreadable \
         (`internal`).",
     Unavailable => "The database does not answer; nothing was stored (`database_unavailable`).",
+    Unauthorized => "No token (`unauthorized`), or one that is unknown, revoked or expired \
+        (`invalid_token`, `field` naming `Authorization`); with a `WWW-Authenticate: Bearer` \
+        challenge. Only once any token exists.",
+    Forbidden => "The token's role may not do this (`forbidden`): reads need `viewer`, config \
+        writes `editor`, `/v1/tokens` `admin`.",
+    TooManyFailedAttempts => "Too many failed authentications from this address in the last \
+        minute (`too_many_failed_attempts`); `Retry-After` says when to try again.",
 }
 
 /// Schemas of a write's answers: the write's own or a dry run's, told apart by their keys.

@@ -9,6 +9,7 @@ use gateway_config::Config;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::auth::Caller;
 use super::body::{ListQuery, Page, decode_cursor, encode_cursor, timestamp};
 use super::error::ApiError;
 use super::openapi::{
@@ -206,11 +207,12 @@ pub async fn rollback(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    caller: Caller,
     query: Result<Query<WriteQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path(text) = path.map_err(|e| ApiError::not_found(e.body_text()))?;
     let revision = revision_number(&text)?;
-    let options = write::options(&headers, query)?;
+    let options = write::options(&headers, &caller, query)?;
     let written = state.service.rollback(revision, &options).await?;
     Ok(write::config_written_response(written))
 }

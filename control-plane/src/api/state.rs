@@ -3,6 +3,17 @@
 
 use crate::metrics::Metrics;
 use crate::service::ConfigService;
+use crate::tokens::Tokens;
+
+/// Which endpoints need no token at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OpenEndpoints {
+    /// `/healthz` and `/readyz` only.
+    Probes,
+    /// Also `/metrics` and `/openapi.json`.
+    #[default]
+    ProbesMetricsAndSchema,
+}
 
 /// What every handler needs.
 #[derive(Clone, Debug)]
@@ -10,4 +21,7 @@ pub struct AppState {
     /// Every write goes through it; reads use its store and its latest snapshot.
     pub service: ConfigService,
     pub metrics: Metrics,
+    /// Who may call, once any token exists.
+    pub tokens: Tokens,
+    pub open_endpoints: OpenEndpoints,
 }

@@ -57,6 +57,8 @@ async fn api_with(limits: Limits) -> Api {
     let state = AppState {
         service: ConfigService::new(db.store.clone(), hub.clone()),
         metrics: crate::metrics::Metrics::new(),
+        tokens: crate::tokens::Tokens::load(db.store.clone()).await.unwrap(),
+        open_endpoints: super::OpenEndpoints::default(),
     };
     let router = router(state, limits);
     Api { router, hub, db }
@@ -1475,4 +1477,177 @@ async fn healthz_answers_while_a_document_is_parsed() {
     assert_eq!(applied.status(), StatusCode::OK);
     assert!(released.load(Ordering::SeqCst), "the parse was not held");
     assert_eq!(api.hub.current().revision, 1);
+}
+
+/// `Authorization: Bearer <secret>`.
+fn bearer(secret: &str) -> (&'static str, String) {
+    ("authorization", format!("Bearer {secret}"))
+}
+
+impl Api {
+    async fn as_token(&self, secret: &str, method: Method, uri: &str, body: Option<&str>) -> Reply {
+        let (name, value) = bearer(secret);
+        self.call_with(method, uri, body, &[(name, value.as_str())])
+            .await
+    }
+
+    async fn create_token(&self, secret: Option<&str>, name: &str, role: &str) -> String {
+        let body = json!({"name": name, "role": role}).to_string();
+        let reply = match secret {
+            Some(secret) => {
+                self.as_token(secret, Method::POST, "/v1/tokens", Some(&body))
+                    .await
+            }
+            None => self.post("/v1/tokens", &body).await,
+        };
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["token"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn tokens_and_roles_decide_who_may_do_what() {
+    let api = api().await;
+    // Without tokens the API is open; the first token is made that way.
+    assert_eq!(api.get("/v1/routes").await.status, StatusCode::OK);
+    let admin = api.create_token(None, "root", "admin").await;
+    assert!(admin.starts_with("gwt_"), "{admin}");
+
+    // From now on a token is needed, except on the probes, metrics and the schema.
+    let missing = api.get("/v1/routes").await;
+    assert_eq!(missing.status, StatusCode::UNAUTHORIZED, "{}", missing.body);
+    assert_eq!(missing.code(), "unauthorized");
+    assert_eq!(
+        missing.headers["www-authenticate"],
+        "Bearer realm=\"gateway-admin\""
+    );
+    for open in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+        assert_eq!(api.get(open).await.status, StatusCode::OK, "{open}");
+    }
+    let wrong = api
+        .as_token("gwt_not-a-token", Method::GET, "/v1/routes", None)
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.code(), "invalid_token");
+    assert_eq!(wrong.body["error"]["field"], "Authorization");
+    assert!(
+        wrong.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\""),
+        "{:?}",
+        wrong.headers
+    );
+    let basic = api
+        .call_with(
+            Method::GET,
+            "/v1/routes",
+            None,
+            &[("authorization", "Basic dXNlcjpwYXNz")],
+        )
+        .await;
+    assert_eq!(basic.status, StatusCode::UNAUTHORIZED);
+
+    let editor = api.create_token(Some(&admin), "ci", "editor").await;
+    let viewer = api.create_token(Some(&admin), "dash", "viewer").await;
+
+    // A viewer reads, an editor also writes, only an admin manages tokens.
+    let read = api
+        .as_token(&viewer, Method::GET, "/v1/upstreams", None)
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    let refused = api
+        .as_token(&viewer, Method::POST, "/v1/upstreams", Some(API))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.code(), "forbidden");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs editor"),
+        "{}",
+        refused.body
+    );
+    let revisions = api.revisions().await;
+    assert_eq!(revisions, 0, "the refused write stored nothing");
+    let written = api
+        .as_token(&editor, Method::POST, "/v1/upstreams", Some(API))
+        .await;
+    assert_eq!(written.status, StatusCode::CREATED, "{}", written.body);
+    let tokens = api.as_token(&editor, Method::GET, "/v1/tokens", None).await;
+    assert_eq!(tokens.status, StatusCode::FORBIDDEN);
+    let tokens = api.as_token(&admin, Method::GET, "/v1/tokens", None).await;
+    assert_eq!(tokens.status, StatusCode::OK);
+    let names: Vec<&str> = tokens.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ci", "dash", "root"]);
+    assert!(
+        !tokens.body.to_string().contains(&editor[4..]),
+        "a list never shows a secret"
+    );
+    assert_eq!(tokens.body["items"][0]["created_by"], "root");
+    assert_eq!(tokens.body["items"][2]["created_by"], "anonymous");
+
+    // The revision names the token, whatever the actor header says.
+    let (rows, _) = api.db.store.list_revisions(None, 10).await.unwrap();
+    assert_eq!(rows[0].actor, "ci");
+
+    // Revoked: refused at once; the last admin cannot be revoked.
+    let revoke = api
+        .as_token(&admin, Method::DELETE, "/v1/tokens/ci", None)
+        .await;
+    assert_eq!(revoke.status, StatusCode::NO_CONTENT, "{}", revoke.body);
+    let gone = api.as_token(&editor, Method::GET, "/v1/routes", None).await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
+    let last = api
+        .as_token(&admin, Method::DELETE, "/v1/tokens/root", None)
+        .await;
+    assert_eq!(last.status, StatusCode::CONFLICT, "{}", last.body);
+    assert_eq!(last.code(), "last_admin_token");
+    let unknown = api
+        .as_token(&admin, Method::DELETE, "/v1/tokens/nope", None)
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    // Bad token requests are refused with the field named.
+    for (body, field) in [
+        (r#"{"name": "x", "role": "owner"}"#, "role"),
+        (r#"{"name": "no/slash", "role": "viewer"}"#, "name"),
+        (
+            r#"{"name": "x", "role": "viewer", "expires_in": "10ms"}"#,
+            "expires_in",
+        ),
+        (r#"{"name": "x", "role": "viewer", "secret": "mine"}"#, ""),
+    ] {
+        let reply = api
+            .as_token(&admin, Method::POST, "/v1/tokens", Some(body))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            reply.body
+        );
+        if !field.is_empty() {
+            assert_eq!(
+                reply.body["error"]["field"], field,
+                "{body}: {}",
+                reply.body
+            );
+        }
+    }
+    let taken = api
+        .as_token(
+            &admin,
+            Method::POST,
+            "/v1/tokens",
+            Some(r#"{"name": "dash", "role": "viewer"}"#),
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
 }

@@ -13,6 +13,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{Required, Schema};
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::Caller;
 use super::error::ApiError;
 use crate::service::{ConfigStored, Written};
 use crate::store::WriteOptions;
@@ -160,6 +161,7 @@ fn text_header<'h>(
 /// The options of a write request, from its headers and query.
 pub fn options(
     headers: &HeaderMap,
+    caller: &Caller,
     query: Result<Query<WriteQuery>, QueryRejection>,
 ) -> Result<WriteOptions, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid_field(None, e.body_text()))?;
@@ -176,11 +178,17 @@ pub fn options(
     let if_match = if_match(headers)?;
     let actor = text_header(headers, ACTOR_HEADER, MAX_ACTOR_LEN)?;
     let message = text_header(headers, MESSAGE_HEADER, MAX_MESSAGE_LEN)?;
+    // With tokens, the revision names the token, whatever the request says.
+    let actor = match &caller.token {
+        Some(token) => token.name.clone(),
+        None => actor.unwrap_or(DEFAULT_ACTOR).to_owned(),
+    };
     Ok(WriteOptions {
-        actor: actor.unwrap_or(DEFAULT_ACTOR).to_owned(),
+        actor,
         message: message.map(str::to_owned),
         if_match,
         dry_run,
+        client: caller.client,
     })
 }
 
@@ -321,17 +329,28 @@ mod tests {
             HeaderValue::from_bytes("zoë".as_bytes()).unwrap(),
         );
         let query = Ok(Query(WriteQuery::default()));
-        assert_eq!(options(&headers, query).unwrap().actor, "zoë");
+        assert_eq!(
+            options(&headers, &Caller::default(), query).unwrap().actor,
+            "zoë"
+        );
         headers.insert(ACTOR_HEADER, HeaderValue::from_bytes(b"\xff").unwrap());
         let query = Ok(Query(WriteQuery::default()));
         assert_eq!(
-            options(&headers, query).unwrap_err().field.as_deref(),
+            options(&headers, &Caller::default(), query)
+                .unwrap_err()
+                .field
+                .as_deref(),
             Some(ACTOR_HEADER)
         );
         headers.remove(ACTOR_HEADER);
         let long = "m".repeat(MAX_MESSAGE_LEN + 1);
         headers.insert(MESSAGE_HEADER, HeaderValue::from_str(&long).unwrap());
         let query = Ok(Query(WriteQuery::default()));
-        assert_eq!(options(&headers, query).unwrap_err().code, "invalid_header");
+        assert_eq!(
+            options(&headers, &Caller::default(), query)
+                .unwrap_err()
+                .code,
+            "invalid_header"
+        );
     }
 }

@@ -40,6 +40,8 @@ pub struct WriteOptions {
     pub if_match: Option<i64>,
     /// Validate and compute the changes, store nothing.
     pub dry_run: bool,
+    /// The client's address, for the audit log; not stored.
+    pub client: Option<std::net::SocketAddr>,
 }
 
 impl WriteOptions {

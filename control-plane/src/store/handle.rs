@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "history created_at",
         include_str!("../../../migrations/0002_history_created_at.sql"),
     ),
+    (
+        3,
+        "admin tokens",
+        include_str!("../../../migrations/0003_admin_tokens.sql"),
+    ),
 ];
 
 /// Revisions kept by default; older ones are pruned.

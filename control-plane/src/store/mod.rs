@@ -14,7 +14,8 @@
 //! `error`, `clock`, `state` (entities in memory) and `handle` (the `Store` itself) ←
 //! `resources` (entity rows and their decoding) ← `revisions`, `history` and `catch_up` (the
 //! log, the config at a revision, moving a state forward) ← `commit` (the write transaction) ←
-//! `batch` (writes sharing a transaction) ← `write` (the changes callers ask for). `nodes` stands apart, on the handle. This module only
+//! `batch` (writes sharing a transaction) ← `write` (the changes callers ask for). `nodes` and
+//! `tokens` stand apart, on the handle. This module only
 //! declares the parts and re-exports what the rest of the crate uses.
 
 mod batch;
@@ -28,6 +29,7 @@ mod nodes;
 mod resources;
 mod revisions;
 mod state;
+mod tokens;
 mod write;
 
 pub use batch::{Ended, Job, Step};
@@ -38,6 +40,7 @@ pub use handle::Store;
 pub use nodes::{HelloRecord, NodeAnswer, NodeRow};
 pub use revisions::RevisionRow;
 pub use state::{Advance, Entity, Key, Record, State};
+pub use tokens::TokenRow;
 pub use write::{Applied, Change, ConfigWrite, EntityWrite, WriteOutcome};
 
 #[cfg(test)]

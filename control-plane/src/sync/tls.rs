@@ -1,11 +1,13 @@
-//! TLS for the ConfigSync listener, done here rather than inside tonic so that a failed
-//! handshake (a worker with the wrong CA or certificate) is logged with the peer's address.
+//! TLS for the ConfigSync listener (and the admin API's), done here rather than inside tonic so
+//! that a failed handshake (a worker with the wrong CA or certificate) is logged with the peer's
+//! address.
 //!
 //! With a client CA, certificates are verified against it but not demanded during the
 //! handshake: a worker without one reaches the service and is refused there with a gRPC
 //! `Unauthenticated` it can report, instead of an opaque connection reset.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,13 +91,42 @@ pub fn server_config(
     Ok(config)
 }
 
+/// The admin API's server configuration: `cert`/`key`, HTTP/2 or HTTP/1.1, no client
+/// certificates (callers authenticate with tokens).
+pub fn admin_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
+    let mut config = server_config(cert, key, None)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// Accepts TCP connections and completes their handshakes concurrently (a slow peer does not
 /// hold up others), yielding the TLS streams until `shutdown`.
 pub fn incoming(
     listener: TcpListener,
     config: ServerConfig,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> ReceiverStream<Result<TlsStream<TcpStream>, io::Error>> {
+    let (sender, receiver) = mpsc::channel(16);
+    let mut handshakes = handshakes(listener, config, shutdown, "config sync");
+    tokio::spawn(async move {
+        while let Some((stream, _)) = handshakes.recv().await {
+            if sender.send(Ok(stream)).await.is_err() {
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(receiver)
+}
+
+/// The TLS streams of the connections to `listener`, each with its peer's address, handshakes
+/// done concurrently, until `shutdown` or until the receiver is dropped. `what` names the
+/// listener in the log lines of failed handshakes.
+pub fn handshakes(
+    listener: TcpListener,
+    config: ServerConfig,
+    mut shutdown: watch::Receiver<bool>,
+    what: &'static str,
+) -> mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)> {
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let (sender, receiver) = mpsc::channel(16);
     tokio::spawn(async move {
@@ -108,7 +139,7 @@ pub fn incoming(
             let (tcp, peer) = match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
-                    tracing::debug!(%error, "config sync accept failed");
+                    tracing::debug!(%error, "{what} accept failed");
                     continue;
                 }
             };
@@ -117,17 +148,57 @@ pub fn incoming(
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
-                        let _ = sender.send(Ok(stream)).await;
+                        let _ = sender.send((stream, peer)).await;
                     }
                     Ok(Err(error)) => {
-                        tracing::warn!(%peer, %error, "refused a config sync connection: TLS handshake failed");
+                        tracing::warn!(%peer, %error, "refused a {what} connection: TLS handshake failed");
                     }
                     Err(_) => {
-                        tracing::warn!(%peer, "refused a config sync connection: TLS handshake timed out");
+                        tracing::warn!(%peer, "refused a {what} connection: TLS handshake timed out");
                     }
                 }
             });
         }
     });
-    ReceiverStream::new(receiver)
+    receiver
+}
+
+/// The TLS connections of [`handshakes`] as a listener `axum::serve` takes (the admin API over
+/// TLS).
+#[derive(Debug)]
+pub struct TlsListener {
+    handshakes: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    pub fn new(
+        listener: TcpListener,
+        config: ServerConfig,
+        shutdown: watch::Receiver<bool>,
+        what: &'static str,
+    ) -> io::Result<TlsListener> {
+        let local = listener.local_addr()?;
+        Ok(TlsListener {
+            handshakes: handshakes(listener, config, shutdown, what),
+            local,
+        })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.handshakes.recv().await {
+            Some(connection) => connection,
+            // Stopped accepting: the server's graceful shutdown ends it from here.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local)
+    }
 }

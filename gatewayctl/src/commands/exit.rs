@@ -4,6 +4,7 @@
 //! command returns these without importing the module that dispatches to it.
 
 use crate::client::{ApiError, ClientError};
+use crate::contexts::ContextsError;
 use crate::input::InputError;
 use crate::output::OutputError;
 
@@ -43,6 +44,8 @@ pub enum CommandError {
     #[error(transparent)]
     Input(#[from] InputError),
     #[error(transparent)]
+    Contexts(#[from] ContextsError),
+    #[error(transparent)]
     Output(#[from] OutputError),
     #[error("cannot write the output: {0}")]
     Write(#[from] std::io::Error),
@@ -59,7 +62,11 @@ impl CommandError {
                 REFUSED
             }
             CommandError::Client(ClientError::Unreachable { .. }) => UNREACHABLE,
-            CommandError::Client(ClientError::InvalidUrl { .. }) | CommandError::Input(_) => USAGE,
+            CommandError::Client(
+                ClientError::InvalidUrl { .. } | ClientError::InvalidCa { .. },
+            )
+            | CommandError::Input(_)
+            | CommandError::Contexts(_) => USAGE,
             CommandError::Output(_) => REFUSED,
             CommandError::Write(_) => REFUSED,
             CommandError::Diff(_) => DIFF_FAILED,

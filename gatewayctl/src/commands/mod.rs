@@ -5,6 +5,7 @@
 
 mod apply;
 mod context;
+mod contexts;
 pub mod exit;
 mod export;
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod revisions;
 mod rollback;
 mod route;
 mod status;
+mod token;
 mod upstream;
 
 use std::io::Write;
@@ -34,7 +36,33 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CommandError>
 }
 
 async fn run_command(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CommandError> {
-    let client = Client::new(&cli.admin_url, cli.token)?;
+    // Commands that reach no admin API.
+    match cli.command {
+        Command::Context(command) => {
+            let path = crate::contexts::path(cli.config.as_deref())?;
+            contexts::run(&path, command, cli.output, out)?;
+            return Ok(Outcome::Done);
+        }
+        Command::Completion(args) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut command, "gatewayctl", out);
+            out.flush()?;
+            return Ok(Outcome::Done);
+        }
+        _ => {}
+    }
+    let connection = crate::contexts::resolve(&crate::contexts::Given {
+        config: cli.config.clone(),
+        context: cli.context.clone(),
+        admin_url: cli.admin_url.clone(),
+        token: cli.token.clone(),
+        ca_file: cli.ca_file.clone(),
+    })?;
+    let client = Client::new(
+        &connection.admin_url,
+        connection.token,
+        connection.ca_file.as_deref(),
+    )?;
     let mut ctx = Context {
         client,
         format: cli.output,
@@ -50,6 +78,8 @@ async fn run_command(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CommandEr
         Command::Diff(args) => apply::diff(&mut ctx, args).await,
         Command::Export => done(export::run(&mut ctx).await),
         Command::Rollback(args) => done(rollback::run(&mut ctx, args).await),
+        Command::Token(command) => done(token::run(&mut ctx, command).await),
+        Command::Context(_) | Command::Completion(_) => Ok(Outcome::Done),
     }
 }
 

@@ -1,0 +1,97 @@
+//! The admin API's tokens in the database: one row per token, holding the SHA-256 of its secret
+//! (never the secret), its role and its expiry. Shared by every replica.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::error::StoreError;
+use super::handle::Store;
+
+/// A stored token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub name: String,
+    pub role: String,
+    /// Hex SHA-256 of the secret.
+    pub secret_sha256: String,
+    pub created_at: i64,
+    /// Unix ms after which the token is refused; `None` never expires.
+    pub expires_at: Option<i64>,
+    /// The token (or `bootstrap`, or `anonymous`) that created it.
+    pub created_by: String,
+}
+
+fn token_of(row: &AnyRow) -> Result<TokenRow, StoreError> {
+    Ok(TokenRow {
+        name: row.try_get("name")?,
+        role: row.try_get("role")?,
+        secret_sha256: row.try_get("secret_sha256")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        created_by: row.try_get("created_by")?,
+    })
+}
+
+impl Store {
+    /// Stores a new token; a name already taken is refused.
+    pub async fn create_token(&self, token: &TokenRow) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO admin_tokens \
+                (name, role, secret_sha256, created_at, expires_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(&token.name)
+        .bind(&token.role)
+        .bind(&token.secret_sha256)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .bind(&token.created_by)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::AlreadyExists {
+                kind: "token",
+                name: token.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every token, by name.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, role, secret_sha256, created_at, expires_at, created_by \
+             FROM admin_tokens ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_of).collect()
+    }
+
+    /// The token whose secret hashes to `secret_sha256`.
+    pub async fn token_by_hash(&self, secret_sha256: &str) -> Result<Option<TokenRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, role, secret_sha256, created_at, expires_at, created_by \
+             FROM admin_tokens WHERE secret_sha256 = $1",
+        )
+        .bind(secret_sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_of).transpose()
+    }
+
+    /// Deletes the token `name`.
+    pub async fn delete_token(&self, name: &str) -> Result<(), StoreError> {
+        let deleted = sqlx::query("DELETE FROM admin_tokens WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                kind: "token",
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
