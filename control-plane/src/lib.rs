@@ -105,10 +105,11 @@ pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunEr
         (Some(cert), Some(key)) => Some(sync::tls::admin_config(cert, key)?),
         _ => None,
     };
+    tracing::info!("admin API listening on {admin_addr}");
     tracing::info!(
         tls = admin_tls.is_some(),
         tokens = tokens.required(),
-        "admin API listening on {admin_addr}"
+        "admin API security"
     );
     tracing::info!("config sync listening on {sync_addr}");
 

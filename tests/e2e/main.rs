@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod admin_tokens;
 mod auth;
 mod bad_input;
 mod cli;

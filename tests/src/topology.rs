@@ -217,9 +217,21 @@ pub struct CtlOutput {
 
 /// Runs `gatewayctl --admin-url <admin_url> <args>` to completion.
 pub async fn gatewayctl(admin_url: &str, args: &[&str]) -> CtlOutput {
-    let output = tokio::process::Command::new(binary("gatewayctl"))
-        .arg("--admin-url")
-        .arg(admin_url)
+    let mut all = vec!["--admin-url", admin_url];
+    all.extend_from_slice(args);
+    gatewayctl_with(&all).await
+}
+
+/// Runs `gatewayctl <args>` to completion, with no admin URL unless `args` give one (and no
+/// `GATEWAYCTL_*` settings from the environment).
+pub async fn gatewayctl_with(args: &[&str]) -> CtlOutput {
+    let mut command = tokio::process::Command::new(binary("gatewayctl"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("GATEWAYCTL_") {
+            command.env_remove(name);
+        }
+    }
+    let output = command
         .args(args)
         .env("NO_COLOR", "1")
         .stdin(std::process::Stdio::null())
