@@ -67,6 +67,8 @@ pub struct Activity {
     since: Instant,
     /// Microseconds from `since` to the last frame.
     last_us: AtomicU64,
+    /// The client's body failed (malformed chunks, or the client went away mid-body).
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -74,7 +76,14 @@ impl Activity {
         Activity {
             since: Instant::now(),
             last_us: AtomicU64::new(0),
+            failed: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the client's body failed: then a failed exchange is the client's fault, not
+    /// the upstream's.
+    pub fn client_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
     }
 
     /// Notes that the client sent something now.
@@ -124,6 +133,9 @@ impl Body for RequestBody {
             && let Some(activity) = &this.activity
         {
             activity.touch();
+            if matches!(polled, Poll::Ready(Some(Err(_)))) {
+                activity.failed.store(true, Ordering::Relaxed);
+            }
         }
         polled
     }

@@ -87,6 +87,11 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_timeout: u64,
 
+    /// Forward request header fields whose names contain `_`. They are dropped by default:
+    /// many backends read `X_Forwarded_For` as `X-Forwarded-For`.
+    #[arg(long, env = "GATEWAY_KEEP_UNDERSCORED_HEADERS")]
+    pub keep_underscored_headers: bool,
+
     /// Whether requests without a body are served by the worker's own HTTP/1 code (`on`), or
     /// every request by hyper (`off`); both apply the same rules.
     #[arg(long, env = "GATEWAY_HTTP1_FAST_PATH", value_enum, default_value_t = Switch::On)]

@@ -17,6 +17,10 @@ pub enum ProxyError {
     NoRoute,
     #[error("conflicting Content-Length or Transfer-Encoding headers")]
     BadFraming,
+    #[error("the request uses a transfer coding the worker does not decode")]
+    UnsupportedCoding,
+    #[error("the request body is malformed")]
+    BadBody,
     #[error("the request needs exactly one valid Host header")]
     BadHost,
     #[error("the request cannot be forwarded")]
@@ -36,9 +40,11 @@ impl ProxyError {
         match self {
             ProxyError::NoConfig => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::BadFraming | ProxyError::BadHost | ProxyError::InvalidRequest => {
-                StatusCode::BAD_REQUEST
-            }
+            ProxyError::BadFraming
+            | ProxyError::BadHost
+            | ProxyError::InvalidRequest
+            | ProxyError::BadBody => StatusCode::BAD_REQUEST,
+            ProxyError::UnsupportedCoding => StatusCode::NOT_IMPLEMENTED,
             ProxyError::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::NoHealthyTarget | ProxyError::CircuitOpen => {
@@ -51,9 +57,11 @@ impl ProxyError {
         match self {
             ProxyError::NoConfig => "no_config",
             ProxyError::NoRoute => "no_route",
-            ProxyError::BadFraming | ProxyError::BadHost | ProxyError::InvalidRequest => {
-                "bad_request"
-            }
+            ProxyError::BadFraming
+            | ProxyError::BadHost
+            | ProxyError::InvalidRequest
+            | ProxyError::BadBody => "bad_request",
+            ProxyError::UnsupportedCoding => "unsupported_transfer_coding",
             ProxyError::UpstreamUnavailable => "upstream_unavailable",
             ProxyError::UpstreamTimeout => "upstream_timeout",
             ProxyError::NoHealthyTarget => "no_healthy_target",
@@ -61,7 +69,7 @@ impl ProxyError {
         }
     }
 
-    fn body(self) -> &'static str {
+    pub fn body(self) -> &'static str {
         match self {
             ProxyError::NoConfig => {
                 r#"{"error":{"code":"no_config","message":"the worker has not received a configuration yet"}}"#
@@ -71,6 +79,12 @@ impl ProxyError {
             }
             ProxyError::BadFraming => {
                 r#"{"error":{"code":"bad_request","message":"conflicting Content-Length or Transfer-Encoding headers"}}"#
+            }
+            ProxyError::UnsupportedCoding => {
+                r#"{"error":{"code":"unsupported_transfer_coding","message":"the request uses a transfer coding the worker does not decode"}}"#
+            }
+            ProxyError::BadBody => {
+                r#"{"error":{"code":"bad_request","message":"the request body is malformed"}}"#
             }
             ProxyError::BadHost => {
                 r#"{"error":{"code":"bad_request","message":"the request needs exactly one valid Host header"}}"#
@@ -93,6 +107,46 @@ impl ProxyError {
         }
     }
 
+    /// Whether the rest of the connection can no longer be read: where the request's body ends
+    /// is unknown.
+    pub fn loses_framing(self) -> bool {
+        matches!(
+            self,
+            ProxyError::BadFraming | ProxyError::UnsupportedCoding | ProxyError::BadBody
+        )
+    }
+
+    /// The gRPC status of this error, for a gRPC client: UNIMPLEMENTED for no route, UNAVAILABLE
+    /// for an upstream that cannot take the request, DEADLINE_EXCEEDED for a timeout, INTERNAL
+    /// for a request the worker refused (the codes Envoy uses for the same answers).
+    pub fn grpc_status(self) -> (&'static str, &'static str) {
+        match self {
+            ProxyError::NoRoute => ("12", "no route matches the request"),
+            ProxyError::NoConfig => ("14", "the gateway has no configuration yet"),
+            ProxyError::UpstreamUnavailable => ("14", "the upstream could not be reached"),
+            ProxyError::NoHealthyTarget => ("14", "no target of the upstream is healthy"),
+            ProxyError::CircuitOpen => ("14", "the upstream is at its connection or request limit"),
+            ProxyError::UpstreamTimeout => ("4", "the upstream did not answer in time"),
+            ProxyError::BadFraming
+            | ProxyError::UnsupportedCoding
+            | ProxyError::BadBody
+            | ProxyError::BadHost
+            | ProxyError::InvalidRequest => ("13", "the gateway refused the request"),
+        }
+    }
+
+    /// The answer to a gRPC client: HTTP 200 with only headers (a gRPC "trailers-only"
+    /// response) carrying `grpc-status` and `grpc-message`.
+    pub fn grpc_response(self) -> Response<Full<Bytes>> {
+        let (status, message) = self.grpc_status();
+        let mut response = Response::new(Full::new(Bytes::new()));
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert("grpc-status", HeaderValue::from_static(status));
+        headers.insert("grpc-message", HeaderValue::from_static(message));
+        response
+    }
+
     /// The answer to the client.
     pub fn response(self) -> Response<Full<Bytes>> {
         let mut response = Response::new(Full::new(Bytes::from_static(self.body().as_bytes())));
@@ -107,10 +161,12 @@ impl ProxyError {
 #[cfg(test)]
 impl ProxyError {
     /// Every error.
-    pub const ALL: [ProxyError; 9] = [
+    pub const ALL: [ProxyError; 11] = [
         ProxyError::NoConfig,
         ProxyError::NoRoute,
         ProxyError::BadFraming,
+        ProxyError::UnsupportedCoding,
+        ProxyError::BadBody,
         ProxyError::BadHost,
         ProxyError::InvalidRequest,
         ProxyError::UpstreamUnavailable,

@@ -90,6 +90,7 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
         max_config_push = %cli.max_config_push,
         "starting data-plane worker"
     );
+    raise_open_file_limit();
     // Before listening, so that a restarted worker is ready from its first request.
     if let Some(cache) = &cache {
         cache.restore(&state);
@@ -116,6 +117,7 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
         ProxySettings {
             trusted_proxies: cli.trusted_proxies.clone(),
             upstream_timeout: Duration::from_secs(cli.upstream_timeout),
+            keep_underscored_headers: cli.keep_underscored_headers,
         },
     ));
     let requested = async move {
@@ -159,6 +161,23 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
     }
     tracing::info!("worker stopped");
     Ok(exit)
+}
+
+/// Raises the soft limit on open files to the hard one: every client connection, upstream
+/// connection and WebSocket tunnel holds descriptors, and a soft limit of 1,024 is reached by a
+/// few hundred proxied WebSockets.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-file limit"),
+            Err(error) => {
+                tracing::warn!(%error, soft, hard, "cannot raise the open-file limit")
+            }
+        },
+        Ok((soft, _)) => tracing::info!(limit = soft, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot read the open-file limit"),
+    }
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, RunError> {

@@ -219,3 +219,86 @@ async fn streams_longer_than_the_route_timeout_are_not_cut() {
     let sum = setup.client.sum(numbers).await.unwrap().into_inner();
     assert_eq!((sum.total, sum.count), (210, 20));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workers_own_answers_to_grpc_clients_are_grpc_statuses() {
+    // Only Echo is routed: Count matches no route.
+    let mut only_echo =
+        setup(json!({"paths": [{"exact": "/gateway.test.echo.v1.Echo/Echo"}]})).await;
+    let status = only_echo
+        .client
+        .count(CountRequest {
+            count: 1,
+            interval_ms: 0,
+            fail: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    assert_eq!(status.message(), "no route matches the request");
+
+    // The client's deadline, shorter than the route's timeout, is the worker's too: a call the
+    // upstream does not answer (a client stream that never ends) ends with DEADLINE_EXCEEDED
+    // from the worker. Sent by hand, since tonic also enforces the deadline itself.
+    let every_call = setup(json!({})).await;
+    let cluster = &every_call._cluster;
+    let stream = tokio::net::TcpStream::connect(cluster.workers[0].proxy_addr)
+        .await
+        .unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let (_open, frames) =
+        mpsc::channel::<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>(1);
+    let body = http_body_util::StreamBody::new(ReceiverStream::new(frames));
+    let request = hyper::Request::post(format!(
+        "http://{}/gateway.test.echo.v1.Echo/Sum",
+        cluster.workers[0].proxy_addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header("grpc-timeout", "300m")
+    .body(body)
+    .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(20), sender.send_request(request))
+        .await
+        .expect("the worker answers by the client's deadline")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers();
+    assert_eq!(headers["content-type"], "application/grpc");
+    assert_eq!(headers["grpc-status"], "4", "{headers:?}");
+    assert_eq!(
+        headers["grpc-message"],
+        "the upstream did not answer in time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_grpc_upstream_is_unavailable() {
+    let cluster = Cluster::start(1).await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let upstream = json!({"name": "grpc", "protocol": "h2c", "targets": [{"address": address}]});
+    let route = json!({"name": "r", "paths": [{"prefix": "/gateway.test.echo.v1.Echo"}],
+                       "backends": [{"upstream": "grpc"}]});
+    cluster
+        .apply(&json!({"upstreams": [upstream], "routes": [route]}))
+        .await;
+    let channel = Channel::from_shared(format!("http://{}", cluster.workers[0].proxy_addr))
+        .unwrap()
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .unwrap();
+    let status = EchoClient::new(channel)
+        .echo(EchoRequest { text: "x".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+}

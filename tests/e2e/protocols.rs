@@ -93,16 +93,39 @@ async fn a_websocket_session_passes_through() {
     assert!(end.is_none(), "nothing after the close: {end:?}");
 }
 
-/// Any protocol, not only WebSocket, can be switched to: the worker tunnels the raw bytes.
+/// A protocol other than WebSocket that the route allows is switched to: the worker tunnels the
+/// raw bytes. Where the route does not allow it, the request goes on as a plain one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upgrade_to_another_protocol_is_tunnelled_both_ways() {
+async fn an_upgrade_to_another_protocol_is_tunnelled_both_ways_where_the_route_allows_it() {
     let cluster = Cluster::start(1).await;
     let server = UpgradeEchoServer::start().await;
-    serve(
-        &cluster,
-        json!({"name": "u", "targets": [{"address": server.address()}]}),
-    )
-    .await;
+    let upstream = json!({"name": "u", "targets": [{"address": server.address()}]});
+    let allowing = json!({"name": "allowing", "paths": [{"prefix": "/tunnel"}],
+                          "upgrades": ["example-binary/1"], "backends": [{"upstream": "u"}]});
+    let plain = json!({"name": "plain", "paths": [{"prefix": "/plain"}],
+                       "backends": [{"upstream": "u"}]});
+    cluster
+        .apply(&json!({"upstreams": [upstream], "routes": [allowing, plain]}))
+        .await;
+    let mut refused = tokio::net::TcpStream::connect(cluster.workers[0].proxy_addr)
+        .await
+        .unwrap();
+    refused
+        .write_all(
+            b"GET /plain HTTP/1.1\r\nHost: tunnel.example.com\r\nConnection: Upgrade\r\n\
+              Upgrade: example-binary/1\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), refused.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]).to_lowercase();
+    // The upstream answers 400 to a request without `Upgrade`, which is what it received.
+    assert!(answer.starts_with("http/1.1 400"), "{answer}");
+
     let mut stream = tokio::net::TcpStream::connect(cluster.workers[0].proxy_addr)
         .await
         .unwrap();

@@ -57,6 +57,12 @@ pub struct Route {
     /// Forward the client's `Host` instead of the target's address.
     #[serde(default)]
     pub preserve_host: bool,
+    /// Protocols besides WebSocket a client may switch this route's connection to with
+    /// `Upgrade` (e.g. `example-binary/1`); the worker then tunnels the bytes both ways. Any
+    /// other `Upgrade` is removed and the request forwarded as a plain one; `h2c` is never
+    /// switched to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upgrades: Vec<String>,
     /// Forward this `Host` instead of the target's address; excludes `preserve_host`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_rewrite: Option<String>,

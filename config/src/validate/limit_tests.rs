@@ -550,3 +550,20 @@ fn upstream_names_and_tls() {
     let message = &ca.validate().unwrap_err().0[0].message;
     assert_eq!(message, &format!("must be at most {MAX_CA_PEM_LEN} bytes"));
 }
+
+#[test]
+fn upgrade_protocols() {
+    let at = route(json!({"upgrades": ["example-binary/1", "tls", "my.proto/2.0"]}));
+    assert_eq!(route_fields(&at), Vec::<String>::new());
+    for bad in ["h2c", "H2C/1", "websocket", "", "a b", "a/", "/1", "a/b/c"] {
+        let over = route(json!({ "upgrades": [bad] }));
+        assert_eq!(route_fields(&over), ["upgrades[0]"], "{bad:?}");
+    }
+    let many: Vec<String> = (0..=MAX_UPGRADES_PER_ROUTE)
+        .map(|i| format!("p{i}"))
+        .collect();
+    assert_eq!(
+        route_fields(&route(json!({ "upgrades": many }))),
+        ["upgrades"]
+    );
+}

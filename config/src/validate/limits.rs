@@ -62,6 +62,10 @@ pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 pub const MAX_METHODS_PER_ROUTE: usize = 32;
 /// Longest method name.
 pub const MAX_METHOD_LEN: usize = 32;
+/// `Upgrade` protocols one route may allow besides WebSocket.
+pub const MAX_UPGRADES_PER_ROUTE: usize = 16;
+/// Bytes of one of them.
+pub const MAX_UPGRADE_LEN: usize = 64;
 /// Header conditions of one route; each is evaluated for every request that reaches the route.
 pub const MAX_HEADER_MATCHES_PER_ROUTE: usize = 32;
 /// Query conditions of one route; each is evaluated for every request that reaches the route.

@@ -164,6 +164,7 @@ mod tests {
             methods: vec![],
             strip_prefix: false,
             preserve_host: false,
+            upgrades: vec![],
             backends: vec![Backend {
                 upstream: upstream.into(),
                 weight: 1,

@@ -11,7 +11,7 @@ use super::limits::{
     MAX_HEADER_MATCHES_PER_ROUTE, MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN, MAX_HOSTS_PER_ROUTE,
     MAX_METHOD_LEN, MAX_METHODS_PER_ROUTE, MAX_PATHS_PER_ROUTE, MAX_PREFIX_SEGMENTS,
     MAX_QUERY_MATCHES_PER_ROUTE, MAX_REGEX_LEN, MAX_REGEX_PATHS_PER_ROUTE, MAX_ROUTE_EXPANSION,
-    MAX_WEIGHT, REGEX_SIZE_LIMIT,
+    MAX_UPGRADE_LEN, MAX_UPGRADES_PER_ROUTE, MAX_WEIGHT, REGEX_SIZE_LIMIT,
 };
 use crate::model::{
     DirectResponse, HeaderMatch, HeaderTransform, Mirror, PathMatch, QueryMatch, Redirect, Rewrite,
@@ -188,6 +188,19 @@ impl Route {
             for (i, method) in self.methods.iter().enumerate() {
                 if let Err(message) = check_method(method) {
                     report.invalid(format!("methods[{i}]"), message);
+                }
+            }
+        }
+        if within_count(
+            self.upgrades.len(),
+            MAX_UPGRADES_PER_ROUTE,
+            "upgrades",
+            "upgrade protocols",
+            report,
+        ) {
+            for (i, protocol) in self.upgrades.iter().enumerate() {
+                if let Err(message) = check_upgrade(protocol) {
+                    report.invalid(format!("upgrades[{i}]"), message);
                 }
             }
         }
@@ -577,6 +590,37 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
         return Err(format!(
             "has {segments} segments; at most {MAX_PREFIX_SEGMENTS} are allowed in a prefix"
         ));
+    }
+    Ok(())
+}
+
+/// An `Upgrade` protocol a route allows: `name` or `name/version` of token characters
+/// (RFC 9110 §7.8); WebSocket is always allowed and `h2c` never is.
+fn check_upgrade(protocol: &str) -> Result<(), String> {
+    if protocol.is_empty() || protocol.len() > MAX_UPGRADE_LEN {
+        return Err(format!("must be 1 to {MAX_UPGRADE_LEN} characters"));
+    }
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    let fine = match protocol.split_once('/') {
+        Some((name, version)) => token(name) && token(version),
+        None => token(protocol),
+    };
+    if !fine {
+        return Err("must be a protocol name, optionally with `/version` (RFC 9110 §7.8)".into());
+    }
+    let name = protocol.split('/').next().unwrap_or(protocol);
+    if name.eq_ignore_ascii_case("h2c") {
+        return Err(
+            "`h2c` would carry requests past the route table; it is never switched to".into(),
+        );
+    }
+    if name.eq_ignore_ascii_case("websocket") {
+        return Err("WebSocket is always allowed; list only other protocols".into());
     }
     Ok(())
 }

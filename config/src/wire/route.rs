@@ -29,6 +29,7 @@ impl From<&Route> for v1::Route {
             methods: r.methods.clone(),
             strip_prefix: r.strip_prefix,
             preserve_host: r.preserve_host,
+            upgrades: r.upgrades.clone(),
             backends: r
                 .backends
                 .iter()
@@ -229,6 +230,7 @@ impl TryFrom<v1::Route> for Route {
             strip_prefix: r.strip_prefix,
             rewrite,
             preserve_host: r.preserve_host,
+            upgrades: r.upgrades,
             host_rewrite: r.host_rewrite,
             backends: r
                 .backends

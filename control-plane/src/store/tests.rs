@@ -28,6 +28,7 @@ fn route(name: &str, upstream: &str) -> Route {
         methods: vec![],
         strip_prefix: false,
         preserve_host: false,
+        upgrades: vec![],
         backends: vec![Backend {
             upstream: upstream.into(),
             weight: 1,

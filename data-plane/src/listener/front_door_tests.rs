@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 
 use crate::listener::ListenerSettings;
+use crate::observe::metrics::Outcome;
 use crate::proxy::tests::{
     Running, config, conversation, dead_address, scripted_upstream, start_proxy_with,
     start_upstream,
@@ -234,5 +235,244 @@ async fn with_the_fast_path_off_hyper_serves_every_request() {
             "fast path {fast_path}:\n{response}"
         );
         assert!(response.contains("path=/x\n"), "{response}");
+    }
+}
+
+/// An upstream that answers `200` with an empty body to every request, and hands each request
+/// head (as text) to the test.
+async fn recording_upstream() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (heads, received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let heads = heads.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                loop {
+                    if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                        buffer.drain(..end + 4);
+                        let _ = heads.send(head);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    let mut chunk = [0u8; 1024];
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, received)
+}
+
+/// An upstream that reads whatever it is sent and never answers.
+async fn silent_upstream() -> SocketAddr {
+    use tokio::io::AsyncReadExt;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut sink = [0u8; 1024];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+/// A proxy to `upstream` with the fast path on, and one with hyper serving every request.
+async fn both_servers(upstream: SocketAddr) -> [(&'static str, Running); 2] {
+    let fast = proxy_to(upstream).await;
+    let hyper_only = start_proxy_with(
+        Some(config(upstream, dead_address().await, "/api")),
+        ListenerSettings {
+            http1_fast_path: false,
+            ..ListenerSettings::default()
+        },
+    )
+    .await;
+    [("fast path on", fast), ("hyper only", hyper_only)]
+}
+
+const CHUNKED_HI: &str = "2\r\nhi\r\n0\r\n\r\n";
+
+#[tokio::test]
+async fn transfer_codings_and_targets_are_checked_on_both_paths() {
+    let (upstream, _heads) = recording_upstream().await;
+    let post = |fields: &str, body: &str| {
+        format!("POST /api/x HTTP/1.1\r\nhost: a.test\r\n{fields}connection: close\r\n\r\n{body}")
+    };
+    let cases = [
+        ("chunked", post("transfer-encoding: chunked\r\n", CHUNKED_HI), "200"),
+        (
+            "a coding the worker does not decode",
+            post("transfer-encoding: gzip, chunked\r\n", CHUNKED_HI),
+            "501",
+        ),
+        (
+            "chunked twice in one field",
+            post("transfer-encoding: chunked, chunked\r\n", CHUNKED_HI),
+            "400",
+        ),
+        (
+            "Transfer-Encoding twice",
+            post(
+                "transfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n",
+                CHUNKED_HI,
+            ),
+            "400",
+        ),
+        (
+            "chunked not last",
+            post("transfer-encoding: chunked, gzip\r\n", CHUNKED_HI),
+            "400",
+        ),
+        (
+            "Transfer-Encoding on HTTP/1.0",
+            format!("POST /api/x HTTP/1.0\r\nhost: a.test\r\ntransfer-encoding: chunked\r\n\r\n{CHUNKED_HI}"),
+            "400",
+        ),
+        (
+            "authority form without a body",
+            "GET a.test:80 HTTP/1.1\r\nhost: a.test\r\nconnection: close\r\n\r\n".to_owned(),
+            "400",
+        ),
+        (
+            "authority form with a body",
+            "POST a.test:80 HTTP/1.1\r\nhost: a.test\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi".to_owned(),
+            "400",
+        ),
+    ];
+    for (server, proxy) in both_servers(upstream).await {
+        for (what, request, expected) in &cases {
+            let response = conversation(&proxy, request.as_bytes()).await;
+            assert_eq!(
+                status_of(&response),
+                *expected,
+                "{what}, {server}:\n{response}"
+            );
+        }
+        // Both Content-Length and Transfer-Encoding: refused where the worker reads the head,
+        // and where hyper does, read as chunked without the length and the connection closed.
+        let both = post(
+            "transfer-encoding: chunked\r\ncontent-length: 2\r\n",
+            CHUNKED_HI,
+        );
+        let response = conversation(&proxy, both.as_bytes()).await;
+        match server {
+            "fast path on" => assert_eq!(status_of(&response), "400", "{response}"),
+            _ => assert!(
+                status_of(&response) == "400"
+                    || response.to_ascii_lowercase().contains("connection: close"),
+                "{response}"
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_the_clients_error_on_both_paths() {
+    let upstream = silent_upstream().await;
+    let bodies = [
+        ("a size with 0x", "0x2\r\nhi\r\n0\r\n\r\n"),
+        ("a bare LF", "2\nhi\r\n0\r\n\r\n"),
+        (
+            "a size that overflows",
+            "fffffffffffffffffff\r\nhi\r\n0\r\n\r\n",
+        ),
+        ("an empty size", "\r\nhi\r\n0\r\n\r\n"),
+        ("data past the size", "2\r\nhiya\r\n0\r\n\r\n"),
+    ];
+    for (server, proxy) in both_servers(upstream).await {
+        for (what, body) in bodies {
+            let request = format!(
+                "POST /api/x HTTP/1.1\r\nhost: a.test\r\ntransfer-encoding: chunked\r\n\r\n{body}"
+            );
+            let response = conversation(&proxy, request.as_bytes()).await;
+            assert_eq!(status_of(&response), "400", "{what}, {server}:\n{response}");
+        }
+        // Counted as the client's error; the upstream took no blame.
+        let metrics = proxy.state.metrics();
+        assert_eq!(metrics.requests(Outcome::BadRequest), 5, "{server}");
+        assert_eq!(
+            metrics.requests(Outcome::UpstreamUnavailable),
+            0,
+            "{server}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_websocket_upgrades_go_through_and_underscored_names_do_not() {
+    let (upstream, mut heads) = recording_upstream().await;
+    for (server, proxy) in both_servers(upstream).await {
+        for (what, fields) in [
+            (
+                "h2c",
+                "connection: upgrade, http2-settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n",
+            ),
+            (
+                "another protocol",
+                "connection: upgrade\r\nupgrade: foo/1\r\n",
+            ),
+        ] {
+            let request = format!(
+                "GET /api/x HTTP/1.1\r\nhost: a.test\r\n{fields}x_forwarded_for: 6.6.6.6\r\nx-kept: 1\r\n\r\n"
+            );
+            let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = vec![0u8; 4096];
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            let answer = String::from_utf8_lossy(&answer[..read]).into_owned();
+            assert_eq!(status_of(&answer), "200", "{what}, {server}:\n{answer}");
+            let head = heads.recv().await.unwrap().to_ascii_lowercase();
+            assert!(
+                !head.contains("upgrade"),
+                "{what}, {server}: forwarded {head}"
+            );
+            assert!(
+                !head.contains("x_forwarded_for"),
+                "{what}, {server}: {head}"
+            );
+            assert!(head.contains("x-kept: 1"), "{what}, {server}: {head}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_switch_nobody_asked_for_is_a_502() {
+    let upstream = scripted_upstream(
+        b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n",
+    )
+    .await;
+    for (server, proxy) in both_servers(upstream).await {
+        for (what, fields) in [
+            ("no upgrade", ""),
+            (
+                "a WebSocket upgrade",
+                "connection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+            ),
+        ] {
+            let request =
+                format!("GET /api/x HTTP/1.1\r\nhost: a.test\r\n{fields}connection: close\r\n\r\n");
+            let response = conversation(&proxy, request.as_bytes()).await;
+            assert_eq!(status_of(&response), "502", "{what}, {server}:\n{response}");
+        }
     }
 }

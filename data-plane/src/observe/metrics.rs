@@ -27,10 +27,11 @@ pub enum Outcome {
     NoHealthyTarget,
     CircuitOpen,
     BadRequest,
+    UnsupportedCoding,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Ok,
         Outcome::NoRoute,
         Outcome::NoConfig,
@@ -39,6 +40,7 @@ impl Outcome {
         Outcome::NoHealthyTarget,
         Outcome::CircuitOpen,
         Outcome::BadRequest,
+        Outcome::UnsupportedCoding,
     ];
 
     /// The `code` label value.
@@ -52,6 +54,7 @@ impl Outcome {
             Outcome::NoHealthyTarget => "no_healthy_target",
             Outcome::CircuitOpen => "circuit_open",
             Outcome::BadRequest => "bad_request",
+            Outcome::UnsupportedCoding => "unsupported_transfer_coding",
         }
     }
 }
@@ -63,9 +66,11 @@ impl From<ProxyError> for Outcome {
             ProxyError::CircuitOpen => Outcome::CircuitOpen,
             ProxyError::NoConfig => Outcome::NoConfig,
             ProxyError::NoRoute => Outcome::NoRoute,
-            ProxyError::BadFraming | ProxyError::BadHost | ProxyError::InvalidRequest => {
-                Outcome::BadRequest
-            }
+            ProxyError::BadFraming
+            | ProxyError::BadHost
+            | ProxyError::InvalidRequest
+            | ProxyError::BadBody => Outcome::BadRequest,
+            ProxyError::UnsupportedCoding => Outcome::UnsupportedCoding,
             ProxyError::UpstreamUnavailable => Outcome::UpstreamUnavailable,
             ProxyError::UpstreamTimeout => Outcome::UpstreamTimeout,
         }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HOST, HeaderMap};
+use http::header::{HOST, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -44,6 +44,8 @@ pub struct Outgoing {
     pub host: UpstreamHost,
     /// The client side of an upgrade (WebSocket), when the request asks for one.
     pub upgrade: Option<OnUpgrade>,
+    /// The protocol of that upgrade.
+    pub upgrade_protocol: Option<HeaderValue>,
 }
 
 /// Waits for `answer` until `deadline`, or, while the client's body is on its way, until
@@ -69,6 +71,22 @@ async fn wait_for_answer<F: Future>(
     }
 }
 
+/// Whether a 101 answers the upgrade the client asked for (and the route allowed): the upstream
+/// switched to that protocol.
+fn switched_as_asked(answer: &Answer, asked: Option<&HeaderValue>) -> bool {
+    let Some(asked) = asked else {
+        return false;
+    };
+    answer
+        .headers()
+        .get(http::header::UPGRADE)
+        .is_some_and(|p| {
+            p.as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(asked.as_bytes().trim_ascii())
+        })
+}
+
 /// Sends `request` to `upstream` and returns its response, trying again where the route allows.
 pub async fn forward(
     upstream: &Arc<UpstreamRuntime>,
@@ -77,9 +95,12 @@ pub async fn forward(
     key: Option<u64>,
     policy: Option<RoutePolicy>,
     default_timeout: Duration,
+    client_timeout: Option<Duration>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let policy = policy.unwrap_or_default();
     let timeout = policy.timeout.unwrap_or(default_timeout);
+    // A client's own deadline (gRPC's `grpc-timeout`) when it is the shorter one.
+    let timeout = client_timeout.map_or(timeout, |client| client.min(timeout));
     let deadline = Instant::now() + timeout;
     let retries = policy
         .retries
@@ -153,6 +174,13 @@ pub async fn forward(
                     continue;
                 }
                 let switched = status == StatusCode::SWITCHING_PROTOCOLS;
+                if switched && !switched_as_asked(&answer, request.upgrade_protocol.as_ref()) {
+                    // The connection would carry a protocol nobody asked for: never relayed.
+                    tracing::debug!(upstream = %upstream.name, target = %target.authority,
+                        "the upstream switched protocols unasked");
+                    upstream.record(index, true);
+                    return Err(ProxyError::UpstreamUnavailable);
+                }
                 let response = match (answer, request.upgrade.take().filter(|_| switched)) {
                     (Answer::Hyper(mut response, pooled), Some(client)) => {
                         let server = hyper::upgrade::on(&mut response);
@@ -168,6 +196,12 @@ pub async fn forward(
             Some(Err(error)) => {
                 if let SendError::Connect(ConnectError::CircuitOpen) = error {
                     return Err(ProxyError::CircuitOpen);
+                }
+                if activity.as_deref().is_some_and(Activity::client_failed) {
+                    // The client's body broke the exchange: its error, not the target's.
+                    tracing::debug!(upstream = %upstream.name, target = %target.authority,
+                        error = %DisplayChain(&error), "the client's request body failed");
+                    return Err(ProxyError::BadBody);
                 }
                 tracing::debug!(upstream = %upstream.name, target = %target.authority,
                     error = %DisplayChain(&error), "upstream request failed");

@@ -4,11 +4,11 @@
 //! request without exactly one valid `Host` refused. `Trailer` is end to end (RFC 9110 §6.6.2)
 //! and stays.
 
-use http::Version;
 use http::header::{
-    CONNECTION, CONTENT_LENGTH, Entry, HOST, HeaderMap, HeaderName, HeaderValue, TE,
+    CONNECTION, CONTENT_LENGTH, COOKIE, Entry, HOST, HeaderMap, HeaderName, HeaderValue, TE,
 };
 use http::header::{TRANSFER_ENCODING, UPGRADE, VIA};
+use http::{Method, Uri, Version};
 
 use crate::error::ProxyError;
 use gateway_http1::fields::{is_plain_token, names_headers};
@@ -27,16 +27,82 @@ const PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
 const TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
 
 /// Refuses a request whose body length is ambiguous: both Content-Length and Transfer-Encoding,
-/// or Content-Length values that disagree or are not numbers.
+/// Content-Length values that disagree or are not numbers, or a Transfer-Encoding other than one
+/// `chunked` (RFC 9112 §6.1): a coding the worker does not decode is 501, `chunked` twice, or
+/// `Transfer-Encoding` in more than one field, 400. Empty list elements are ignored (RFC 9110
+/// §5.6.1).
 pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
-    if !headers.contains_key(CONTENT_LENGTH) {
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
+    if let Some(first) = codings.next() {
+        if codings.next().is_some() || headers.contains_key(CONTENT_LENGTH) {
+            return Err(ProxyError::BadFraming);
+        }
+        let mut chunked = 0;
+        for coding in first.as_bytes().split(|&b| b == b',') {
+            let coding = coding.trim_ascii();
+            if coding.is_empty() {
+                continue;
+            }
+            if !coding.eq_ignore_ascii_case(b"chunked") {
+                return Err(ProxyError::UnsupportedCoding);
+            }
+            chunked += 1;
+        }
+        if chunked != 1 {
+            return Err(ProxyError::BadFraming);
+        }
         return Ok(());
     }
-    if headers.contains_key(TRANSFER_ENCODING) {
-        return Err(ProxyError::BadFraming);
+    if headers.contains_key(CONTENT_LENGTH) {
+        declared_length(headers).map_err(|_| ProxyError::BadFraming)?;
     }
-    declared_length(headers).map_err(|_| ProxyError::BadFraming)?;
     Ok(())
+}
+
+/// Refuses a request target in authority form (`host:port`) on anything but `CONNECT`
+/// (RFC 9112 §3.2.3).
+pub fn check_target(method: &Method, uri: &Uri) -> Result<(), ProxyError> {
+    let authority_form = uri.scheme().is_none() && uri.authority().is_some();
+    if authority_form && *method != Method::CONNECT {
+        return Err(ProxyError::InvalidRequest);
+    }
+    Ok(())
+}
+
+/// Drops header fields whose names contain `_`: many backends (CGI, WSGI, Rack and the
+/// frameworks on them) read `X_Forwarded_For` and `X-Forwarded-For` as the same variable, so a
+/// client could pass one the proxy never checked.
+pub fn drop_underscored(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| name.as_str().contains('_')) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(&name);
+    }
+}
+
+/// Joins the `cookie` fields an HTTP/2 client sent separately into the one field HTTP/1.1
+/// allows (RFC 9113 §8.2.3).
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(COOKIE).iter();
+    if values.next().is_none() || values.next().is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for value in headers.get_all(COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(value.as_bytes());
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(COOKIE, value);
+    }
 }
 
 /// Refuses a request without exactly one valid `Host` (RFC 9112 §3.2): HTTP/1.1 must send one,
@@ -422,5 +488,68 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn transfer_codings_are_one_chunked() {
+        for fine in ["chunked", "Chunked", "chunked,", ", chunked", " chunked , "] {
+            assert!(
+                check_framing(&map(&[("transfer-encoding", fine)])).is_ok(),
+                "{fine:?}"
+            );
+        }
+        for (value, error) in [
+            ("gzip, chunked", ProxyError::UnsupportedCoding),
+            ("identity", ProxyError::UnsupportedCoding),
+            ("chunked, chunked", ProxyError::BadFraming),
+            ("", ProxyError::BadFraming),
+            (",", ProxyError::BadFraming),
+        ] {
+            assert_eq!(
+                check_framing(&map(&[("transfer-encoding", value)])),
+                Err(error),
+                "{value:?}"
+            );
+        }
+        let twice = map(&[
+            ("transfer-encoding", "chunked"),
+            ("transfer-encoding", "chunked"),
+        ]);
+        assert_eq!(check_framing(&twice), Err(ProxyError::BadFraming));
+    }
+
+    #[test]
+    fn authority_form_is_only_for_connect() {
+        let uri: Uri = "a.test:443".parse().unwrap();
+        assert_eq!(
+            check_target(&Method::GET, &uri),
+            Err(ProxyError::InvalidRequest)
+        );
+        assert!(check_target(&Method::CONNECT, &uri).is_ok());
+        for fine in ["/x", "http://a.test/x", "*"] {
+            let uri: Uri = fine.parse().unwrap();
+            assert!(check_target(&Method::GET, &uri).is_ok(), "{fine}");
+        }
+    }
+
+    #[test]
+    fn underscored_names_go_and_cookies_are_joined() {
+        let mut headers = map(&[
+            ("x_forwarded_for", "6.6.6.6"),
+            ("transfer_encoding", "chunked"),
+            ("x-kept", "1"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+        ]);
+        drop_underscored(&mut headers);
+        assert!(!headers.contains_key("x_forwarded_for"));
+        assert!(!headers.contains_key("transfer_encoding"));
+        assert_eq!(headers["x-kept"], "1");
+        join_cookies(&mut headers);
+        let cookies: Vec<_> = headers.get_all(COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1; b=2"]);
+        let mut one = map(&[("cookie", "a=1")]);
+        join_cookies(&mut one);
+        assert_eq!(one[COOKIE], "a=1");
     }
 }

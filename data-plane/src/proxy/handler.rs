@@ -19,8 +19,8 @@ use ipnet::IpNet;
 use super::attempts::{Outgoing, forward};
 use super::body::ProxyBody;
 use super::forwarding::{
-    append_via, check_framing, check_host, remove_hop_by_hop, remove_hop_by_hop_request,
-    set_forwarded,
+    append_via, check_framing, check_host, check_target, drop_underscored, join_cookies,
+    remove_hop_by_hop, remove_hop_by_hop_request, set_forwarded,
 };
 use super::mirror::Mirrors;
 use crate::body::ClientBody;
@@ -39,6 +39,8 @@ pub struct ProxySettings {
     pub trusted_proxies: Vec<IpNet>,
     /// Limit for the upstream's response headers to arrive, for routes without a `timeout`.
     pub upstream_timeout: Duration,
+    /// Forward header fields whose names contain `_` (dropped by default).
+    pub keep_underscored_headers: bool,
 }
 
 impl Default for ProxySettings {
@@ -46,6 +48,7 @@ impl Default for ProxySettings {
         ProxySettings {
             trusted_proxies: Vec::new(),
             upstream_timeout: Duration::from_secs(60),
+            keep_underscored_headers: false,
         }
     }
 }
@@ -54,6 +57,7 @@ pub struct Proxy {
     state: Arc<State>,
     trusted_proxies: Box<[IpNet]>,
     upstream_timeout: Duration,
+    keep_underscored_headers: bool,
     mirrors: Mirrors,
 }
 
@@ -70,6 +74,7 @@ impl Proxy {
             state,
             trusted_proxies: settings.trusted_proxies.into(),
             upstream_timeout: settings.upstream_timeout,
+            keep_underscored_headers: settings.keep_underscored_headers,
             mirrors: Mirrors::default(),
         }
     }
@@ -82,9 +87,16 @@ impl Proxy {
         Peer { ip_value, trusted }
     }
 
-    /// Answers one request: the upstream's response, or the proxy's own JSON error.
+    /// Counts a request the listener refused before it reached the proxy.
+    pub fn refused(&self, error: ProxyError) {
+        self.state.metrics().request(error.into());
+    }
+
+    /// Answers one request: the upstream's response, or the proxy's own error (JSON, or a gRPC
+    /// status for a gRPC client).
     pub async fn handle(&self, request: Request<ClientBody>, peer: &Peer) -> Response<ProxyBody> {
         let version = request.version();
+        let grpc = is_grpc(request.headers());
         match self.forward(request, peer).await {
             Ok(response) => {
                 self.state.metrics().request(Outcome::Ok);
@@ -93,8 +105,12 @@ impl Proxy {
             Err(error) => {
                 self.state.metrics().request(error.into());
                 tracing::debug!(code = error.code(), "request answered by the proxy");
-                let mut response = error.response().map(Either::Right);
-                if error == ProxyError::BadFraming && version < Version::HTTP_2 {
+                let mut response = if grpc {
+                    error.grpc_response().map(Either::Right)
+                } else {
+                    error.response().map(Either::Right)
+                };
+                if error.loses_framing() && version < Version::HTTP_2 {
                     // Where the body ends is unknown, so the rest of the connection is too.
                     response
                         .headers_mut()
@@ -111,9 +127,15 @@ impl Proxy {
         peer: &Peer,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         check_framing(request.headers())?;
+        check_target(request.method(), request.uri())?;
         let host_field = check_host(request.version(), request.headers())?.cloned();
-        let upgrade =
-            upgrade_protocol(&request).map(|protocol| (protocol, hyper::upgrade::on(&mut request)));
+        // `h2c` is never switched to (it would carry requests past the route table); other
+        // protocols only where the route allows them, WebSocket everywhere. A request whose
+        // upgrade is not allowed goes on as a plain request, without it.
+        let mut upgrade = upgrade_protocol(&request)
+            .filter(|protocol| !is_h2c(protocol))
+            .map(|protocol| (protocol, hyper::upgrade::on(&mut request)));
+        let client_timeout = grpc_timeout(request.headers());
         let (mut parts, body) = request.into_parts();
         // HTTP/2 and absolute-form requests carry the host in the URI, which then wins over Host.
         let original_host = match parts.uri.authority() {
@@ -151,6 +173,12 @@ impl Proxy {
                 self.mirrors.send(mirror.runtime(), &parts);
             }
             filters = route.filters.clone();
+            if upgrade
+                .as_ref()
+                .is_some_and(|(protocol, _)| !route.allows_upgrade(protocol.as_bytes()))
+            {
+                upgrade = None;
+            }
             let upstream = compiled
                 .upstreams
                 .get(route.pick_upstream_for(&parts.headers))
@@ -165,8 +193,15 @@ impl Proxy {
 
         let version = parts.version;
         remove_hop_by_hop_request(&mut parts.headers);
+        if !self.keep_underscored_headers {
+            drop_underscored(&mut parts.headers);
+        }
+        if version == Version::HTTP_2 && upstream.version < Version::HTTP_2 {
+            join_cookies(&mut parts.headers);
+        }
         // Via, three X-Forwarded-* and Host: growing the map once instead of step by step.
         parts.headers.reserve(5);
+        let upgrade_protocol = upgrade.as_ref().map(|(protocol, _)| protocol.clone());
         let upgrade = upgrade.map(|(protocol, on_upgrade)| {
             // The one hop-by-hop exchange a proxy forwards: the request to switch protocols.
             parts.headers.insert(CONNECTION, UPGRADE_TOKEN);
@@ -199,6 +234,7 @@ impl Proxy {
             headers: parts.headers,
             host,
             upgrade,
+            upgrade_protocol,
         };
         let response = forward(
             &upstream,
@@ -207,6 +243,7 @@ impl Proxy {
             key,
             policy,
             self.upstream_timeout,
+            client_timeout,
         )
         .await?;
         let (mut parts, body) = response.into_parts();
@@ -225,6 +262,44 @@ impl Proxy {
         }
         Ok(Response::from_parts(parts, body))
     }
+}
+
+/// Whether the request is gRPC (`application/grpc`, `application/grpc+proto`, …).
+fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
+fn is_h2c(protocol: &HeaderValue) -> bool {
+    protocol
+        .as_bytes()
+        .split(|&b| b == b',')
+        .any(|p| p.trim_ascii().eq_ignore_ascii_case(b"h2c"))
+}
+
+/// The longest `grpc-timeout` taken: its eight digits of hours.
+const MAX_GRPC_TIMEOUT: Duration = Duration::from_secs(99_999_999 * 3600);
+
+/// The deadline a gRPC client sent (`grpc-timeout: 250m`: at most 8 digits and a unit of `H`,
+/// `M`, `S`, `m`, `u` or `n`); an unreadable one is ignored, as gRPC servers do.
+fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.as_bytes();
+    let (&unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let amount: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let timeout = match unit {
+        b'H' => Duration::from_secs(amount.checked_mul(3600)?),
+        b'M' => Duration::from_secs(amount.checked_mul(60)?),
+        b'S' => Duration::from_secs(amount),
+        b'm' => Duration::from_millis(amount),
+        b'u' => Duration::from_micros(amount),
+        b'n' => Duration::from_nanos(amount),
+        _ => return None,
+    };
+    Some(timeout.min(MAX_GRPC_TIMEOUT))
 }
 
 /// The protocol an HTTP/1.1 request asks to switch to (`Connection: upgrade` with `Upgrade`).
@@ -248,6 +323,22 @@ fn upgrade_protocol<B>(request: &Request<B>) -> Option<HeaderValue> {
 mod tests {
     use super::*;
     use crate::served::NodeIdentity;
+
+    #[test]
+    fn grpc_timeouts() {
+        let timeout = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-timeout", HeaderValue::from_str(value).unwrap());
+            grpc_timeout(&headers)
+        };
+        assert_eq!(timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(timeout("5u"), Some(Duration::from_micros(5)));
+        for bad in ["", "m", "123456789m", "1x", "-1S", "1.5S"] {
+            assert_eq!(timeout(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn peers_are_trusted_by_cidr_including_mapped_v4() {

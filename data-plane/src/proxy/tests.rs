@@ -143,7 +143,7 @@ pub(crate) fn config(upstream: SocketAddr, dead: SocketAddr, prefix: &str) -> Co
 
 pub(crate) struct Running {
     pub addr: SocketAddr,
-    state: Arc<State>,
+    pub state: Arc<State>,
     pub stop: Option<oneshot::Sender<()>>,
     pub done: tokio::task::JoinHandle<DrainReport>,
 }

@@ -28,6 +28,8 @@ pub struct CompiledRoute {
     pub methods: MethodSet,
     pub strip_prefix: bool,
     pub preserve_host: bool,
+    /// `Upgrade` protocols allowed besides WebSocket; empty for nearly every route.
+    upgrades: Box<[Box<str>]>,
     pub(super) headers: Box<[HeaderCond]>,
     pub(super) query: Box<[QueryCond]>,
     /// `None` when the route has no filters, so the request path skips them at no cost.
@@ -44,6 +46,16 @@ pub struct CompiledRoute {
 }
 
 impl CompiledRoute {
+    /// Whether a client may switch this route's connection to `protocol` (WebSocket always).
+    pub fn allows_upgrade(&self, protocol: &[u8]) -> bool {
+        let protocol = protocol.trim_ascii();
+        protocol.eq_ignore_ascii_case(b"websocket")
+            || self
+                .upgrades
+                .iter()
+                .any(|allowed| allowed.as_bytes().eq_ignore_ascii_case(protocol))
+    }
+
     /// Index of the upstream this request goes to, chosen by backend weight.
     pub fn pick_upstream(&self) -> usize {
         let picked = self.pick.as_ref().map_or(0, WeightedPick::pick);
@@ -189,6 +201,7 @@ pub(super) fn compile_route(
         methods: MethodSet::new(methods),
         strip_prefix: route.strip_prefix,
         preserve_host: route.preserve_host,
+        upgrades: route.upgrades.iter().map(|p| p.as_str().into()).collect(),
         headers,
         query,
         filters: filters.map(Arc::new),

@@ -292,6 +292,7 @@ fn unknown_upstreams_are_compile_errors() {
             methods: vec![],
             strip_prefix: false,
             preserve_host: false,
+            upgrades: vec![],
             backends: vec![Backend {
                 upstream: "gone".into(),
                 weight: 1,

@@ -34,6 +34,13 @@ impl Answer {
             Answer::Exchange(response) => response.status(),
         }
     }
+
+    pub fn headers(&self) -> &http::HeaderMap {
+        match self {
+            Answer::Hyper(response, _) => response.headers(),
+            Answer::Exchange(response) => response.headers(),
+        }
+    }
 }
 
 #[derive(Debug)]
