@@ -4,6 +4,7 @@
 //! Response bodies are the upstream's (see `upstream::body`) or the worker's own answers, which
 //! are always [`LocalBody`].
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +70,8 @@ pub struct Activity {
     last_us: AtomicU64,
     /// The client's body failed (malformed chunks, or the client went away mid-body).
     failed: std::sync::atomic::AtomicBool,
+    /// The client sent nothing of its body for the body read timeout.
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -77,7 +80,13 @@ impl Activity {
             since: Instant::now(),
             last_us: AtomicU64::new(0),
             failed: std::sync::atomic::AtomicBool::new(false),
+            stalled: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the client stopped sending its body for longer than the body read timeout.
+    pub fn client_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
     }
 
     /// Whether the client's body failed: then a failed exchange is the client's fault, not
@@ -98,22 +107,39 @@ impl Activity {
     }
 }
 
+/// Why the client's body stopped on its way upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the client's request body failed: {0}")]
+    Client(#[from] hyper::Error),
+    #[error("the client sent nothing of its request body for {0:?}")]
+    Stalled(Duration),
+}
+
 /// The client's request body, streamed upstream; every frame it yields, and its end, is noted
-/// so that the route's timeout counts from the last thing the client sent.
+/// so that the route's timeout counts from the last thing the client sent. A client that sends
+/// nothing of its body for the body read timeout ends it with [`BodyError::Stalled`], so that
+/// a trickling client holds neither a connection of its own nor an upstream one for ever.
 #[derive(Debug)]
 pub struct RequestBody {
     inner: ClientBody,
     activity: Option<Arc<Activity>>,
+    read_timeout: Duration,
+    /// Armed while the body is waited for; `None` once it has ended (or for none at all).
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl RequestBody {
     /// Wraps `inner`, with the activity the wait for the answer watches when the body is not
     /// already over (a request without a body needs none).
-    pub fn new(inner: ClientBody) -> (Self, Option<Arc<Activity>>) {
-        let activity = (!inner.is_end_stream()).then(|| Arc::new(Activity::new()));
+    pub fn new(inner: ClientBody, read_timeout: Duration) -> (Self, Option<Arc<Activity>>) {
+        let streaming = !inner.is_end_stream();
+        let activity = streaming.then(|| Arc::new(Activity::new()));
         let body = RequestBody {
             inner,
             activity: activity.clone(),
+            read_timeout,
+            stall: streaming.then(|| Box::pin(tokio::time::sleep(read_timeout))),
         };
         (body, activity)
     }
@@ -121,23 +147,44 @@ impl RequestBody {
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if polled.is_ready()
-            && let Some(activity) = &this.activity
-        {
-            activity.touch();
-            if matches!(polled, Poll::Ready(Some(Err(_)))) {
-                activity.failed.store(true, Ordering::Relaxed);
+        match polled {
+            Poll::Pending => {
+                if let Some(stall) = &mut this.stall
+                    && stall.as_mut().poll(cx).is_ready()
+                {
+                    this.stall = None;
+                    if let Some(activity) = &this.activity {
+                        activity.stalled.store(true, Ordering::Relaxed);
+                        activity.failed.store(true, Ordering::Relaxed);
+                    }
+                    return Poll::Ready(Some(Err(BodyError::Stalled(this.read_timeout))));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(frame) => {
+                if let Some(activity) = &this.activity {
+                    activity.touch();
+                    if matches!(frame, Some(Err(_))) {
+                        activity.failed.store(true, Ordering::Relaxed);
+                    }
+                }
+                match (&frame, &mut this.stall) {
+                    (Some(Ok(_)), Some(stall)) => {
+                        stall.as_mut().reset(Instant::now() + this.read_timeout)
+                    }
+                    _ => this.stall = None,
+                }
+                Poll::Ready(frame.map(|frame| frame.map_err(BodyError::from)))
             }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -205,7 +252,8 @@ mod tests {
             .body(http_body_util::StreamBody::new(chunks))
             .unwrap();
         let noted = as_received(request, |incoming| async move {
-            let (mut body, activity) = RequestBody::new(ClientBody::Streaming(incoming));
+            let (mut body, activity) =
+                RequestBody::new(ClientBody::Streaming(incoming), Duration::from_secs(30));
             let activity = activity.unwrap();
             let mut noted = Vec::new();
             loop {
@@ -235,7 +283,8 @@ mod tests {
     async fn a_request_without_a_body_is_not_watched() {
         let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
         let unwatched = as_received(request, |incoming| async move {
-            let (_, activity) = RequestBody::new(ClientBody::Streaming(incoming));
+            let (_, activity) =
+                RequestBody::new(ClientBody::Streaming(incoming), Duration::from_secs(30));
             activity.is_none()
         })
         .await;

@@ -87,6 +87,17 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_UPSTREAM_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_timeout: u64,
 
+    /// How long a client may send nothing of a request body it is sending before it is
+    /// answered 408 and its connection closed (and the upstream request abandoned).
+    #[arg(long, env = "GATEWAY_BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+
+    /// Client connections open at once; at the limit the worker stops accepting until one
+    /// closes. 0: half the open-file limit, less a reserve (each proxied connection may also
+    /// hold one to an upstream).
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+
     /// Forward request header fields whose names contain `_`. They are dropped by default:
     /// many backends read `X_Forwarded_For` as `X-Forwarded-For`.
     #[arg(long, env = "GATEWAY_KEEP_UNDERSCORED_HEADERS")]

@@ -21,6 +21,8 @@ pub enum ProxyError {
     UnsupportedCoding,
     #[error("the request body is malformed")]
     BadBody,
+    #[error("the client stopped sending its request body")]
+    BodyTimeout,
     #[error("the request needs exactly one valid Host header")]
     BadHost,
     #[error("the request cannot be forwarded")]
@@ -45,6 +47,7 @@ impl ProxyError {
             | ProxyError::InvalidRequest
             | ProxyError::BadBody => StatusCode::BAD_REQUEST,
             ProxyError::UnsupportedCoding => StatusCode::NOT_IMPLEMENTED,
+            ProxyError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::NoHealthyTarget | ProxyError::CircuitOpen => {
@@ -62,6 +65,7 @@ impl ProxyError {
             | ProxyError::InvalidRequest
             | ProxyError::BadBody => "bad_request",
             ProxyError::UnsupportedCoding => "unsupported_transfer_coding",
+            ProxyError::BodyTimeout => "request_timeout",
             ProxyError::UpstreamUnavailable => "upstream_unavailable",
             ProxyError::UpstreamTimeout => "upstream_timeout",
             ProxyError::NoHealthyTarget => "no_healthy_target",
@@ -85,6 +89,9 @@ impl ProxyError {
             }
             ProxyError::BadBody => {
                 r#"{"error":{"code":"bad_request","message":"the request body is malformed"}}"#
+            }
+            ProxyError::BodyTimeout => {
+                r#"{"error":{"code":"request_timeout","message":"the client stopped sending its request body"}}"#
             }
             ProxyError::BadHost => {
                 r#"{"error":{"code":"bad_request","message":"the request needs exactly one valid Host header"}}"#
@@ -112,7 +119,10 @@ impl ProxyError {
     pub fn loses_framing(self) -> bool {
         matches!(
             self,
-            ProxyError::BadFraming | ProxyError::UnsupportedCoding | ProxyError::BadBody
+            ProxyError::BadFraming
+                | ProxyError::UnsupportedCoding
+                | ProxyError::BadBody
+                | ProxyError::BodyTimeout
         )
     }
 
@@ -127,6 +137,7 @@ impl ProxyError {
             ProxyError::NoHealthyTarget => ("14", "no target of the upstream is healthy"),
             ProxyError::CircuitOpen => ("14", "the upstream is at its connection or request limit"),
             ProxyError::UpstreamTimeout => ("4", "the upstream did not answer in time"),
+            ProxyError::BodyTimeout => ("4", "the client stopped sending its request"),
             ProxyError::BadFraming
             | ProxyError::UnsupportedCoding
             | ProxyError::BadBody
@@ -161,12 +172,13 @@ impl ProxyError {
 #[cfg(test)]
 impl ProxyError {
     /// Every error.
-    pub const ALL: [ProxyError; 11] = [
+    pub const ALL: [ProxyError; 12] = [
         ProxyError::NoConfig,
         ProxyError::NoRoute,
         ProxyError::BadFraming,
         ProxyError::UnsupportedCoding,
         ProxyError::BadBody,
+        ProxyError::BodyTimeout,
         ProxyError::BadHost,
         ProxyError::InvalidRequest,
         ProxyError::UpstreamUnavailable,

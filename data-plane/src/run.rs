@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::cli::{Cli, Switch};
 use crate::drain::{self, Signal, Signals};
+use crate::listener::settings::DEFAULT_MAX_CONNECTIONS;
 use crate::listener::{self, ListenerSettings};
 use crate::proxy::{Proxy, ProxySettings};
 use crate::served::{NodeIdentity, State};
@@ -90,7 +91,16 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
         max_config_push = %cli.max_config_push,
         "starting data-plane worker"
     );
-    raise_open_file_limit();
+    let open_files = raise_open_file_limit();
+    let max_connections = match cli.max_connections {
+        0 => open_files.map_or(DEFAULT_MAX_CONNECTIONS, |limit| {
+            usize::try_from(limit.saturating_sub(FILE_RESERVE) / 2)
+                .unwrap_or(usize::MAX)
+                .max(64)
+        }),
+        given => given,
+    };
+    tracing::info!(max_connections, "client connection limit");
     // Before listening, so that a restarted worker is ready from its first request.
     if let Some(cache) = &cache {
         cache.restore(&state);
@@ -118,6 +128,7 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
             trusted_proxies: cli.trusted_proxies.clone(),
             upstream_timeout: Duration::from_secs(cli.upstream_timeout),
             keep_underscored_headers: cli.keep_underscored_headers,
+            body_read_timeout: cli.body_read_timeout,
         },
     ));
     let requested = async move {
@@ -128,6 +139,7 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
     let settings = ListenerSettings {
         drain_deadline: cli.drain_timeout,
         http1_fast_path: cli.http1_fast_path == Switch::On,
+        max_connections,
         ..ListenerSettings::default()
     };
     let drain_state = state.clone();
@@ -166,19 +178,34 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
 /// Raises the soft limit on open files to the hard one: every client connection, upstream
 /// connection and WebSocket tunnel holds descriptors, and a soft limit of 1,024 is reached by a
 /// few hundred proxied WebSockets.
-fn raise_open_file_limit() {
+/// Returns the limit in force afterwards, when it can be read.
+fn raise_open_file_limit() -> Option<u64> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-file limit"),
+            Ok(()) => {
+                tracing::info!(from = soft, to = hard, "raised the open-file limit");
+                Some(hard)
+            }
             Err(error) => {
-                tracing::warn!(%error, soft, hard, "cannot raise the open-file limit")
+                tracing::warn!(%error, soft, hard, "cannot raise the open-file limit");
+                Some(soft)
             }
         },
-        Ok((soft, _)) => tracing::info!(limit = soft, "open-file limit"),
-        Err(error) => tracing::warn!(%error, "cannot read the open-file limit"),
+        Ok((soft, _)) => {
+            tracing::info!(limit = soft, "open-file limit");
+            Some(soft)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the open-file limit");
+            None
+        }
     }
 }
+
+/// Open files kept for everything but client connections: listeners, the cache, the control
+/// plane, health checks, logs.
+const FILE_RESERVE: u64 = 256;
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, RunError> {
     TcpListener::bind(addr)

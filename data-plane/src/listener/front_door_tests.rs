@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 
 use crate::listener::ListenerSettings;
 use crate::observe::metrics::Outcome;
+use crate::proxy::ProxySettings;
 use crate::proxy::tests::{
-    Running, config, conversation, dead_address, scripted_upstream, start_proxy_with,
-    start_upstream,
+    Running, config, conversation, dead_address, scripted_upstream, start_proxy_configured,
+    start_proxy_with, start_upstream,
 };
 
 async fn proxy_to(upstream: SocketAddr) -> Running {
@@ -475,4 +476,82 @@ async fn a_switch_nobody_asked_for_is_a_502() {
             assert_eq!(status_of(&response), "502", "{what}, {server}:\n{response}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_sending_its_body_is_answered_408_on_both_paths() {
+    let upstream = silent_upstream().await;
+    for fast_path in [true, false] {
+        let proxy = start_proxy_configured(
+            Some(config(upstream, dead_address().await, "/api")),
+            ListenerSettings {
+                http1_fast_path: fast_path,
+                ..ListenerSettings::default()
+            },
+            ProxySettings {
+                body_read_timeout: std::time::Duration::from_millis(200),
+                ..ProxySettings::default()
+            },
+        )
+        .await;
+        for request in [
+            "POST /api/x HTTP/1.1\r\nhost: a.test\r\ncontent-length: 10\r\n\r\nhi",
+            "POST /api/x HTTP/1.1\r\nhost: a.test\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n",
+        ] {
+            let response = conversation(&proxy, request.as_bytes()).await;
+            assert_eq!(
+                status_of(&response),
+                "408",
+                "fast path {fast_path}:\n{response}"
+            );
+            assert!(response.contains("request_timeout"), "{response}");
+        }
+        let metrics = proxy.state.metrics();
+        assert_eq!(metrics.requests(Outcome::RequestTimeout), 2);
+        assert_eq!(metrics.requests(Outcome::UpstreamUnavailable), 0);
+    }
+}
+
+#[tokio::test]
+async fn at_the_connection_limit_new_connections_wait_for_one_to_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let upstream = start_upstream().await;
+    let proxy = start_proxy_with(
+        Some(config(upstream, dead_address().await, "/api")),
+        ListenerSettings {
+            max_connections: 2,
+            ..ListenerSettings::default()
+        },
+    )
+    .await;
+    let request = b"GET /api/x HTTP/1.1\r\nhost: a.test\r\n\r\n";
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut answer = [0u8; 1024];
+        let read = stream.read(&mut answer).await.unwrap();
+        assert_eq!(status_of(&String::from_utf8_lossy(&answer[..read])), "200");
+        open.push(stream);
+    }
+    // The kernel completes the third handshake; the worker does not take the connection.
+    let mut waiting = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    waiting.write_all(request).await.unwrap();
+    let mut answer = [0u8; 1024];
+    let early = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        waiting.read(&mut answer),
+    )
+    .await;
+    assert!(early.is_err(), "answered beyond the limit");
+    drop(open.pop());
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        waiting.read(&mut answer),
+    )
+    .await
+    .expect("served once a connection closed")
+    .unwrap();
+    assert_eq!(status_of(&String::from_utf8_lossy(&answer[..read])), "200");
 }

@@ -79,8 +79,33 @@ pub async fn serve(
     // Every connection task holds a receiver until it ends: the receivers count the open
     // connections, and the drain is over when they are all gone.
     let (drain, draining) = watch::channel(false);
+    let open = Arc::new(tokio::sync::Semaphore::new(
+        shared.settings.max_connections.max(1),
+    ));
+    let mut limit_logged: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
+        // Back-pressure at the limit: nothing is accepted until a connection closes.
+        let permit = match open.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Once a minute at most, however often the limit is reached.
+                if limit_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(
+                        max_connections = shared.settings.max_connections,
+                        "connection limit reached; new connections wait until one closes"
+                    );
+                    limit_logged = Some(Instant::now());
+                }
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    permit = open.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
         let (stream, remote) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -96,12 +121,11 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        tokio::spawn(serve_connection(
-            stream,
-            remote,
-            shared.clone(),
-            draining.clone(),
-        ));
+        let connection = serve_connection(stream, remote, shared.clone(), draining.clone());
+        tokio::spawn(async move {
+            connection.await;
+            drop(permit);
+        });
     }
     drop(listener);
     drop(draining);

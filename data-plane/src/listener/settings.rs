@@ -20,6 +20,9 @@ pub struct ListenerSettings {
     /// Whether requests without a body are served by the listener's own HTTP/1 code; off, hyper
     /// serves every request.
     pub http1_fast_path: bool,
+    /// Client connections open at once; at the limit the listener stops accepting (new
+    /// connections wait in the kernel's queue) until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for ListenerSettings {
@@ -31,9 +34,13 @@ impl Default for ListenerSettings {
             drain_deadline: Duration::from_secs(30),
             drain_idle_grace: Duration::from_secs(1),
             http1_fast_path: true,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
 
 /// The number of request headers hyper accepts when no limit is set.
 pub const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
+/// Client connections open at once when nothing else is known.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;

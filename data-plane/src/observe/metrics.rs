@@ -28,10 +28,11 @@ pub enum Outcome {
     CircuitOpen,
     BadRequest,
     UnsupportedCoding,
+    RequestTimeout,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Ok,
         Outcome::NoRoute,
         Outcome::NoConfig,
@@ -41,6 +42,7 @@ impl Outcome {
         Outcome::CircuitOpen,
         Outcome::BadRequest,
         Outcome::UnsupportedCoding,
+        Outcome::RequestTimeout,
     ];
 
     /// The `code` label value.
@@ -55,6 +57,7 @@ impl Outcome {
             Outcome::CircuitOpen => "circuit_open",
             Outcome::BadRequest => "bad_request",
             Outcome::UnsupportedCoding => "unsupported_transfer_coding",
+            Outcome::RequestTimeout => "request_timeout",
         }
     }
 }
@@ -71,6 +74,7 @@ impl From<ProxyError> for Outcome {
             | ProxyError::InvalidRequest
             | ProxyError::BadBody => Outcome::BadRequest,
             ProxyError::UnsupportedCoding => Outcome::UnsupportedCoding,
+            ProxyError::BodyTimeout => Outcome::RequestTimeout,
             ProxyError::UpstreamUnavailable => Outcome::UpstreamUnavailable,
             ProxyError::UpstreamTimeout => Outcome::UpstreamTimeout,
         }

@@ -71,6 +71,17 @@ async fn wait_for_answer<F: Future>(
     }
 }
 
+/// The time limits of one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// For the response headers, when the route sets no `timeout`.
+    pub default: Duration,
+    /// The client's own deadline (`grpc-timeout`), which wins when shorter.
+    pub client: Option<Duration>,
+    /// How long the client may send nothing of its request body.
+    pub body_read: Duration,
+}
+
 /// Whether a 101 answers the upgrade the client asked for (and the route allowed): the upstream
 /// switched to that protocol.
 fn switched_as_asked(answer: &Answer, asked: Option<&HeaderValue>) -> bool {
@@ -94,19 +105,20 @@ pub async fn forward(
     body: ClientBody,
     key: Option<u64>,
     policy: Option<RoutePolicy>,
-    default_timeout: Duration,
-    client_timeout: Option<Duration>,
+    timeouts: Timeouts,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let policy = policy.unwrap_or_default();
-    let timeout = policy.timeout.unwrap_or(default_timeout);
+    let timeout = policy.timeout.unwrap_or(timeouts.default);
     // A client's own deadline (gRPC's `grpc-timeout`) when it is the shorter one.
-    let timeout = client_timeout.map_or(timeout, |client| client.min(timeout));
+    let timeout = timeouts
+        .client
+        .map_or(timeout, |client| client.min(timeout));
     let deadline = Instant::now() + timeout;
     let retries = policy
         .retries
         .filter(|r| request.upgrade.is_none() && r.allows(&request.method, body.is_end_stream()));
     let tries = 1 + retries.map_or(0, |r| r.attempts);
-    let (body, activity) = RequestBody::new(body);
+    let (body, activity) = RequestBody::new(body, timeouts.body_read);
     let mut body = Some(body);
     let mut tried: u64 = 0;
     let mut last_error = ProxyError::UpstreamUnavailable;
@@ -197,11 +209,17 @@ pub async fn forward(
                 if let SendError::Connect(ConnectError::CircuitOpen) = error {
                     return Err(ProxyError::CircuitOpen);
                 }
-                if activity.as_deref().is_some_and(Activity::client_failed) {
+                if let Some(activity) = activity.as_deref()
+                    && activity.client_failed()
+                {
                     // The client's body broke the exchange: its error, not the target's.
                     tracing::debug!(upstream = %upstream.name, target = %target.authority,
                         error = %DisplayChain(&error), "the client's request body failed");
-                    return Err(ProxyError::BadBody);
+                    return Err(if activity.client_stalled() {
+                        ProxyError::BodyTimeout
+                    } else {
+                        ProxyError::BadBody
+                    });
                 }
                 tracing::debug!(upstream = %upstream.name, target = %target.authority,
                     error = %DisplayChain(&error), "upstream request failed");

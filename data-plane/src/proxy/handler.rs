@@ -16,7 +16,7 @@ use http::{Request, Response, StatusCode, Version};
 use http_body_util::Either;
 use ipnet::IpNet;
 
-use super::attempts::{Outgoing, forward};
+use super::attempts::{Outgoing, Timeouts, forward};
 use super::body::ProxyBody;
 use super::forwarding::{
     append_via, check_framing, check_host, check_target, drop_underscored, join_cookies,
@@ -41,6 +41,8 @@ pub struct ProxySettings {
     pub upstream_timeout: Duration,
     /// Forward header fields whose names contain `_` (dropped by default).
     pub keep_underscored_headers: bool,
+    /// How long a client may send nothing of its request body before it is answered 408.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ProxySettings {
@@ -49,6 +51,7 @@ impl Default for ProxySettings {
             trusted_proxies: Vec::new(),
             upstream_timeout: Duration::from_secs(60),
             keep_underscored_headers: false,
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -58,6 +61,7 @@ pub struct Proxy {
     trusted_proxies: Box<[IpNet]>,
     upstream_timeout: Duration,
     keep_underscored_headers: bool,
+    body_read_timeout: Duration,
     mirrors: Mirrors,
 }
 
@@ -75,6 +79,7 @@ impl Proxy {
             trusted_proxies: settings.trusted_proxies.into(),
             upstream_timeout: settings.upstream_timeout,
             keep_underscored_headers: settings.keep_underscored_headers,
+            body_read_timeout: settings.body_read_timeout,
             mirrors: Mirrors::default(),
         }
     }
@@ -242,8 +247,11 @@ impl Proxy {
             body,
             key,
             policy,
-            self.upstream_timeout,
-            client_timeout,
+            Timeouts {
+                default: self.upstream_timeout,
+                client: client_timeout,
+                body_read: self.body_read_timeout,
+            },
         )
         .await?;
         let (mut parts, body) = response.into_parts();

@@ -156,6 +156,14 @@ pub(crate) async fn start_proxy_with(
     compiled: Option<Compiled>,
     settings: ListenerSettings,
 ) -> Running {
+    start_proxy_configured(compiled, settings, ProxySettings::default()).await
+}
+
+pub(crate) async fn start_proxy_configured(
+    compiled: Option<Compiled>,
+    settings: ListenerSettings,
+    proxy_settings: ProxySettings,
+) -> Running {
     let state = Arc::new(State::new(NodeIdentity {
         id: "test".into(),
         group: "default".into(),
@@ -165,7 +173,7 @@ pub(crate) async fn start_proxy_with(
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let proxy = Arc::new(Proxy::new(state.clone(), ProxySettings::default()));
+    let proxy = Arc::new(Proxy::new(state.clone(), proxy_settings));
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(serve(listener, proxy, settings, async {
         let _ = stopped.await;
