@@ -92,6 +92,12 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub body_read_timeout: Duration,
 
+    /// How long a client connection may have no request in flight before it is closed
+    /// (HTTP/2 with GOAWAY); an idle HTTP/1 connection is also closed after the 10 s a client
+    /// has for a request head.
+    #[arg(long, env = "GATEWAY_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
     /// Client connections open at once; at the limit the worker stops accepting until one
     /// closes. 0: half the open-file limit, less a reserve (each proxied connection may also
     /// hold one to an upstream).

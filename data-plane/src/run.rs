@@ -140,6 +140,7 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
         drain_deadline: cli.drain_timeout,
         http1_fast_path: cli.http1_fast_path == Switch::On,
         max_connections,
+        idle_timeout: cli.idle_timeout,
         ..ListenerSettings::default()
     };
     let drain_state = state.clone();

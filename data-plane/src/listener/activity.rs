@@ -32,6 +32,29 @@ pub async fn closable(
     }
 }
 
+/// Completes once the connection has had no request in flight for `timeout` (HTTP/2 above all:
+/// hyper closes an idle HTTP/1 connection itself, when its header timeout passes).
+pub async fn idle_for(activity: &ConnectionActivity, timeout: Duration) {
+    loop {
+        let now = Instant::now();
+        let at = match activity.idle_since() {
+            Some(since) => since + timeout,
+            // Busy: look again a timeout later; a request that ends meanwhile starts the count.
+            None => now + timeout,
+        };
+        if at <= now {
+            return;
+        }
+        tokio::time::sleep_until(at).await;
+        if activity
+            .idle_since()
+            .is_some_and(|since| since + timeout <= Instant::now())
+        {
+            return;
+        }
+    }
+}
+
 /// What a client connection is doing, as far as the drain needs to know: requests in flight (a
 /// request counts until its response body has been sent), since when it has been idle, and
 /// whether it speaks HTTP/2.
@@ -72,6 +95,14 @@ impl ConnectionActivity {
         self.idle_since_nanos
             .store(nanos.unwrap_or(u64::MAX), Ordering::SeqCst);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Since when no request has been in flight; `None` while one is.
+    fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        Some(self.opened + Duration::from_nanos(self.idle_since_nanos.load(Ordering::SeqCst)))
     }
 
     /// When a draining connection may be closed: `None` for now, or the moment its idle grace

@@ -555,3 +555,37 @@ async fn at_the_connection_limit_new_connections_wait_for_one_to_close() {
     .unwrap();
     assert_eq!(status_of(&String::from_utf8_lossy(&answer[..read])), "200");
 }
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_with_goaway() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let upstream = start_upstream().await;
+    let proxy = start_proxy_with(
+        Some(config(upstream, dead_address().await, "/api")),
+        ListenerSettings {
+            idle_timeout: std::time::Duration::from_millis(200),
+            ..ListenerSettings::default()
+        },
+    )
+    .await;
+    let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = http::Request::get("http://h2.example/api")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.into_body().collect().await.unwrap();
+    // Idle now: the worker ends the connection, and the client's side of it ends cleanly.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), connection)
+        .await
+        .expect("the idle connection is closed");
+    assert!(ended.unwrap().is_ok(), "closed with GOAWAY, not reset");
+}

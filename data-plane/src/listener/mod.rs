@@ -40,7 +40,7 @@ use tokio::time::Instant;
 
 use crate::body::ClientBody;
 use crate::proxy::Proxy;
-use activity::{ConnectionActivity, TrackedBody, closable};
+use activity::{ConnectionActivity, TrackedBody, closable, idle_for};
 use rewind::Rewind;
 use settings::HYPER_DEFAULT_MAX_HEADERS;
 pub use settings::ListenerSettings;
@@ -208,6 +208,10 @@ async fn serve_connection<S>(
         () = closable(&mut draining, &activity, shared.settings.drain_idle_grace) => {
             // HTTP/1: closes an idle connection, or answers the request in flight with
             // `Connection: close`; HTTP/2: GOAWAY, then in-flight streams finish.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+        () = idle_for(&activity, shared.settings.idle_timeout) => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }

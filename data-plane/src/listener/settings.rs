@@ -20,6 +20,9 @@ pub struct ListenerSettings {
     /// Whether requests without a body are served by the listener's own HTTP/1 code; off, hyper
     /// serves every request.
     pub http1_fast_path: bool,
+    /// How long a connection may have no request in flight before it is closed (HTTP/2 with
+    /// GOAWAY); HTTP/1 connections also close when `header_read_timeout` passes idle.
+    pub idle_timeout: Duration,
     /// Client connections open at once; at the limit the listener stops accepting (new
     /// connections wait in the kernel's queue) until one closes.
     pub max_connections: usize,
@@ -34,6 +37,7 @@ impl Default for ListenerSettings {
             drain_deadline: Duration::from_secs(30),
             drain_idle_grace: Duration::from_secs(1),
             http1_fast_path: true,
+            idle_timeout: Duration::from_secs(60),
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
