@@ -98,6 +98,15 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
+    /// Requests served on one client connection before it is closed (HTTP/1 with
+    /// `Connection: close` on the last response, HTTP/2 with GOAWAY); 0: no limit.
+    #[arg(
+        long,
+        env = "GATEWAY_MAX_REQUESTS_PER_CONNECTION",
+        default_value_t = 1000
+    )]
+    pub max_requests_per_connection: usize,
+
     /// Client connections open at once; at the limit the worker stops accepting until one
     /// closes. 0: half the open-file limit, less a reserve (each proxied connection may also
     /// hold one to an upstream).

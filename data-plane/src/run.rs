@@ -141,6 +141,7 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
         http1_fast_path: cli.http1_fast_path == Switch::On,
         max_connections,
         idle_timeout: cli.idle_timeout,
+        max_requests_per_connection: cli.max_requests_per_connection,
         ..ListenerSettings::default()
     };
     let drain_state = state.clone();

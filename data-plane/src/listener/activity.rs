@@ -66,6 +66,10 @@ pub struct ConnectionActivity {
     idle_since_nanos: AtomicU64,
     http2: AtomicBool,
     request_arrived: Notify,
+    /// Requests started on the connection, on either path.
+    started: AtomicUsize,
+    /// Told when the connection's last allowed request has started.
+    last_request: Notify,
 }
 
 impl ConnectionActivity {
@@ -76,6 +80,8 @@ impl ConnectionActivity {
             idle_since_nanos: AtomicU64::new(0),
             http2: AtomicBool::new(false),
             request_arrived: Notify::new(),
+            started: AtomicUsize::new(0),
+            last_request: Notify::new(),
         }
     }
 
@@ -84,6 +90,7 @@ impl ConnectionActivity {
             self.http2.store(true, Ordering::Relaxed);
         }
         self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.started.fetch_add(1, Ordering::Relaxed);
         self.request_arrived.notify_one();
         RequestInFlight {
             activity: self.clone(),
@@ -95,6 +102,21 @@ impl ConnectionActivity {
         self.idle_since_nanos
             .store(nanos.unwrap_or(u64::MAX), Ordering::SeqCst);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether the requests started on the connection have reached `limit` (0: no limit).
+    pub fn at_request_limit(&self, limit: usize) -> bool {
+        limit > 0 && self.started.load(Ordering::Relaxed) >= limit
+    }
+
+    /// Says that the connection's last allowed request has started.
+    pub fn last_request_started(&self) {
+        self.last_request.notify_one();
+    }
+
+    /// Completes once [`ConnectionActivity::last_request_started`] has been called.
+    pub async fn last_request(&self) {
+        self.last_request.notified().await;
     }
 
     /// Since when no request has been in flight; `None` while one is.

@@ -589,3 +589,34 @@ async fn an_idle_http2_connection_is_closed_with_goaway() {
         .expect("the idle connection is closed");
     assert!(ended.unwrap().is_ok(), "closed with GOAWAY, not reset");
 }
+
+#[tokio::test]
+async fn a_connection_is_closed_after_its_last_allowed_request_on_both_paths() {
+    let upstream = start_upstream().await;
+    for fast_path in [true, false] {
+        let proxy = start_proxy_with(
+            Some(config(upstream, dead_address().await, "/api")),
+            ListenerSettings {
+                http1_fast_path: fast_path,
+                max_requests_per_connection: 2,
+                ..ListenerSettings::default()
+            },
+        )
+        .await;
+        let request = "GET /api/x HTTP/1.1\r\nhost: a.test\r\n\r\n";
+        let three = request.repeat(3);
+        let answers = conversation(&proxy, three.as_bytes()).await;
+        assert_eq!(
+            answers.matches("HTTP/1.1 200").count(),
+            2,
+            "fast path {fast_path}:\n{answers}"
+        );
+        let last = answers.rfind("HTTP/1.1 200").unwrap();
+        assert!(
+            answers[last..]
+                .to_ascii_lowercase()
+                .contains("connection: close"),
+            "fast path {fast_path}:\n{answers}"
+        );
+    }
+}

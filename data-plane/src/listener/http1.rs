@@ -149,7 +149,9 @@ where
             }
         };
         let (parts, body) = response.into_parts();
-        let close = !head.keep_alive || drain.started.load(Ordering::Relaxed);
+        let close = !head.keep_alive
+            || drain.started.load(Ordering::Relaxed)
+            || activity.at_request_limit(settings.max_requests_per_connection);
         let framing = encode_response_head(
             &mut write,
             &parts,

@@ -188,10 +188,14 @@ async fn serve_connection<S>(
     };
     let tracked = activity.clone();
     let proxy = shared.proxy.clone();
+    let max_requests = shared.settings.max_requests_per_connection;
     let service = service_fn(move |request: Request<Incoming>| {
         let proxy = proxy.clone();
         let peer = peer.clone();
         let in_flight = tracked.request_started(request.version());
+        if tracked.at_request_limit(max_requests) {
+            tracked.last_request_started();
+        }
         async move {
             let response = proxy
                 .handle(request.map(ClientBody::Streaming), &peer)
@@ -212,6 +216,11 @@ async fn serve_connection<S>(
             connection.await
         }
         () = idle_for(&activity, shared.settings.idle_timeout) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+        // HTTP/1: the response in flight says `Connection: close`; HTTP/2: GOAWAY.
+        () = activity.last_request() => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }

@@ -23,6 +23,9 @@ pub struct ListenerSettings {
     /// How long a connection may have no request in flight before it is closed (HTTP/2 with
     /// GOAWAY); HTTP/1 connections also close when `header_read_timeout` passes idle.
     pub idle_timeout: Duration,
+    /// Requests served on one client connection before it is closed (HTTP/1 with
+    /// `Connection: close` on the last response, HTTP/2 with GOAWAY); 0: no limit.
+    pub max_requests_per_connection: usize,
     /// Client connections open at once; at the limit the listener stops accepting (new
     /// connections wait in the kernel's queue) until one closes.
     pub max_connections: usize,
@@ -38,6 +41,7 @@ impl Default for ListenerSettings {
             drain_idle_grace: Duration::from_secs(1),
             http1_fast_path: true,
             idle_timeout: Duration::from_secs(60),
+            max_requests_per_connection: 1000,
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
