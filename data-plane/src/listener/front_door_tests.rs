@@ -620,3 +620,65 @@ async fn a_connection_is_closed_after_its_last_allowed_request_on_both_paths() {
         );
     }
 }
+
+/// An upstream that answers with a chunked stream, one chunk and then a long quiet, and tells
+/// the test whether its connection was closed before the quiet ended.
+async fn quiet_stream_upstream() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<bool>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed, told) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let start = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n";
+                if stream.write_all(start).await.is_err() {
+                    return;
+                }
+                let mut rest = [0u8; 64];
+                let early =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut rest))
+                        .await;
+                let _ = closed.send(matches!(early, Ok(Ok(0)) | Ok(Err(_))));
+            });
+        }
+    });
+    (addr, told)
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_a_quiet_stream_ends_the_upstream_request_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (upstream, mut told) = quiet_stream_upstream().await;
+    for (server, proxy) in both_servers(upstream).await {
+        let mut client = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        client
+            .write_all(b"GET /api/events HTTP/1.1\r\nhost: a.test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut received = Vec::new();
+        while !String::from_utf8_lossy(&received).contains("first") {
+            let mut chunk = [0u8; 1024];
+            let n = client.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "{server}: closed early");
+            received.extend_from_slice(&chunk[..n]);
+        }
+        drop(client);
+        let closed_early = told.recv().await.unwrap();
+        assert!(
+            closed_early,
+            "{server}: the upstream kept streaming to a client that left"
+        );
+    }
+}

@@ -163,7 +163,15 @@ where
         // Trailers go only to a client that said it takes them, and only those the response
         // declared (as hyper does on the other path).
         let declared = accepts_trailers.then_some(&parts.headers);
-        let written = write_body(&mut stream, &mut write, body, framing.framing, declared).await;
+        let written = write_body(
+            &mut stream,
+            &mut write,
+            body,
+            framing.framing,
+            declared,
+            (&mut read, settings.max_header_bytes),
+        )
+        .await;
         drop(in_flight);
         if written.is_err() {
             return Ended::Closed;
@@ -252,9 +260,10 @@ async fn write_body<S, B>(
     body: B,
     framing: Framing,
     trailers_declared: Option<&HeaderMap>,
+    (read, read_limit): (&mut BytesMut, usize),
 ) -> Result<(), WriteError>
 where
-    S: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
     B: Body<Data = Bytes> + Unpin,
 {
     if framing == Framing::NoBody {
@@ -270,7 +279,14 @@ where
             Poll::Ready(frame) => frame,
             Poll::Pending => {
                 flush(stream, write).await?;
-                body.frame().await
+                // A client that leaves while the upstream is quiet (server-sent events, a long
+                // poll) is noticed now, not when the next piece is written; dropping the body
+                // then ends the upstream request too.
+                tokio::select! {
+                    biased;
+                    frame = body.frame() => frame,
+                    () = client_gone(stream, read, read_limit) => return Err(WriteError::Io),
+                }
             }
         };
         let frame = match frame {
