@@ -682,3 +682,43 @@ async fn a_client_that_leaves_a_quiet_stream_ends_the_upstream_request_at_once()
         );
     }
 }
+
+#[tokio::test]
+async fn an_upstream_coding_the_worker_does_not_decode_is_a_502_on_both_paths() {
+    for (what, answer, expected) in [
+        (
+            "gzip, close-delimited",
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\nconnection: close\r\n\r\nraw bytes"[..],
+            "502",
+        ),
+        (
+            "gzip, then chunked",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            "502",
+        ),
+        (
+            "chunked",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+            "200",
+        ),
+    ] {
+        let upstream = scripted_upstream(answer).await;
+        for (server, proxy) in both_servers(upstream).await {
+            for request in [
+                "GET /api/x HTTP/1.1\r\nhost: a.test\r\nconnection: close\r\n\r\n",
+                "POST /api/x HTTP/1.1\r\nhost: a.test\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi",
+            ] {
+                let response = conversation(&proxy, request.as_bytes()).await;
+                assert_eq!(
+                    status_of(&response),
+                    expected,
+                    "{what}, {server}, {}:\n{response}",
+                    &request[..4]
+                );
+                if expected == "502" {
+                    assert!(!response.contains("raw bytes") && !response.contains("abc"));
+                }
+            }
+        }
+    }
+}

@@ -22,6 +22,7 @@ use hyper::upgrade::OnUpgrade;
 use tokio::time::Instant;
 
 use super::body::ProxyBody;
+use super::forwarding::readable_response_framing;
 use super::tunnel;
 use crate::body::{Activity, ClientBody, RequestBody};
 use crate::error::{DisplayChain, ProxyError};
@@ -184,6 +185,12 @@ pub async fn forward(
                     tracing::debug!(upstream = %upstream.name, %status, attempt, "retrying");
                     last_error = ProxyError::UpstreamUnavailable;
                     continue;
+                }
+                if !readable_response_framing(answer.headers()) {
+                    tracing::debug!(upstream = %upstream.name, target = %target.authority,
+                        "the upstream's response uses a transfer coding the worker does not decode");
+                    upstream.record(index, true);
+                    return Err(ProxyError::UpstreamUnavailable);
                 }
                 let switched = status == StatusCode::SWITCHING_PROTOCOLS;
                 if switched && !switched_as_asked(&answer, request.upgrade_protocol.as_ref()) {

@@ -37,26 +37,46 @@ pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
         if codings.next().is_some() || headers.contains_key(CONTENT_LENGTH) {
             return Err(ProxyError::BadFraming);
         }
-        let mut chunked = 0;
-        for coding in first.as_bytes().split(|&b| b == b',') {
-            let coding = coding.trim_ascii();
-            if coding.is_empty() {
-                continue;
-            }
-            if !coding.eq_ignore_ascii_case(b"chunked") {
-                return Err(ProxyError::UnsupportedCoding);
-            }
-            chunked += 1;
-        }
-        if chunked != 1 {
-            return Err(ProxyError::BadFraming);
-        }
-        return Ok(());
+        return only_chunked(first);
     }
     if headers.contains_key(CONTENT_LENGTH) {
         declared_length(headers).map_err(|_| ProxyError::BadFraming)?;
     }
     Ok(())
+}
+
+/// Checks that a `Transfer-Encoding` value is one `chunked` (empty list elements ignored, RFC
+/// 9110 §5.6.1): another coding is [`ProxyError::UnsupportedCoding`], `chunked` twice or none
+/// [`ProxyError::BadFraming`].
+pub fn only_chunked(value: &HeaderValue) -> Result<(), ProxyError> {
+    let mut chunked = 0;
+    for coding in value.as_bytes().split(|&b| b == b',') {
+        let coding = coding.trim_ascii();
+        if coding.is_empty() {
+            continue;
+        }
+        if !coding.eq_ignore_ascii_case(b"chunked") {
+            return Err(ProxyError::UnsupportedCoding);
+        }
+        chunked += 1;
+    }
+    if chunked == 1 {
+        Ok(())
+    } else {
+        Err(ProxyError::BadFraming)
+    }
+}
+
+/// Whether an upstream's response is framed in a way the worker reads: no `Transfer-Encoding`,
+/// or one field of exactly `chunked`. A coding the worker does not decode (`gzip, chunked`)
+/// would otherwise reach the client as raw bytes under the worker's own framing.
+pub fn readable_response_framing(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(TRANSFER_ENCODING).iter();
+    match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(value), None) => only_chunked(value).is_ok(),
+        (Some(_), Some(_)) => false,
+    }
 }
 
 /// Refuses a request target in authority form (`host:port`) on anything but `CONNECT`
