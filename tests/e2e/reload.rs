@@ -69,7 +69,8 @@ async fn chat_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_revisions_under_load_drop_nothing() {
-    let cluster = Cluster::start(2).await;
+    // Each kept-alive client sends thousands of requests on its one connection.
+    let cluster = Cluster::start_with_worker_args(2, &["--max-requests-per-connection", "0"]).await;
     let admin = &cluster.admin;
     let a1 = EchoServer::start("a1").await;
     let a2 = EchoServer::start("a2").await;

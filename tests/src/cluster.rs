@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::database::TestDatabase;
 use crate::eventually;
 use crate::http::{Admin, client, send, worker_revision};
-use crate::topology::{ControlPlane, Worker};
+use crate::topology::{ControlPlane, Worker, WorkerOptions};
 
 /// Long enough for a loaded CI machine, short enough to fail fast when something is broken.
 pub const CONVERGE: Duration = Duration::from_secs(10);
@@ -22,16 +22,23 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(workers: usize) -> Cluster {
+        Self::start_with_worker_args(workers, &[]).await
+    }
+
+    /// A cluster whose workers also get `worker_args`.
+    pub async fn start_with_worker_args(workers: usize, worker_args: &[&str]) -> Cluster {
         let database = TestDatabase::create().await;
         let control_plane = ControlPlane::start(Some(&database.url), None);
         let admin = Admin::new(&control_plane.admin_url());
         let sync_url = control_plane.sync_url();
         let workers = (0..workers)
             .map(|i| {
-                Worker::start(
-                    &sync_url,
+                let mut options = WorkerOptions::new(
                     &format!("worker-{i}-{}", uuid::Uuid::new_v4().simple()),
-                )
+                    &sync_url,
+                );
+                options.extra_args = worker_args.iter().map(|a| (*a).to_owned()).collect();
+                Worker::start_with(options)
             })
             .collect();
         let cluster = Cluster {
