@@ -234,7 +234,7 @@ pub async fn start_gateway(
         reply.text
     );
 
-    let worker_args = vec![
+    let mut worker_args = vec![
         "--listen".to_owned(),
         format!("127.0.0.1:{listen}"),
         "--status-listen".to_owned(),
@@ -245,6 +245,10 @@ pub async fn start_gateway(
         "1".to_owned(),
         "--no-cache".to_owned(),
     ];
+    if matches!(build, Build::Current) {
+        // Like nginx's raised `keepalive_requests`: wrk's connections are never recycled.
+        worker_args.extend(["--max-requests-per-connection".to_owned(), "0".to_owned()]);
+    }
     let mut worker = pinned(&label, cpu, &worker_binary, &worker_args);
     let status_addr = worker.wait_for("status listening on ", Duration::from_secs(30));
     let client = gateway_tests::http::client();
