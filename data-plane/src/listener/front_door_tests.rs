@@ -317,6 +317,32 @@ async fn transfer_codings_and_targets_are_checked_on_both_paths() {
     let cases = [
         ("chunked", post("transfer-encoding: chunked\r\n", CHUNKED_HI), "200"),
         (
+            "chunked with an empty list element",
+            post("transfer-encoding: chunked,\r\n", CHUNKED_HI),
+            "200",
+        ),
+        (
+            "chunked after empty list elements",
+            post("transfer-encoding: , ,chunked , \r\n", CHUNKED_HI),
+            "200",
+        ),
+        (
+            "both Content-Length and Transfer-Encoding",
+            post(
+                "transfer-encoding: chunked\r\ncontent-length: 2\r\n",
+                CHUNKED_HI,
+            ),
+            "400",
+        ),
+        (
+            "both Transfer-Encoding and Content-Length",
+            post(
+                "content-length: 2\r\ntransfer-encoding: chunked\r\n",
+                CHUNKED_HI,
+            ),
+            "400",
+        ),
+        (
             "a coding the worker does not decode",
             post("transfer-encoding: gzip, chunked\r\n", CHUNKED_HI),
             "501",
@@ -364,20 +390,56 @@ async fn transfer_codings_and_targets_are_checked_on_both_paths() {
                 "{what}, {server}:\n{response}"
             );
         }
-        // Both Content-Length and Transfer-Encoding: refused where the worker reads the head,
-        // and where hyper does, read as chunked without the length and the connection closed.
-        let both = post(
-            "transfer-encoding: chunked\r\ncontent-length: 2\r\n",
-            CHUNKED_HI,
-        );
-        let response = conversation(&proxy, both.as_bytes()).await;
-        match server {
-            "fast path on" => assert_eq!(status_of(&response), "400", "{response}"),
-            _ => assert!(
-                status_of(&response) == "400"
-                    || response.to_ascii_lowercase().contains("connection: close"),
-                "{response}"
-            ),
+    }
+}
+
+/// The same framing rules hold for a request that arrives on a connection hyper already serves
+/// (after a request with a body), not only for the first one.
+#[tokio::test]
+async fn framing_is_checked_on_every_request_of_a_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (upstream, _heads) = recording_upstream().await;
+    let first = "POST /api/x HTTP/1.1\r\nhost: a.test\r\ncontent-length: 2\r\n\r\nhi";
+    let second = |fields: &str| {
+        format!(
+            "POST /api/x HTTP/1.1\r\nhost: a.test\r\n{fields}\r\n{CHUNKED_HI}\
+             GET /api/after HTTP/1.1\r\nhost: a.test\r\nconnection: close\r\n\r\n"
+        )
+    };
+    let cases = [
+        ("chunked,", second("transfer-encoding: chunked,\r\n"), 3),
+        (
+            "Content-Length and Transfer-Encoding",
+            second("content-length: 2\r\ntransfer-encoding: chunked\r\n"),
+            2,
+        ),
+    ];
+    for (server, proxy) in both_servers(upstream).await {
+        for (what, second, answers) in &cases {
+            let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+            stream.write_all(first.as_bytes()).await.unwrap();
+            stream.write_all(second.as_bytes()).await.unwrap();
+            let mut received = Vec::new();
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                stream.read_to_end(&mut received),
+            )
+            .await
+            .expect("the proxy closes the connection")
+            .unwrap();
+            let received = String::from_utf8_lossy(&received);
+            let statuses: Vec<&str> = received
+                .match_indices("HTTP/1.1 ")
+                .map(|(at, _)| &received[at + 9..at + 12])
+                .collect();
+            // Accepted: all three answered; refused: 400, closed, and nothing after it served.
+            let expected: &[&str] = if *answers == 3 {
+                &["200", "200", "200"]
+            } else {
+                &["200", "400"]
+            };
+            assert_eq!(statuses, expected, "{what}, {server}:\n{received}");
         }
     }
 }

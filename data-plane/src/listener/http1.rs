@@ -31,7 +31,6 @@ use super::activity::{ConnectionActivity, closable};
 use super::rewind::Rewind;
 use super::settings::ListenerSettings;
 use crate::body::ClientBody;
-use crate::error::ProxyError;
 use crate::proxy::{Peer, Proxy};
 
 /// Read buffer to start with, and the least free room before a read.
@@ -100,13 +99,9 @@ where
                     Parsed::Partial => {
                         return Ended::HandOff(Rewind::new(read.freeze(), stream));
                     }
+                    // hyper refuses what must be refused (both Content-Length and
+                    // Transfer-Encoding, say) the same way on every request of a connection.
                     Parsed::HandOff => {
-                        if ambiguous_framing(&read) {
-                            proxy.refused(ProxyError::BadFraming);
-                            let _ = stream.write_all(&refusal(ProxyError::BadFraming)).await;
-                            let _ = stream.shutdown().await;
-                            return Ended::Closed;
-                        }
                         return Ended::HandOff(Rewind::new(read.freeze(), stream));
                     }
                 }
@@ -181,38 +176,6 @@ where
             return Ended::Closed;
         }
     }
-}
-
-/// Whether the complete head at the start of `read` has both `Content-Length` and
-/// `Transfer-Encoding`. hyper would drop the length, read chunks and close after the answer; the
-/// worker refuses such a request outright (RFC 9112 §6.3 allows either), as the proxy does on
-/// the connections hyper serves from the start.
-fn ambiguous_framing(read: &[u8]) -> bool {
-    let mut fields = [httparse::EMPTY_HEADER; 128];
-    let mut request = httparse::Request::new(&mut fields);
-    if !matches!(request.parse(read), Ok(httparse::Status::Complete(_))) {
-        return false;
-    }
-    let has = |name: &str| {
-        request
-            .headers
-            .iter()
-            .any(|field| field.name.eq_ignore_ascii_case(name))
-    };
-    has("content-length") && has("transfer-encoding")
-}
-
-/// The proxy's JSON error as a whole response that closes the connection.
-fn refusal(error: ProxyError) -> Vec<u8> {
-    let body = error.body();
-    let status = error.status();
-    format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        body.len()
-    )
-    .into_bytes()
 }
 
 /// Parses the request head at the start of `read`, looking at no more than the head limit: a

@@ -92,11 +92,6 @@ impl Proxy {
         Peer { ip_value, trusted }
     }
 
-    /// Counts a request the listener refused before it reached the proxy.
-    pub fn refused(&self, error: ProxyError) {
-        self.state.metrics().request(error.into());
-    }
-
     /// Answers one request: the upstream's response, or the proxy's own error (JSON, or a gRPC
     /// status for a gRPC client).
     pub async fn handle(&self, request: Request<ClientBody>, peer: &Peer) -> Response<ProxyBody> {
