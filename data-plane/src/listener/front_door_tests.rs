@@ -784,3 +784,197 @@ async fn an_upstream_coding_the_worker_does_not_decode_is_a_502_on_both_paths() 
         }
     }
 }
+
+/// One HTTP/2 frame: the 9-byte header and the payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let length = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut frame = vec![length[1], length[2], length[3], kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// An HPACK field literal, never indexed, with a literal name and no Huffman coding.
+fn hpack_literal(name: &str, value: &str) -> Vec<u8> {
+    let mut field = vec![0x10, u8::try_from(name.len()).unwrap()];
+    field.extend_from_slice(name.as_bytes());
+    field.push(u8::try_from(value.len()).unwrap());
+    field.extend_from_slice(value.as_bytes());
+    field
+}
+
+/// What the worker did with stream 1 of a prior-knowledge HTTP/2 connection: `Ok(status byte)`
+/// for a response head (HPACK-indexed `:status`), `Err(error code)` for a stream reset.
+async fn h2_stream_outcome(
+    proxy: &Running,
+    extra_field: Option<(&str, &str)>,
+    body: bool,
+) -> Result<u8, u32> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const HEADERS: u8 = 0x1;
+    const DATA: u8 = 0x0;
+    const RST_STREAM: u8 = 0x3;
+    const END_STREAM: u8 = 0x1;
+    const END_HEADERS: u8 = 0x4;
+    // :method GET or POST, :scheme http, then :authority and :path as literals.
+    let mut block = vec![if body { 0x83 } else { 0x82 }, 0x86];
+    block.extend(hpack_literal(":authority", "a.test"));
+    block.extend(hpack_literal(":path", "/api/x"));
+    if let Some((name, value)) = extra_field {
+        block.extend(hpack_literal(name, value));
+    }
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    bytes.extend(h2_frame(0x4, 0, 0, &[]));
+    let flags = if body {
+        END_HEADERS
+    } else {
+        END_HEADERS | END_STREAM
+    };
+    bytes.extend(h2_frame(HEADERS, flags, 1, &block));
+    if body {
+        bytes.extend(h2_frame(DATA, END_STREAM, 1, b"hi"));
+    }
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream.write_all(&bytes).await.unwrap();
+    let outcome = async {
+        loop {
+            let mut head = [0u8; 9];
+            stream.read_exact(&mut head).await.unwrap();
+            let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+            let mut payload = vec![0u8; length];
+            stream.read_exact(&mut payload).await.unwrap();
+            match (head[3], id) {
+                (HEADERS, 1) => return Ok(payload[0]),
+                (RST_STREAM, 1) => {
+                    return Err(u32::from_be_bytes(payload[..4].try_into().unwrap()));
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), outcome)
+        .await
+        .expect("stream 1 is answered or reset")
+}
+
+#[tokio::test]
+async fn http2_requests_with_connection_specific_fields_are_refused_on_both_paths() {
+    const STATUS_200: u8 = 0x88;
+    const PROTOCOL_ERROR: u32 = 0x1;
+    let (upstream, mut heads) = recording_upstream().await;
+    // RFC 9113 §8.2.2: a message with any of these is malformed; `te` only as `trailers`.
+    let refused = [
+        ("connection", "keep-alive"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-connection", "keep-alive"),
+        ("transfer-encoding", "chunked"),
+        ("upgrade", "websocket"),
+        ("te", "gzip"),
+    ];
+    for (server, proxy) in both_servers(upstream).await {
+        for body in [false, true] {
+            assert_eq!(
+                h2_stream_outcome(&proxy, None, body).await,
+                Ok(STATUS_200),
+                "a plain request, body {body}, {server}"
+            );
+            assert_eq!(
+                h2_stream_outcome(&proxy, Some(("te", "trailers")), body).await,
+                Ok(STATUS_200),
+                "te: trailers, body {body}, {server}"
+            );
+            while heads.try_recv().is_ok() {}
+            for field in refused {
+                assert_eq!(
+                    h2_stream_outcome(&proxy, Some(field), body).await,
+                    Err(PROTOCOL_ERROR),
+                    "{field:?}, body {body}, {server}"
+                );
+            }
+            assert!(
+                heads.try_recv().is_err(),
+                "a refused request reached the upstream"
+            );
+        }
+    }
+}
+
+/// An HTTP/2 (h2c) upstream whose answers carry a field of `size` bytes.
+async fn h2c_upstream_with_field(size: usize) -> SocketAddr {
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = service_fn(
+                move |_request: http::Request<hyper::body::Incoming>| async move {
+                    let response = http::Response::builder()
+                        .header("x-big", "b".repeat(size))
+                        .body(http_body_util::Empty::<bytes::Bytes>::new())
+                        .unwrap();
+                    Ok::<_, std::convert::Infallible>(response)
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .max_header_list_size(1 << 20)
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_response_head_limit_is_the_same_on_every_path() {
+    use crate::upstream::exchange::MAX_HEAD_BYTES;
+
+    // Under the limit with room for the other fields, and over it (yet well under hyper's own
+    // HTTP/1 default of about 400 KiB).
+    let within = MAX_HEAD_BYTES - 1024;
+    let beyond = MAX_HEAD_BYTES + 16 * 1024;
+    for (size, expected) in [(within, "200"), (beyond, "502")] {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nx-big: {}\r\ncontent-length: 0\r\n\r\n",
+            "b".repeat(size)
+        );
+        let http1 = scripted_upstream(Box::leak(head.into_boxed_str()).as_bytes()).await;
+        let h2c = h2c_upstream_with_field(size).await;
+        let json = format!(
+            r#"{{"upstreams": [
+                    {{"name": "h1", "targets": [{{"address": "{http1}"}}]}},
+                    {{"name": "h2c", "protocol": "h2c", "targets": [{{"address": "{h2c}"}}]}}],
+                "routes": [
+                    {{"name": "h1", "paths": [{{"prefix": "/h1"}}], "backends": [{{"upstream": "h1"}}]}},
+                    {{"name": "h2c", "paths": [{{"prefix": "/h2c"}}], "backends": [{{"upstream": "h2c"}}]}}]}}"#
+        );
+        let config: gateway_config::Config = serde_json::from_str(&json).unwrap();
+        config.validate().unwrap();
+        let digest = gateway_config::digest(&config);
+        for http1_fast_path in [true, false] {
+            let compiled =
+                crate::served::Compiled::compile(1, digest.clone(), config.clone()).unwrap();
+            let settings = ListenerSettings {
+                http1_fast_path,
+                ..ListenerSettings::default()
+            };
+            let proxy = start_proxy_with(Some(compiled), settings).await;
+            for path in ["/h1", "/h2c"] {
+                for (shape, request) in
+                    both_ways(&format!("GET {path} HTTP/1.1"), "host: a.test\r\n")
+                {
+                    let response = conversation(&proxy, &request).await;
+                    assert_eq!(
+                        status_of(&response),
+                        expected,
+                        "{size} bytes from {path}, {shape}, fast path {http1_fast_path}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -27,8 +27,13 @@ pub trait Lend {
     fn give_back(self, connection: Connection);
 }
 
-/// Largest response head accepted from an upstream.
+/// Largest response head accepted from an upstream, counted as its fields' `name: value` lines
+/// (see `transport`); the exchange also stops reading a head at this many bytes.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// What hyper's clients may buffer of a head: room beyond the limit, which is checked on the
+/// parsed fields, for a status line and line ends.
+pub const MAX_HEAD_READ: usize = 2 * MAX_HEAD_BYTES;
 
 /// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 8 * 1024;

@@ -11,7 +11,7 @@ use http_body::Body;
 use hyper::body::Incoming;
 
 use super::error::SendError;
-use super::exchange::ResponseBody;
+use super::exchange::{ExchangeError, MAX_HEAD_BYTES, ResponseBody};
 use super::idle::reap_loop;
 use super::pool::http1::{Http1Pool, Lender, Pooled};
 use super::pool::http2::Http2Pool;
@@ -49,6 +49,16 @@ pub enum Transport {
     Http2(Arc<Http2Pool>),
 }
 
+/// The size of a response head's fields as HTTP/1 writes them (`name: value` and a line end):
+/// one measure for every transport, as each client reads heads into buffers of its own
+/// making, whose limits alone would let different heads through.
+fn head_size(headers: &http::HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
+
 /// Whether an HTTP/1 request goes through the request's own exchange: it has no body and asks
 /// for no upgrade, so nothing needs to be sent while the response comes in.
 fn is_bodyless(request: &Request<ForwardBody>) -> bool {
@@ -64,24 +74,29 @@ impl Transport {
         authority: &Authority,
         request: Request<ForwardBody>,
     ) -> Result<Answer, SendError> {
-        match self {
+        let answer = match self {
             Transport::Http1(pool) if is_bodyless(&request) => {
                 let (parts, _) = request.into_parts();
                 let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
                 let response = pool
                     .send_bodyless(index, authority, &parts.method, path, &parts.headers)
                     .await?;
-                Ok(Answer::Exchange(response))
+                Answer::Exchange(response)
             }
             Transport::Http1(pool) => {
                 let (response, pooled) = pool.send(index, authority, request).await?;
-                Ok(Answer::Hyper(response, Some(pooled)))
+                Answer::Hyper(response, Some(pooled))
             }
             Transport::Http2(pool) => {
                 let response = pool.send(index, authority, request).await?;
-                Ok(Answer::Hyper(response, None))
+                Answer::Hyper(response, None)
             }
+        };
+        // Dropped unread, the answer's connection is closed rather than reused.
+        if head_size(answer.headers()) > MAX_HEAD_BYTES {
+            return Err(ExchangeError::HeadTooLarge.into());
         }
+        Ok(answer)
     }
 
     /// Sends a request without a body on a connection of its own to `authority`, outside the

@@ -83,11 +83,21 @@ pub struct Pooled {
     sender: SendRequest<ForwardBody>,
 }
 
+/// hyper's client reading no more of a response head than the worker's own HTTP/1 exchange
+/// would (hyper's default is about 400 KiB); the limit itself is checked on the parsed fields,
+/// alike for every transport. Body reads stay within this buffer size too, which costs nothing
+/// at this size.
+fn response_head_limited() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder.max_buf_size(exchange::MAX_HEAD_READ);
+    builder
+}
+
 impl Http1Pool {
     pub fn new(connector: UpstreamConnector, targets: usize, idle_timeout: Duration) -> Self {
         Http1Pool {
             connector,
-            builder: http1::Builder::new(),
+            builder: response_head_limited(),
             targets: (0..targets).map(|_| Idle::default()).collect(),
             clock: IdleClock::new(idle_timeout),
         }

@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::body::ForwardBody;
 use crate::upstream::connector::{ConnectError, UpstreamConnector};
 use crate::upstream::error::SendError;
+use crate::upstream::exchange::MAX_HEAD_READ;
 use crate::upstream::idle::{IdleClock, Reap};
 
 #[derive(Debug)]
@@ -56,7 +57,11 @@ impl Http2Pool {
             Scheme::HTTP
         };
         let mut builder = http2::Builder::new(TokioExecutor::new());
-        builder.timer(TokioTimer::new());
+        // Room for the response head limit, which is checked on the parsed fields alike for
+        // every transport (hyper's default of 16 KiB would refuse heads HTTP/1 takes).
+        builder
+            .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEAD_READ as u32);
         Http2Pool {
             connector,
             builder,
