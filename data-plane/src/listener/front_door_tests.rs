@@ -901,8 +901,8 @@ async fn http2_requests_with_connection_specific_fields_are_refused_on_both_path
     }
 }
 
-/// An HTTP/2 (h2c) upstream whose answers carry a field of `size` bytes.
-async fn h2c_upstream_with_field(size: usize) -> SocketAddr {
+/// An HTTP/2 (h2c) upstream whose answers carry `count` fields of `size` bytes.
+async fn h2c_upstream_with_fields(size: usize, count: usize) -> SocketAddr {
     use hyper::service::service_fn;
     use hyper_util::rt::{TokioExecutor, TokioIo};
 
@@ -912,8 +912,11 @@ async fn h2c_upstream_with_field(size: usize) -> SocketAddr {
         while let Ok((stream, _)) = listener.accept().await {
             let service = service_fn(
                 move |_request: http::Request<hyper::body::Incoming>| async move {
-                    let response = http::Response::builder()
-                        .header("x-big", "b".repeat(size))
+                    let mut response = http::Response::builder();
+                    for i in 0..count {
+                        response = response.header(format!("x-big-{i}"), "b".repeat(size));
+                    }
+                    let response = response
                         .body(http_body_util::Empty::<bytes::Bytes>::new())
                         .unwrap();
                     Ok::<_, std::convert::Infallible>(response)
@@ -938,12 +941,23 @@ async fn the_response_head_limit_is_the_same_on_every_path() {
     let within = MAX_HEAD_BYTES - 1024;
     let beyond = MAX_HEAD_BYTES + 16 * 1024;
     for (size, expected) in [(within, "200"), (beyond, "502")] {
-        let head = format!(
-            "HTTP/1.1 200 OK\r\nx-big: {}\r\ncontent-length: 0\r\n\r\n",
-            "b".repeat(size)
-        );
+        head_limit_is_alike(size, 1, expected).await;
+    }
+    // And the field count, which HTTP/2 does not limit by itself.
+    let fields = gateway_http1::fields::MAX_FIELDS;
+    head_limit_is_alike(10, fields - 5, "200").await;
+    head_limit_is_alike(10, fields + 5, "502").await;
+}
+
+/// Upstream answers with `count` fields of `size` bytes get `expected` on every path.
+async fn head_limit_is_alike(size: usize, count: usize, expected: &str) {
+    {
+        let fields: String = (0..count)
+            .map(|i| format!("x-big-{i}: {}\r\n", "b".repeat(size)))
+            .collect();
+        let head = format!("HTTP/1.1 200 OK\r\n{fields}content-length: 0\r\n\r\n");
         let http1 = scripted_upstream(Box::leak(head.into_boxed_str()).as_bytes()).await;
-        let h2c = h2c_upstream_with_field(size).await;
+        let h2c = h2c_upstream_with_fields(size, count).await;
         let json = format!(
             r#"{{"upstreams": [
                     {{"name": "h1", "targets": [{{"address": "{http1}"}}]}},
@@ -971,7 +985,7 @@ async fn the_response_head_limit_is_the_same_on_every_path() {
                     assert_eq!(
                         status_of(&response),
                         expected,
-                        "{size} bytes from {path}, {shape}, fast path {http1_fast_path}"
+                        "{count} × {size} bytes from {path}, {shape}, fast path {http1_fast_path}"
                     );
                 }
             }

@@ -93,7 +93,8 @@ impl Transport {
             }
         };
         // Dropped unread, the answer's connection is closed rather than reused.
-        if head_size(answer.headers()) > MAX_HEAD_BYTES {
+        let fields = answer.headers();
+        if fields.len() > gateway_http1::fields::MAX_FIELDS || head_size(fields) > MAX_HEAD_BYTES {
             return Err(ExchangeError::HeadTooLarge.into());
         }
         Ok(answer)
