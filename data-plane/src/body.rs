@@ -114,32 +114,81 @@ pub enum BodyError {
     Client(#[from] hyper::Error),
     #[error("the client sent nothing of its request body for {0:?}")]
     Stalled(Duration),
+    #[error("the client's request body arrived slower than {0} bytes a second")]
+    TooSlow(u64),
+}
+
+/// How fast a client must send its body: nothing for `read_timeout` at any point, and, past
+/// the first `read_timeout` of waiting, at least `min_rate` bytes a second on average (0: no
+/// minimum). Only time spent waiting for the client counts, not time the upstream took to
+/// read what it was sent.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPace {
+    pub read_timeout: Duration,
+    pub min_rate: u64,
+}
+
+/// Where a body stands against its [`BodyPace`].
+#[derive(Debug)]
+struct PaceKept {
+    pace: BodyPace,
+    received: u64,
+    /// Time spent waiting for the client so far, the wait in progress excluded.
+    waited: Duration,
+    /// When the wait in progress began.
+    waiting_since: Option<Instant>,
+}
+
+impl PaceKept {
+    /// When the wait beginning now must end, and the error if it does not.
+    fn deadline(&self, now: Instant) -> (Instant, BodyError) {
+        let read = (
+            self.pace.read_timeout,
+            BodyError::Stalled(self.pace.read_timeout),
+        );
+        if self.pace.min_rate == 0 {
+            return (now + read.0, read.1);
+        }
+        let earned = self.pace.read_timeout
+            + Duration::from_secs_f64(self.received as f64 / self.pace.min_rate as f64);
+        let rate_allows = earned.saturating_sub(self.waited);
+        if rate_allows < read.0 {
+            (now + rate_allows, BodyError::TooSlow(self.pace.min_rate))
+        } else {
+            (now + read.0, read.1)
+        }
+    }
 }
 
 /// The client's request body, streamed upstream; every frame it yields, and its end, is noted
-/// so that the route's timeout counts from the last thing the client sent. A client that sends
-/// nothing of its body for the body read timeout ends it with [`BodyError::Stalled`], so that
-/// a trickling client holds neither a connection of its own nor an upstream one for ever.
+/// so that the route's timeout counts from the last thing the client sent. A client that keeps
+/// to no [`BodyPace`] ends it with [`BodyError::Stalled`] or [`BodyError::TooSlow`], so that a
+/// trickling client holds neither a connection of its own nor an upstream one for ever.
 #[derive(Debug)]
 pub struct RequestBody {
     inner: ClientBody,
     activity: Option<Arc<Activity>>,
-    read_timeout: Duration,
+    pace: PaceKept,
     /// Armed while the body is waited for; `None` once it has ended (or for none at all).
-    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    stall: Option<(Pin<Box<tokio::time::Sleep>>, Option<BodyError>)>,
 }
 
 impl RequestBody {
     /// Wraps `inner`, with the activity the wait for the answer watches when the body is not
     /// already over (a request without a body needs none).
-    pub fn new(inner: ClientBody, read_timeout: Duration) -> (Self, Option<Arc<Activity>>) {
+    pub fn new(inner: ClientBody, pace: BodyPace) -> (Self, Option<Arc<Activity>>) {
         let streaming = !inner.is_end_stream();
         let activity = streaming.then(|| Arc::new(Activity::new()));
         let body = RequestBody {
             inner,
             activity: activity.clone(),
-            read_timeout,
-            stall: streaming.then(|| Box::pin(tokio::time::sleep(read_timeout))),
+            pace: PaceKept {
+                pace,
+                received: 0,
+                waited: Duration::ZERO,
+                waiting_since: None,
+            },
+            stall: streaming.then(|| (Box::pin(tokio::time::sleep(pace.read_timeout)), None)),
         };
         (body, activity)
     }
@@ -157,15 +206,26 @@ impl Body for RequestBody {
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match polled {
             Poll::Pending => {
-                if let Some(stall) = &mut this.stall
-                    && stall.as_mut().poll(cx).is_ready()
-                {
+                let Some((stall, error)) = &mut this.stall else {
+                    return Poll::Pending;
+                };
+                if this.pace.waiting_since.is_none() {
+                    let now = Instant::now();
+                    let (deadline, why) = this.pace.deadline(now);
+                    this.pace.waiting_since = Some(now);
+                    stall.as_mut().reset(deadline);
+                    *error = Some(why);
+                }
+                if stall.as_mut().poll(cx).is_ready() {
+                    let error = error
+                        .take()
+                        .unwrap_or(BodyError::Stalled(this.pace.pace.read_timeout));
                     this.stall = None;
                     if let Some(activity) = &this.activity {
                         activity.stalled.store(true, Ordering::Relaxed);
                         activity.failed.store(true, Ordering::Relaxed);
                     }
-                    return Poll::Ready(Some(Err(BodyError::Stalled(this.read_timeout))));
+                    return Poll::Ready(Some(Err(error)));
                 }
                 Poll::Pending
             }
@@ -176,9 +236,14 @@ impl Body for RequestBody {
                         activity.failed.store(true, Ordering::Relaxed);
                     }
                 }
-                match (&frame, &mut this.stall) {
-                    (Some(Ok(_)), Some(stall)) => {
-                        stall.as_mut().reset(Instant::now() + this.read_timeout)
+                if let Some(since) = this.pace.waiting_since.take() {
+                    this.pace.waited += since.elapsed();
+                }
+                match &frame {
+                    Some(Ok(frame)) if this.stall.is_some() => {
+                        if let Some(data) = frame.data_ref() {
+                            this.pace.received += data.len() as u64;
+                        }
                     }
                     _ => this.stall = None,
                 }
@@ -203,6 +268,45 @@ mod tests {
     use hyper_util::rt::TokioIo;
 
     use super::*;
+
+    const TEST_PACE: BodyPace = BodyPace {
+        read_timeout: Duration::from_secs(30),
+        min_rate: 0,
+    };
+
+    fn kept(min_rate: u64, received: u64, waited: Duration) -> PaceKept {
+        PaceKept {
+            pace: BodyPace {
+                read_timeout: Duration::from_secs(10),
+                min_rate,
+            },
+            received,
+            waited,
+            waiting_since: None,
+        }
+    }
+
+    #[test]
+    fn the_pace_allows_the_read_timeout_and_then_what_the_rate_earned() {
+        let now = Instant::now();
+        let wait = |kept: PaceKept| {
+            let (deadline, why) = kept.deadline(now);
+            (deadline - now, matches!(why, BodyError::TooSlow(_)))
+        };
+        let secs = Duration::from_secs;
+        // No minimum: the read timeout, however long the body has been waited for.
+        assert_eq!(wait(kept(0, 0, secs(1000))), (secs(10), false));
+        // Within the first read timeout of waiting, the read timeout.
+        assert_eq!(wait(kept(100, 0, Duration::ZERO)), (secs(10), false));
+        // 8 s waited, nothing received: 2 s left of the grace.
+        assert_eq!(wait(kept(100, 0, secs(8))), (secs(2), true));
+        // 500 bytes at 100 B/s earned 5 s more.
+        assert_eq!(wait(kept(100, 500, secs(8))), (secs(7), true));
+        // Waited longer than earned: no time at all.
+        assert_eq!(wait(kept(100, 500, secs(20))), (Duration::ZERO, true));
+        // Plenty earned: the read timeout again.
+        assert_eq!(wait(kept(100, 1_000_000, secs(20))), (secs(10), false));
+    }
 
     /// Sends `request` over a real hyper HTTP/1 connection and returns what `inspect` made of
     /// the body the server received.
@@ -252,8 +356,7 @@ mod tests {
             .body(http_body_util::StreamBody::new(chunks))
             .unwrap();
         let noted = as_received(request, |incoming| async move {
-            let (mut body, activity) =
-                RequestBody::new(ClientBody::Streaming(incoming), Duration::from_secs(30));
+            let (mut body, activity) = RequestBody::new(ClientBody::Streaming(incoming), TEST_PACE);
             let activity = activity.unwrap();
             let mut noted = Vec::new();
             loop {
@@ -283,8 +386,7 @@ mod tests {
     async fn a_request_without_a_body_is_not_watched() {
         let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
         let unwatched = as_received(request, |incoming| async move {
-            let (_, activity) =
-                RequestBody::new(ClientBody::Streaming(incoming), Duration::from_secs(30));
+            let (_, activity) = RequestBody::new(ClientBody::Streaming(incoming), TEST_PACE);
             activity.is_none()
         })
         .await;

@@ -92,6 +92,12 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub body_read_timeout: Duration,
 
+    /// Bytes a second a request body must average once the worker has waited for it longer
+    /// than the body read timeout (time the upstream takes to read it does not count); a
+    /// slower client is answered 408 and its connection closed. 0: no minimum.
+    #[arg(long, env = "GATEWAY_BODY_MIN_RATE", default_value_t = 500)]
+    pub body_min_rate: u64,
+
     /// How long a client connection may have no request in flight before it is closed
     /// (HTTP/2 with GOAWAY); an idle HTTP/1 connection is also closed after the 10 s a client
     /// has for a request head.

@@ -129,6 +129,7 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
             upstream_timeout: Duration::from_secs(cli.upstream_timeout),
             keep_underscored_headers: cli.keep_underscored_headers,
             body_read_timeout: cli.body_read_timeout,
+            body_min_rate: cli.body_min_rate,
         },
     ));
     let requested = async move {

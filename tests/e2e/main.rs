@@ -22,5 +22,6 @@ mod replicas;
 mod restart;
 mod revisions;
 mod routing;
+mod slow_clients;
 mod sqlite;
 mod upstreams;

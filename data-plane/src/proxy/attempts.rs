@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::body::ProxyBody;
 use super::forwarding::readable_response_framing;
 use super::tunnel;
-use crate::body::{Activity, ClientBody, RequestBody};
+use crate::body::{Activity, BodyPace, ClientBody, RequestBody};
 use crate::error::{DisplayChain, ProxyError};
 use crate::filters::rewrite::UpstreamHost;
 use crate::retry::{Failure, RoutePolicy};
@@ -79,8 +79,8 @@ pub struct Timeouts {
     pub default: Duration,
     /// The client's own deadline (`grpc-timeout`), which wins when shorter.
     pub client: Option<Duration>,
-    /// How long the client may send nothing of its request body.
-    pub body_read: Duration,
+    /// How fast the client must send its request body.
+    pub body: BodyPace,
 }
 
 /// Whether a 101 answers the upgrade the client asked for (and the route allowed): the upstream
@@ -119,7 +119,7 @@ pub async fn forward(
         .retries
         .filter(|r| request.upgrade.is_none() && r.allows(&request.method, body.is_end_stream()));
     let tries = 1 + retries.map_or(0, |r| r.attempts);
-    let (body, activity) = RequestBody::new(body, timeouts.body_read);
+    let (body, activity) = RequestBody::new(body, timeouts.body);
     let mut body = Some(body);
     let mut tried: u64 = 0;
     let mut last_error = ProxyError::UpstreamUnavailable;

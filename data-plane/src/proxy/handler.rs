@@ -23,7 +23,7 @@ use super::forwarding::{
     remove_hop_by_hop, remove_hop_by_hop_request, set_forwarded,
 };
 use super::mirror::Mirrors;
-use crate::body::ClientBody;
+use crate::body::{BodyPace, ClientBody};
 use crate::error::ProxyError;
 use crate::filters::{Flow, RouteFilters, rewrite};
 use crate::keys::request_key;
@@ -43,6 +43,9 @@ pub struct ProxySettings {
     pub keep_underscored_headers: bool,
     /// How long a client may send nothing of its request body before it is answered 408.
     pub body_read_timeout: Duration,
+    /// Bytes a second a request body must average once it has been waited for longer than
+    /// `body_read_timeout` (0: no minimum); then 408.
+    pub body_min_rate: u64,
 }
 
 impl Default for ProxySettings {
@@ -52,6 +55,7 @@ impl Default for ProxySettings {
             upstream_timeout: Duration::from_secs(60),
             keep_underscored_headers: false,
             body_read_timeout: Duration::from_secs(30),
+            body_min_rate: 500,
         }
     }
 }
@@ -61,7 +65,7 @@ pub struct Proxy {
     trusted_proxies: Box<[IpNet]>,
     upstream_timeout: Duration,
     keep_underscored_headers: bool,
-    body_read_timeout: Duration,
+    body_pace: BodyPace,
     mirrors: Mirrors,
 }
 
@@ -79,7 +83,10 @@ impl Proxy {
             trusted_proxies: settings.trusted_proxies.into(),
             upstream_timeout: settings.upstream_timeout,
             keep_underscored_headers: settings.keep_underscored_headers,
-            body_read_timeout: settings.body_read_timeout,
+            body_pace: BodyPace {
+                read_timeout: settings.body_read_timeout,
+                min_rate: settings.body_min_rate,
+            },
             mirrors: Mirrors::default(),
         }
     }
@@ -245,7 +252,7 @@ impl Proxy {
             Timeouts {
                 default: self.upstream_timeout,
                 client: client_timeout,
-                body_read: self.body_read_timeout,
+                body: self.body_pace,
             },
         )
         .await?;
