@@ -8,6 +8,7 @@
 //!
 //! `cargo run --release -p gateway-bench` (the README's performance section shows a run).
 
+mod idle;
 mod procfs;
 mod proxies;
 mod report;
@@ -54,6 +55,13 @@ struct Cli {
     /// same rounds as this one.
     #[arg(long)]
     baseline_worker: Option<PathBuf>,
+    /// Also measure the memory each proxy holds per idle keep-alive connection, with this many
+    /// connections (one request each, then idle); 0: not measured.
+    #[arg(long, default_value_t = 0)]
+    idle_connections: usize,
+    /// Measure only idle connections (no wrk runs).
+    #[arg(long, requires = "idle_connections")]
+    idle_only: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -65,6 +73,11 @@ async fn main() -> anyhow::Result<()> {
     let load_cpu = usize::from(cli.proxy_cpu == 0);
 
     let upstream = proxies::start_upstream(dir.path(), &ports, load_cpu)?;
+    if cli.idle_only {
+        idle_report(dir.path(), &ports, &cli).await?;
+        drop(upstream);
+        return Ok(());
+    }
     let mut runners: Vec<Proxy> = vec![
         proxies::start_nginx(dir.path(), &ports, cli.proxy_cpu)?,
         proxies::start_haproxy(dir.path(), &ports, cli.proxy_cpu)?,
@@ -158,6 +171,88 @@ async fn main() -> anyhow::Result<()> {
         loaded_rss as f64 / 1024.0,
         cli.routes
     );
+    if cli.idle_connections > 0 {
+        drop(runners);
+        idle_report(dir.path(), &ports, &cli).await?;
+    }
     drop(upstream);
+    Ok(())
+}
+
+/// Bytes per idle connection for each proxy, each measured in a process of its own started
+/// for it (a process that has just carried load keeps memory that would hide the growth).
+async fn idle_report(
+    dir: &std::path::Path,
+    ports: &proxies::Ports,
+    cli: &Cli,
+) -> anyhow::Result<()> {
+    use idle::Kind;
+
+    // Long enough for every proxy to have let go of what it releases when a connection idles
+    // (the gateway: after 0.5 s), well within every proxy's idle timeout.
+    let settle = Duration::from_secs(2);
+    let cases: [(&str, Kind); 7] = [
+        ("nginx", Kind::Http1Get),
+        ("nginx", Kind::Http1Post),
+        ("haproxy", Kind::Http1Get),
+        ("haproxy", Kind::Http1Post),
+        ("gateway", Kind::Http1Get),
+        ("gateway", Kind::Http1Post),
+        ("gateway", Kind::Http2),
+    ];
+    let mut rows = Vec::new();
+    for (which, kind) in cases {
+        let proxy = match which {
+            "nginx" => proxies::start_nginx(dir, ports, cli.proxy_cpu)?,
+            "haproxy" => proxies::start_haproxy(dir, ports, cli.proxy_cpu)?,
+            _ => {
+                proxies::start_gateway(
+                    dir,
+                    ports,
+                    cli.proxy_cpu,
+                    proxies::GatewayRoutes::One,
+                    Build::Current,
+                )
+                .await?
+            }
+        };
+        let address = proxy
+            .base
+            .strip_prefix("http://")
+            .context("a proxy's address")?
+            .to_owned();
+        idle::wait_listening(&address, Duration::from_secs(30))
+            .await
+            .with_context(|| format!("{} is not listening", proxy.name))?;
+        // Warm up: the first requests set up upstream connections and caches.
+        idle::measure(&proxy, &address, kind, 10, Duration::ZERO).await?;
+        let measured = idle::measure(&proxy, &address, kind, cli.idle_connections, settle).await?;
+        eprintln!(
+            "idle {:<28} {:<26} {:>8.0} bytes per connection",
+            proxy.name,
+            kind.describe(),
+            measured.bytes_per_connection()
+        );
+        rows.push((proxy.name.clone(), kind, measured));
+    }
+    println!();
+    println!(
+        "Memory per idle connection ({} keep-alive connections, one request each, then idle {} s; \
+         growth of the proxy's resident set):",
+        cli.idle_connections,
+        settle.as_secs()
+    );
+    println!();
+    println!("| proxy | connections | RSS before | RSS idle | per connection |");
+    println!("|---|---|---|---|---|");
+    for (name, kind, measured) in rows {
+        println!(
+            "| {name} | {} | {:.1} MiB | {:.1} MiB | {:.2} KiB |",
+            kind.describe(),
+            measured.before_kib as f64 / 1024.0,
+            measured.after_kib as f64 / 1024.0,
+            measured.bytes_per_connection() / 1024.0
+        );
+    }
     Ok(())
 }

@@ -67,7 +67,7 @@ fn nginx(dir: &Path, name: &str, cpu: usize, http_block: &str) -> anyhow::Result
     std::fs::create_dir_all(prefix.join("logs"))?;
     let config = format!(
         "worker_processes 1;\ndaemon off;\nmaster_process off;\nerror_log stderr warn;\npid {prefix}/nginx.pid;\n\
-         events {{ worker_connections 4096; }}\n\
+         events {{ worker_connections 16384; }}\n\
          http {{\n  access_log off;\n  keepalive_requests 1000000;\n  client_body_temp_path {prefix};\n  proxy_temp_path {prefix};\n  fastcgi_temp_path {prefix};\n  uwsgi_temp_path {prefix};\n  scgi_temp_path {prefix};\n{http_block}\n}}\n",
         prefix = prefix.display()
     );
@@ -133,7 +133,7 @@ pub fn start_nginx(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Prox
 
 pub fn start_haproxy(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Proxy> {
     let config = format!(
-        "global\n  nbthread 1\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n  http-reuse always\nfrontend bench\n  bind 127.0.0.1:{}\n{FORWARDED_HAPROXY}  default_backend upstream\nbackend upstream\n  server s1 127.0.0.1:{}\n",
+        "global\n  nbthread 1\n  maxconn 8192\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n  http-reuse always\nfrontend bench\n  bind 127.0.0.1:{}\n{FORWARDED_HAPROXY}  default_backend upstream\nbackend upstream\n  server s1 127.0.0.1:{}\n",
         ports.haproxy, ports.upstream
     );
     let file = write(dir, "haproxy.cfg", &config)?;

@@ -98,9 +98,9 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_BODY_MIN_RATE", default_value_t = 500)]
     pub body_min_rate: u64,
 
-    /// How long a client connection may have no request in flight before it is closed
-    /// (HTTP/2 with GOAWAY); an idle HTTP/1 connection is also closed after the 10 s a client
-    /// has for a request head.
+    /// How long a kept-alive client connection may have no request in flight before it is
+    /// closed (HTTP/2 with GOAWAY). A new connection has the 10 s head timeout to start its
+    /// first request; the head timeout runs from a head's first byte.
     #[arg(long, env = "GATEWAY_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 

@@ -992,3 +992,58 @@ async fn head_limit_is_alike(size: usize, count: usize, expected: &str) {
         }
     }
 }
+
+#[tokio::test]
+async fn a_kept_alive_connection_outlives_the_head_timeout_until_the_idle_timeout() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let upstream = start_upstream().await;
+    for http1_fast_path in [true, false] {
+        let settings = ListenerSettings {
+            http1_fast_path,
+            header_read_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_secs(3),
+            ..ListenerSettings::default()
+        };
+        let proxy = start_proxy_with(
+            Some(config(upstream, dead_address().await, "/api")),
+            settings,
+        )
+        .await;
+        for (shape, request) in [
+            (
+                "without a body",
+                &b"GET /api/x HTTP/1.1\r\nhost: a.test\r\n\r\n"[..],
+            ),
+            (
+                "with a body",
+                &b"POST /api/x HTTP/1.1\r\nhost: a.test\r\ncontent-length: 2\r\n\r\nhi"[..],
+            ),
+        ] {
+            let what = format!("{shape}, fast path {http1_fast_path}");
+            let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+            let mut answer = [0u8; 4096];
+            for _ in 0..2 {
+                stream.write_all(request).await.unwrap();
+                let read = stream.read(&mut answer).await.unwrap();
+                assert_eq!(
+                    status_of(&String::from_utf8_lossy(&answer[..read])),
+                    "200",
+                    "{what}"
+                );
+                // Idle for more than the head timeout (and the time buffers are kept).
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let idle_since = Instant::now();
+            let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut answer))
+                .await
+                .expect("closed at the idle timeout");
+            assert!(matches!(read, Ok(0) | Err(_)), "{what}: {read:?}");
+            assert!(
+                idle_since.elapsed() >= Duration::from_millis(1500),
+                "{what}: closed before the idle timeout"
+            );
+        }
+    }
+}

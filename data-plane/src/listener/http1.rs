@@ -20,7 +20,7 @@ use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use gateway_http1::body::{chunk_end, chunk_header, last_chunk};
 use gateway_http1::fields::FieldSpan;
@@ -28,13 +28,13 @@ use gateway_http1::{Framing, Parsed, encode_response_head, parse_request};
 use http::{HeaderMap, Request};
 
 use super::activity::{ConnectionActivity, closable};
+use super::idle::RELEASE_AFTER;
 use super::rewind::Rewind;
 use super::settings::ListenerSettings;
 use crate::body::ClientBody;
 use crate::proxy::{Peer, Proxy};
 
-/// Read buffer to start with, and the least free room before a read.
-const READ_CHUNK: usize = 8 * 1024;
+/// The least free room in the read buffer before a read.
 const MIN_READ_ROOM: usize = 1024;
 /// Body data up to this size is copied behind the head (or the previous data) so that both go
 /// out in one write; larger pieces are written on their own.
@@ -45,6 +45,20 @@ pub enum Ended<S> {
     Closed,
     /// hyper serves the rest of the connection, starting with the bytes read so far.
     HandOff(Rewind<S>),
+    /// No request came for [`RELEASE_AFTER`]: the connection is idle, and what served it has
+    /// been let go.
+    Idle(S),
+}
+
+/// What the connection's timer waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// Nothing yet.
+    None,
+    /// The next request, with the buffers held.
+    Request,
+    /// The rest of a head whose first bytes have come.
+    Head,
 }
 
 /// Why a response could not be written whole; the connection is given up either way.
@@ -61,35 +75,47 @@ impl From<io::Error> for WriteError {
     }
 }
 
+/// What serving a connection's requests uses and does not own.
+pub struct Shared<'a> {
+    pub proxy: &'a Proxy,
+    pub peer: &'a Peer,
+    pub activity: &'a Arc<ConnectionActivity>,
+    pub settings: &'a ListenerSettings,
+}
+
 /// The listener's drain, as a connection sees it.
 pub struct Drain<'a> {
-    /// Turns true when the drain begins; waited on while the connection is idle.
+    /// Turns true when the drain begins; waited on while the connection waits for a request.
     pub signal: &'a mut watch::Receiver<bool>,
     /// The same, read once per response.
     pub started: &'a AtomicBool,
 }
 
-/// Serves the connection's requests while they have no body.
+/// Serves the connection's requests while they have no body, starting with the bytes in
+/// `read`.
 pub async fn serve<S>(
     mut stream: S,
-    proxy: &Proxy,
-    peer: &Peer,
-    activity: &Arc<ConnectionActivity>,
+    mut read: BytesMut,
+    mut deadline: Pin<&mut Sleep>,
+    shared: Shared<'_>,
     drain: Drain<'_>,
-    settings: &ListenerSettings,
 ) -> Ended<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut read = BytesMut::with_capacity(READ_CHUNK);
+    let Shared {
+        proxy,
+        peer,
+        activity,
+        settings,
+    } = shared;
     let mut write: Vec<u8> = Vec::with_capacity(1024);
     let mut spans: Vec<FieldSpan> = Vec::new();
-    // One timer for the connection, moved to a new deadline whenever the listener starts
-    // waiting for a head, rather than one created per request.
-    let header_deadline = tokio::time::sleep(settings.header_read_timeout);
-    tokio::pin!(header_deadline);
+    // The connection's one timer (see `serve_connection`), moved to a new deadline whenever the
+    // listener starts waiting for the next request or for the rest of a head.
+    let release_after = RELEASE_AFTER.min(settings.idle_timeout);
     loop {
-        let mut deadline_set = false;
+        let mut waiting = Waiting::None;
         let head = loop {
             if !read.is_empty() {
                 match parse_within(&mut read, &mut spans, settings) {
@@ -105,12 +131,17 @@ where
                         return Ended::HandOff(Rewind::new(read.freeze(), stream));
                     }
                 }
-            }
-            if !deadline_set {
-                header_deadline
-                    .as_mut()
-                    .reset(Instant::now() + settings.header_read_timeout);
-                deadline_set = true;
+                // The head timeout runs from a head's first bytes; one that came whole needed
+                // no timer at all.
+                if waiting != Waiting::Head {
+                    deadline
+                        .as_mut()
+                        .reset(Instant::now() + settings.header_read_timeout);
+                    waiting = Waiting::Head;
+                }
+            } else if waiting == Waiting::None {
+                deadline.as_mut().reset(Instant::now() + release_after);
+                waiting = Waiting::Request;
             }
             read.reserve(MIN_READ_ROOM);
             let idle = read.is_empty();
@@ -120,7 +151,9 @@ where
                     Ok(0) | Err(_) => return Ended::Closed,
                     Ok(_) => {}
                 },
-                () = &mut header_deadline => return Ended::Closed,
+                () = deadline.as_mut() => {
+                    return if idle { Ended::Idle(stream) } else { Ended::Closed };
+                }
                 () = closable(drain.signal, activity, settings.drain_idle_grace), if idle => {
                     return Ended::Closed;
                 }

@@ -9,10 +9,13 @@
 //! request it leaves to hyper (a body, an upgrade, HTTP/2, a malformed head) hands the whole
 //! connection over, with what was read of it put back in front ([`rewind`]). A connection is
 //! served the same way whatever carries it (plain TCP now, TLS alike), and with
-//! `http1_fast_path` off hyper serves every request.
+//! `http1_fast_path` off hyper serves every request. Between requests an HTTP/1 connection the
+//! listener serves lets go of its buffers and request state ([`idle`]); the head timeout runs
+//! from a head's first byte, the idle timeout between requests.
 
 pub mod activity;
 pub mod http1;
+pub mod idle;
 pub mod rewind;
 pub mod settings;
 
@@ -27,7 +30,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -155,8 +157,12 @@ pub async fn serve(
 
 /// Serves one client connection until it ends: by the listener's own HTTP/1 code while its
 /// requests have no body, then by hyper. `draining` is held until the connection ends.
+///
+/// While the connection waits for a request this future holds only the connection and a few
+/// shared handles ([`idle`]); serving requests (and hyper's whole connection) lives in
+/// allocations of its own, made when bytes arrive.
 async fn serve_connection<S>(
-    stream: S,
+    mut stream: S,
     remote: SocketAddr,
     shared: Arc<Shared>,
     mut draining: watch::Receiver<bool>,
@@ -165,27 +171,70 @@ async fn serve_connection<S>(
 {
     let activity = Arc::new(ConnectionActivity::new(Instant::now()));
     let peer = Arc::new(shared.proxy.peer(remote));
-    let stream = if shared.settings.http1_fast_path {
+    let settings = &shared.settings;
+    // A new connection has the head timeout to start its first request; one kept open between
+    // requests has the idle timeout, the first moments of which it spent holding its buffers.
+    let mut wait = settings.header_read_timeout;
+    // One timer for the connection's life, moved rather than made anew for every wait.
+    let deadline = tokio::time::sleep(wait);
+    tokio::pin!(deadline);
+    let handed_off = loop {
+        deadline.as_mut().reset(Instant::now() + wait);
+        let first = tokio::select! {
+            biased;
+            first = idle::first_bytes(&mut stream) => first,
+            () = deadline.as_mut() => return,
+            () = closable(&mut draining, &activity, settings.drain_idle_grace) => return,
+        };
+        let read = match first {
+            Ok(read) if !read.is_empty() => read,
+            _ => return,
+        };
+        if !settings.http1_fast_path {
+            break Rewind::new(read.freeze(), stream);
+        }
         let drain = http1::Drain {
             signal: &mut draining,
             started: &shared.drain_started,
         };
-        let ended = http1::serve(
+        let serving = http1::serve(
             stream,
-            &shared.proxy,
-            &peer,
-            &activity,
+            read,
+            deadline.as_mut(),
+            http1::Shared {
+                proxy: &shared.proxy,
+                peer: &peer,
+                activity: &activity,
+                settings,
+            },
             drain,
-            &shared.settings,
-        )
-        .await;
-        match ended {
+        );
+        match Box::pin(serving).await {
             http1::Ended::Closed => return,
-            http1::Ended::HandOff(stream) => stream,
+            http1::Ended::HandOff(stream) => break stream,
+            http1::Ended::Idle(idle) => {
+                stream = idle;
+                wait = settings.idle_timeout.saturating_sub(idle::RELEASE_AFTER);
+            }
         }
-    } else {
-        Rewind::new(Bytes::new(), stream)
     };
+    Box::pin(serve_with_hyper(
+        handed_off, remote, &shared, draining, activity, peer,
+    ))
+    .await;
+}
+
+/// Serves the rest of a connection with hyper, starting with the bytes already read from it.
+async fn serve_with_hyper<S>(
+    stream: Rewind<S>,
+    remote: SocketAddr,
+    shared: &Shared,
+    mut draining: watch::Receiver<bool>,
+    activity: Arc<ConnectionActivity>,
+    peer: Arc<crate::proxy::Peer>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let tracked = activity.clone();
     let proxy = shared.proxy.clone();
     let max_requests = shared.settings.max_requests_per_connection;
@@ -247,4 +296,43 @@ fn server_builder(settings: &ListenerSettings) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
     builder
+}
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// What a connection holds while it waits for a request is, for the most part, the future
+    /// serving it: the state of serving a request must not be part of it.
+    #[tokio::test]
+    async fn a_waiting_connection_holds_a_small_future() {
+        let state = Arc::new(crate::served::State::new(crate::served::NodeIdentity {
+            id: "test".into(),
+            group: "default".into(),
+        }));
+        let proxy = Arc::new(Proxy::new(state, crate::proxy::ProxySettings::default()));
+        let settings = ListenerSettings::default();
+        let shared = Arc::new(Shared {
+            proxy: proxy.clone(),
+            builder: server_builder(&settings),
+            settings,
+            drain_started: AtomicBool::new(false),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (_drain, draining) = watch::channel(false);
+        let connection = serve_connection(stream, addr, shared, draining);
+        let held = std::mem::size_of_val(&connection);
+        assert!(
+            held <= 1024,
+            "a waiting connection's future is {held} bytes"
+        );
+        let peer = proxy.peer(addr);
+        let request = proxy.handle(Request::new(ClientBody::Empty), &peer);
+        assert!(
+            std::mem::size_of_val(&request) > 4 * held,
+            "the test would not notice a request's state in the connection's future"
+        );
+    }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 /// Limits of the client side of the proxy.
 #[derive(Debug, Clone)]
 pub struct ListenerSettings {
-    /// Time a client has to send a complete HTTP/1 request head.
+    /// Time a client has to send a complete HTTP/1 request head, from its first byte (and a new
+    /// connection to start its first request).
     pub header_read_timeout: Duration,
     /// Largest request head accepted (bytes).
     pub max_header_bytes: usize,
@@ -21,7 +22,7 @@ pub struct ListenerSettings {
     /// serves every request.
     pub http1_fast_path: bool,
     /// How long a connection may have no request in flight before it is closed (HTTP/2 with
-    /// GOAWAY); HTTP/1 connections also close when `header_read_timeout` passes idle.
+    /// GOAWAY). A new connection has `header_read_timeout` for its first request.
     pub idle_timeout: Duration,
     /// Requests served on one client connection before it is closed (HTTP/1 with
     /// `Connection: close` on the last response, HTTP/2 with GOAWAY); 0: no limit.

@@ -220,8 +220,10 @@ where
         debug_assert!(self.can_read_head());
         trace!("Conn::read_head");
 
+        // The head timer starts with the head's first byte: a kept-alive connection waiting for
+        // its next request is idle, which is for the server's idle timeout to end, not this one.
         #[cfg(feature = "server")]
-        if !self.state.h1_header_read_timeout_running {
+        if !self.state.h1_header_read_timeout_running && !self.io.read_buf().is_empty() {
             if let Some(h1_header_read_timeout) = self.state.h1_header_read_timeout {
                 let deadline = self.state.timer.now() + h1_header_read_timeout;
                 self.state.h1_header_read_timeout_running = true;
@@ -258,6 +260,22 @@ where
             Poll::Ready(Ok(msg)) => msg,
             Poll::Ready(Err(e)) => return self.on_read_head_error(e),
             Poll::Pending => {
+                #[cfg(feature = "server")]
+                if !self.state.h1_header_read_timeout_running && !self.io.read_buf().is_empty() {
+                    if let Some(h1_header_read_timeout) = self.state.h1_header_read_timeout {
+                        let deadline = self.state.timer.now() + h1_header_read_timeout;
+                        self.state.h1_header_read_timeout_running = true;
+                        match &mut self.state.h1_header_read_timeout_fut {
+                            Some(h1_header_read_timeout_fut) => {
+                                self.state.timer.reset(h1_header_read_timeout_fut, deadline);
+                            }
+                            None => {
+                                self.state.h1_header_read_timeout_fut =
+                                    Some(self.state.timer.sleep_until(deadline));
+                            }
+                        }
+                    }
+                }
                 #[cfg(feature = "server")]
                 if self.state.h1_header_read_timeout_running {
                     if let Some(h1_header_read_timeout_fut) =

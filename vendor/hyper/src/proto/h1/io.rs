@@ -221,10 +221,41 @@ where
                     self.partial_len = None;
                 }
             }
-            if ready!(self.poll_read_from_io(cx)).map_err(crate::Error::new_io)? == 0 {
+            if ready!(self.poll_read_head_from_io(cx)).map_err(crate::Error::new_io)? == 0 {
                 trace!("parse eof");
                 return Poll::Ready(Err(crate::Error::new_incomplete()));
             }
+        }
+    }
+
+    /// Reads for a head. With nothing buffered (a connection waiting for its next message),
+    /// the read lands on the stack and the buffer is only allocated once bytes arrive, and it
+    /// is let go while nothing comes: an idle connection holds no read buffer.
+    fn poll_read_head_from_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if !self.read_buf.is_empty() {
+            return self.poll_read_from_io(cx);
+        }
+        self.read_blocked = false;
+        let mut landing = [std::mem::MaybeUninit::<u8>::uninit(); INIT_BUFFER_SIZE];
+        let mut buf = ReadBuf::uninit(&mut landing);
+        match Pin::new(&mut self.io).poll_read(cx, buf.unfilled()) {
+            Poll::Ready(Ok(())) => {
+                let filled = buf.filled();
+                let n = filled.len();
+                trace!("received {} bytes", n);
+                if self.read_buf.capacity() < INIT_BUFFER_SIZE {
+                    self.read_buf = BytesMut::with_capacity(INIT_BUFFER_SIZE);
+                }
+                self.read_buf.extend_from_slice(filled);
+                self.read_buf_strategy.record(n);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                self.read_blocked = true;
+                self.read_buf = BytesMut::new();
+                Poll::Pending
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         }
     }
 
@@ -535,7 +566,8 @@ pub(super) struct WriteBuf<B> {
 impl<B: Buf> WriteBuf<B> {
     fn new(strategy: WriteStrategy) -> WriteBuf<B> {
         WriteBuf {
-            headers: Cursor::new(Vec::with_capacity(INIT_BUFFER_SIZE)),
+            // Grown to what the heads written need, not held at a size no head may reach.
+            headers: Cursor::new(Vec::new()),
             max_buf_size: DEFAULT_MAX_BUFFER_SIZE,
             queue: BufList::new(),
             strategy,
