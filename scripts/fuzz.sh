@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Fuzzes gateway-http1 (the worker's sans-IO HTTP/1 codec) with libFuzzer on the stable
-# toolchain: builds http1/fuzz with sanitizer-coverage instrumentation into target/fuzz, then
-# runs each target for the given seconds (default 10) from its committed seed corpus. Fails on
-# any crash (a panic, so any failed assertion), timeout (10 s for one input) or running out of
-# memory; the input that caused it is kept in target/fuzz/artifacts/<target>/.
+# Fuzzes the worker with libFuzzer on the stable toolchain: gateway-http1 (its sans-IO HTTP/1
+# codec: http1/fuzz) and the whole request path (raw bytes from a client socket through the
+# listener, the proxy and the route table to a recording upstream: data-plane/fuzz). Builds
+# each fuzz crate with sanitizer-coverage instrumentation into target/fuzz, then runs each
+# target for the given seconds (default 10) from its committed seed corpus. Fails on any crash
+# (a panic, so any failed assertion), timeout (10 s for one input) or running out of memory;
+# the input that caused it is kept in target/fuzz/artifacts/<target>/.
 #
 #   scripts/fuzz.sh [seconds-per-target]
 #
@@ -21,7 +23,6 @@ if ! command -v c++ >/dev/null && ! command -v g++ >/dev/null; then
   sudo_or_root apt-get update -qq
   sudo_or_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null
 fi
-fuzz=http1/fuzz
 target_dir="$PWD/target/fuzz"
 host="$(rustc -vV | sed -n 's/^host: //p')"
 
@@ -35,12 +36,17 @@ export RUSTFLAGS="-Cpasses=sancov-module \
 -Cllvm-args=-sanitizer-coverage-trace-compares \
 --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
 
-cargo build --manifest-path "$fuzz/Cargo.toml" --locked --release \
-    --target "$host" --target-dir "$target_dir" --bins
+for fuzz in http1/fuzz data-plane/fuzz; do
+    cargo build --manifest-path "$fuzz/Cargo.toml" --locked --release \
+        --target "$host" --target-dir "$target_dir" --bins
+done
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
-for target in request_head response_head body; do
+for entry in http1/fuzz:request_head http1/fuzz:response_head http1/fuzz:body \
+    data-plane/fuzz:request_path; do
+    fuzz="${entry%%:*}"
+    target="${entry#*:}"
     mkdir -p "$scratch/$target" "$target_dir/artifacts/$target"
     cp "$fuzz/corpus/$target/"* "$scratch/$target/"
     echo "== $target: ${seconds}s"
@@ -52,7 +58,7 @@ for target in request_head response_head body; do
         -max_len=8192 \
         -timeout=10 \
         -rss_limit_mb=2048 \
-        -dict="$fuzz/http.dict" \
+        -dict=http1/fuzz/http.dict \
         -use_value_profile=1 \
         -print_final_stats=1 \
         -artifact_prefix="$target_dir/artifacts/$target/" \

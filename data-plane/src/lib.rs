@@ -17,13 +17,14 @@
 //! - `served`: the served config, compiled with what it carries over from the revision before;
 //! - `proxy`: the request path's orchestration, forwarding rules, retries, tunnels, mirrors;
 //! - `listener`: accepting connections and serving HTTP/1 and HTTP/2 on them;
-//! - `sync`, `status`, `drain`, `run` and `cli`: the lifecycle, the only code that knows every
-//!   layer.
+//! - `sync`, `status`, `drain`, `run`, `cli` and `front_door` (the listener and proxy on their
+//!   own, for harnesses): the lifecycle, the only code that knows every layer.
 
 mod balance;
 mod body;
 mod error;
 mod filters;
+mod front_door;
 mod keys;
 mod listener;
 mod observe;
@@ -41,6 +42,9 @@ pub mod run;
 
 pub use cli::Cli;
 pub use run::{Exit, RunError, run};
+
+// For harnesses that drive the request path with raw bytes (the request-path fuzz target).
+pub use front_door::{FrontDoorError, FrontDoorSettings, start_front_door};
 
 // For the benchmarks.
 pub use routing::{RequestInfo, RouteTable};

@@ -41,7 +41,8 @@ pub struct LayerTable {
     pub statics_from_rank: u8,
 }
 
-/// The rank of the lifecycle: `sync`, `status`, `drain`, `run`, `cli` and the crate roots.
+/// The rank of the lifecycle: `sync`, `status`, `drain`, `run`, `cli`, `front_door` and the
+/// crate roots.
 pub const LIFECYCLE: u8 = 6;
 
 /// The data plane, bottom to top.
@@ -87,7 +88,7 @@ pub const DATA_PLANE: LayerTable = LayerTable {
         Layer {
             rank: LIFECYCLE,
             name: "lifecycle",
-            modules: &["sync", "status", "drain", "run", "cli"],
+            modules: &["sync", "status", "drain", "run", "cli", "front_door"],
             same_rank_imports: true,
         },
     ],
