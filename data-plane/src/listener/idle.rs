@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 /// held: a client sending requests back to back (a page's resources, an API client in a loop)
 /// never pays for them again, and a connection kept open between a user's clicks holds almost
 /// nothing.
-pub const RELEASE_AFTER: Duration = Duration::from_millis(20);
+pub const RELEASE_AFTER: Duration = Duration::from_millis(10);
 
 /// Room for the first read of a request (the whole head, almost always), on the stack.
 const LANDING: usize = 8 * 1024;
