@@ -218,10 +218,8 @@ pub async fn get(
     let name = token_name(path)?;
     let row = state
         .tokens
-        .list()
+        .get(&name)
         .await?
-        .into_iter()
-        .find(|row| row.name == name)
         .ok_or_else(|| ApiError::not_found(format!("token `{name}` does not exist")))?;
     Ok(Json(item_of(row, now_ms())?))
 }

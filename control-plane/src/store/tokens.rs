@@ -68,6 +68,18 @@ impl Store {
         rows.iter().map(token_of).collect()
     }
 
+    /// The token named `name`.
+    pub async fn token_by_name(&self, name: &str) -> Result<Option<TokenRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, role, secret_sha256, created_at, expires_at, created_by \
+             FROM admin_tokens WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_of).transpose()
+    }
+
     /// The token whose secret hashes to `secret_sha256`.
     pub async fn token_by_hash(&self, secret_sha256: &str) -> Result<Option<TokenRow>, StoreError> {
         let row = sqlx::query(

@@ -231,6 +231,11 @@ impl Tokens {
         self.inner.store.list_tokens().await
     }
 
+    /// The token named `name`, if there is one.
+    pub async fn get(&self, name: &str) -> Result<Option<TokenRow>, StoreError> {
+        self.inner.store.token_by_name(name).await
+    }
+
     async fn refresh_after_change(&self) {
         if let Err(error) = self.refresh().await {
             tracing::warn!(%error, "cannot reread the admin tokens after a change");
