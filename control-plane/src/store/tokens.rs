@@ -70,25 +70,34 @@ impl Store {
 
     /// The token named `name`.
     pub async fn token_by_name(&self, name: &str) -> Result<Option<TokenRow>, StoreError> {
-        let row = sqlx::query(
+        self.one_token(
             "SELECT name, role, secret_sha256, created_at, expires_at, created_by \
              FROM admin_tokens WHERE name = $1",
+            name,
         )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(token_of).transpose()
+        .await
     }
 
     /// The token whose secret hashes to `secret_sha256`.
     pub async fn token_by_hash(&self, secret_sha256: &str) -> Result<Option<TokenRow>, StoreError> {
-        let row = sqlx::query(
+        self.one_token(
             "SELECT name, role, secret_sha256, created_at, expires_at, created_by \
              FROM admin_tokens WHERE secret_sha256 = $1",
+            secret_sha256,
         )
-        .bind(secret_sha256)
-        .fetch_optional(&self.pool)
-        .await?;
+        .await
+    }
+
+    /// The token `query` finds by `value` in one of the table's unique columns.
+    async fn one_token(
+        &self,
+        query: &'static str,
+        value: &str,
+    ) -> Result<Option<TokenRow>, StoreError> {
+        let row = sqlx::query(query)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(token_of).transpose()
     }
 
