@@ -114,20 +114,24 @@ async fn trickling_heads_and_bodies_hold_nothing_and_other_clients_are_served() 
             }
         }
 
+        // Every trickler is closed by the worker (without the limits a trickled body would be
+        // held for ever, and the test would give up). A 408 written just before the close can
+        // be lost to the reset a byte sent meanwhile provokes, so only some must be seen.
+        let mut answered_408 = 0;
         for (kind, trickler) in tricklers {
             let ended = trickler.await.expect("trickler");
-            match kind {
-                "head" => assert!(
-                    matches!(&ended, Ended::Closed) || ended == Ended::Answered("408".into()),
-                    "a trickled head, fast path {fast_path}: {ended:?}"
-                ),
-                _ => assert_eq!(
-                    ended,
-                    Ended::Answered("408".into()),
-                    "a trickled body, fast path {fast_path}"
-                ),
+            assert!(
+                matches!(&ended, Ended::Closed) || ended == Ended::Answered("408".into()),
+                "a trickled {kind}, fast path {fast_path}: {ended:?}"
+            );
+            if kind == "body" && ended != Ended::Closed {
+                answered_408 += 1;
             }
         }
+        assert!(
+            answered_408 > 0,
+            "no trickled body was answered 408, fast path {fast_path}"
+        );
         // Still up and serving.
         let mut after = KeptConnection::open(proxy).await;
         let reply = after.get("/api/after").await.expect("after");
