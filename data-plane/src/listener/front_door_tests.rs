@@ -1049,3 +1049,108 @@ async fn a_kept_alive_connection_outlives_the_head_timeout_until_the_idle_timeou
         }
     }
 }
+
+const EARLY_HINTS: &str = "HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\nconnection: x-hop\r\nx-hop: 1\r\n\r\n";
+
+/// An upstream that answers each request with 103 Early Hints at once and its final answer only
+/// when the test says so.
+async fn hinting_upstream() -> (SocketAddr, tokio::sync::mpsc::UnboundedSender<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (go, mut went) = tokio::sync::mpsc::unbounded_channel::<()>();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buffer = Vec::new();
+        while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut chunk = [0u8; 1024];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the request came whole");
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+        stream.write_all(EARLY_HINTS.as_bytes()).await.unwrap();
+        went.recv().await;
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        stream.write_all(answer).await.unwrap();
+        // Kept open, as a kept-alive upstream connection is.
+        let _ = stream.read(&mut [0u8; 1]).await;
+    });
+    (addr, go)
+}
+
+#[tokio::test]
+async fn early_hints_reach_an_http11_client_before_the_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (upstream, go) = hinting_upstream().await;
+    let proxy = proxy_to(upstream).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /api/page HTTP/1.1\r\nhost: a.test\r\n\r\n")
+        .await
+        .unwrap();
+    // The hint arrives while the upstream still holds its answer back.
+    let mut received = Vec::new();
+    while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("the hint is passed on before the answer")
+            .unwrap();
+        assert!(n > 0);
+        received.extend_from_slice(&chunk[..n]);
+    }
+    let hint = String::from_utf8_lossy(&received).into_owned();
+    assert!(hint.starts_with("HTTP/1.1 103 Early Hints\r\n"), "{hint}");
+    assert!(
+        hint.contains("link: </style.css>; rel=preload\r\n"),
+        "{hint}"
+    );
+    assert!(
+        !hint.contains("x-hop") && !hint.contains("connection"),
+        "{hint}"
+    );
+    assert!(!hint.contains("200 OK"), "{hint}");
+    go.send(()).unwrap();
+    let mut rest = vec![0u8; 1024];
+    let n = stream.read(&mut rest).await.unwrap();
+    let answer = String::from_utf8_lossy(&rest[..n]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+}
+
+#[tokio::test]
+async fn early_hints_go_only_where_they_can() {
+    let upstream = scripted_upstream(
+        Box::leak(
+            format!("{EARLY_HINTS}HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").into_boxed_str(),
+        )
+        .as_bytes(),
+    )
+    .await;
+    let get = b"GET /api/x HTTP/1.1\r\nhost: a.test\r\nconnection: close\r\n\r\n";
+    let get_10 = b"GET /api/x HTTP/1.0\r\nhost: a.test\r\n\r\n";
+    let post =
+        b"POST /api/x HTTP/1.1\r\nhost: a.test\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi";
+    for (server, proxy) in both_servers(upstream).await {
+        for (what, request, hinted) in [
+            (
+                "HTTP/1.1 without a body",
+                &get[..],
+                server == "fast path on",
+            ),
+            // HTTP/1.0 clients never get a 1xx (RFC 9110 §15.2); hyper serves requests with a
+            // body, and passes no informational response on.
+            ("HTTP/1.0", &get_10[..], false),
+            ("HTTP/1.1 with a body", &post[..], false),
+        ] {
+            let response = conversation(&proxy, request).await;
+            let statuses: Vec<&str> = response
+                .match_indices("HTTP/1.")
+                .map(|(at, _)| &response[at + 9..at + 12])
+                .collect();
+            let expected: &[&str] = if hinted { &["103", "200"] } else { &["200"] };
+            assert_eq!(statuses, expected, "{what}, {server}:\n{response}");
+        }
+    }
+}

@@ -23,15 +23,16 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
 use gateway_http1::body::{chunk_end, chunk_header, last_chunk};
-use gateway_http1::fields::FieldSpan;
+use gateway_http1::fields::{FieldSpan, push_field};
 use gateway_http1::{Framing, Parsed, encode_response_head, parse_request};
-use http::{HeaderMap, Request};
+use http::{HeaderMap, Request, Version};
 
 use super::activity::{ConnectionActivity, closable};
 use super::idle::RELEASE_AFTER;
 use super::rewind::Rewind;
 use super::settings::ListenerSettings;
 use crate::body::ClientBody;
+use crate::proxy::forwarding::remove_hop_by_hop;
 use crate::proxy::{Peer, Proxy};
 
 /// The least free room in the read buffer before a read.
@@ -111,6 +112,8 @@ where
     } = shared;
     let mut write: Vec<u8> = Vec::with_capacity(1024);
     let mut spans: Vec<FieldSpan> = Vec::new();
+    // The upstream's informational responses, on their way to the client.
+    let (interim_tx, mut interim_rx) = tokio::sync::mpsc::unbounded_channel();
     // The connection's one timer (see `serve_connection`), moved to a new deadline whenever the
     // listener starts waiting for the next request or for the rest of a head.
     let release_after = RELEASE_AFTER.min(settings.idle_timeout);
@@ -165,17 +168,38 @@ where
         let accepts_trailers = head.accepts_trailers;
         let in_flight = activity.request_started(version);
         let request = Request::from_parts(head.parts, ClientBody::Empty);
+        // Informational responses go to HTTP/1.1 clients only (RFC 9110 §15.2).
+        let interim = (version == Version::HTTP_11).then_some(&interim_tx);
         let response = {
-            let handled = proxy.handle(request, peer);
+            let handled = proxy.handle_with_interim(request, peer, interim);
             tokio::pin!(handled);
-            tokio::select! {
-                biased;
-                response = &mut handled => response,
-                () = client_gone(&mut stream, &mut read, settings.max_header_bytes) => {
-                    return Ended::Closed;
+            loop {
+                tokio::select! {
+                    biased;
+                    response = &mut handled => break response,
+                    Some(parts) = interim_rx.recv() => {
+                        encode_interim(&mut write, parts);
+                        if stream.write_all(&write).await.is_err() {
+                            return Ended::Closed;
+                        }
+                        write.clear();
+                    }
+                    () = client_gone(&mut stream, &mut read, settings.max_header_bytes) => {
+                        return Ended::Closed;
+                    }
                 }
             }
         };
+        // Those that came with the answer go out before it.
+        while let Ok(parts) = interim_rx.try_recv() {
+            encode_interim(&mut write, parts);
+        }
+        if !write.is_empty() {
+            if stream.write_all(&write).await.is_err() {
+                return Ended::Closed;
+            }
+            write.clear();
+        }
         let (parts, body) = response.into_parts();
         let close = !head.keep_alive
             || drain.started.load(Ordering::Relaxed)
@@ -209,6 +233,22 @@ where
             return Ended::Closed;
         }
     }
+}
+
+/// Appends an informational response head as HTTP/1.1 writes it, without the upstream's
+/// hop-by-hop fields (those `Connection` names included) and without a framing it does not have.
+fn encode_interim(out: &mut Vec<u8>, mut parts: http::response::Parts) {
+    remove_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        push_field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Parses the request head at the start of `read`, looking at no more than the head limit: a

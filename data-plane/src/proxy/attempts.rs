@@ -31,6 +31,7 @@ use crate::retry::{Failure, RoutePolicy};
 use crate::upstream::body::UpstreamBody;
 use crate::upstream::connector::ConnectError;
 use crate::upstream::error::SendError;
+use crate::upstream::exchange::Interim;
 use crate::upstream::in_flight::InFlight;
 use crate::upstream::transport::Answer;
 use crate::upstream::{Choice, UpstreamRuntime};
@@ -107,6 +108,7 @@ pub async fn forward(
     key: Option<u64>,
     policy: Option<RoutePolicy>,
     timeouts: Timeouts,
+    interim: Option<&Interim>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let policy = policy.unwrap_or_default();
     let timeout = policy.timeout.unwrap_or(timeouts.default);
@@ -171,7 +173,9 @@ pub async fn forward(
         let try_deadline = retries
             .and_then(|r| r.per_try_timeout)
             .map_or(deadline, |t| (Instant::now() + t).min(deadline));
-        let answer = upstream.transport.send(index, &target.authority, outgoing);
+        let answer = upstream
+            .transport
+            .send(index, &target.authority, outgoing, interim);
         let failure = match wait_for_answer(answer, try_deadline, timeout, activity.as_deref())
             .await
         {

@@ -30,6 +30,7 @@ use crate::keys::request_key;
 use crate::observe::metrics::Outcome;
 use crate::routing::RequestInfo;
 use crate::served::State;
+use crate::upstream::exchange::Interim;
 
 const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
 
@@ -102,9 +103,20 @@ impl Proxy {
     /// Answers one request: the upstream's response, or the proxy's own error (JSON, or a gRPC
     /// status for a gRPC client).
     pub async fn handle(&self, request: Request<ClientBody>, peer: &Peer) -> Response<ProxyBody> {
+        self.handle_with_interim(request, peer, None).await
+    }
+
+    /// As [`Proxy::handle`], passing the upstream's informational (1xx) responses to `interim`
+    /// as they come, for a server that can send them on before the answer.
+    pub async fn handle_with_interim(
+        &self,
+        request: Request<ClientBody>,
+        peer: &Peer,
+        interim: Option<&Interim>,
+    ) -> Response<ProxyBody> {
         let version = request.version();
         let grpc = is_grpc(request.headers());
-        match self.forward(request, peer).await {
+        match self.forward(request, peer, interim).await {
             Ok(response) => {
                 self.state.metrics().request(Outcome::Ok);
                 response
@@ -132,6 +144,7 @@ impl Proxy {
         &self,
         mut request: Request<ClientBody>,
         peer: &Peer,
+        interim: Option<&Interim>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         check_framing(request.headers())?;
         check_target(request.method(), request.uri())?;
@@ -254,6 +267,7 @@ impl Proxy {
                 client: client_timeout,
                 body: self.body_pace,
             },
+            interim,
         )
         .await?;
         let (mut parts, body) = response.into_parts();

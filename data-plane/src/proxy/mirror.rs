@@ -85,7 +85,7 @@ impl Mirrors {
                 let target = &upstream.targets()[index];
                 let answer = match upstream
                     .transport
-                    .send(index, &target.authority, request)
+                    .send(index, &target.authority, request, None)
                     .await
                 {
                     Ok(answer) => answer,

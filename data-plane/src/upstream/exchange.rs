@@ -22,6 +22,10 @@ use tokio::io::AsyncWriteExt;
 
 use super::connector::UpstreamConnection;
 
+/// Where the informational (1xx) responses an upstream sends before its final one go, to be
+/// passed on to the client as they come; a send that finds nobody listening is dropped.
+pub type Interim = tokio::sync::mpsc::UnboundedSender<http::response::Parts>;
+
 /// Where a connection goes once its response has ended and it may carry another request.
 pub trait Lend {
     fn give_back(self, connection: Connection);
@@ -94,14 +98,16 @@ impl Connection {
         tokio_util::io::poll_read_buf(Pin::new(self.io.stream()), cx, &mut self.read)
     }
 
-    /// Sends a bodyless request and reads the response head. Informational (1xx) responses are
-    /// skipped. The body, if any, is read through the returned [`ResponseBody`].
+    /// Sends a bodyless request and reads the response head. Informational (1xx) responses
+    /// other than 101 go to `interim`, if given, and are otherwise skipped. The body, if any, is
+    /// read through the returned [`ResponseBody`].
     pub async fn send<L: Lend>(
         mut self,
         method: &Method,
         path: &str,
         headers: &HeaderMap,
         lender: L,
+        interim: Option<&Interim>,
     ) -> Result<Response<ResponseBody<L>>, ExchangeError> {
         encode_request_head(&mut self.write, method, path, headers);
         let stream = self.io.stream();
@@ -122,6 +128,11 @@ impl Connection {
             if let Some(head) = parsed {
                 if head.parts.status.is_informational() {
                     received_any = true;
+                    if head.parts.status != http::StatusCode::SWITCHING_PROTOCOLS
+                        && let Some(interim) = interim
+                    {
+                        let _ = interim.send(head.parts);
+                    }
                     continue;
                 }
                 let body = ResponseBody::new(

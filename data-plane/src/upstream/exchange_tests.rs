@@ -154,7 +154,7 @@ async fn send(
     path: &str,
 ) -> Result<http::Response<ResponseBody<crate::upstream::pool::http1::Lender>>, SendError> {
     let headers = headers(&upstream.authority);
-    pool.send_bodyless(0, &upstream.authority, &method, path, &headers)
+    pool.send_bodyless(0, &upstream.authority, &method, path, &headers, None)
         .await
 }
 
@@ -368,7 +368,7 @@ async fn a_response_head_over_the_limit_is_refused() {
     let pool = pool();
     let headers = headers(&authority);
     let error = pool
-        .send_bodyless(0, &authority, &Method::GET, "/", &headers)
+        .send_bodyless(0, &authority, &Method::GET, "/", &headers, None)
         .await
         .unwrap_err();
     assert!(
@@ -437,7 +437,7 @@ async fn an_idempotent_request_unanswered_on_a_reused_connection_goes_out_again(
     let headers = headers(&authority);
     for _ in 0..3 {
         let response = pool
-            .send_bodyless(0, &authority, &Method::GET, "/", &headers)
+            .send_bodyless(0, &authority, &Method::GET, "/", &headers, None)
             .await
             .unwrap();
         assert_eq!(read(response).await.0, "ok");
@@ -445,7 +445,7 @@ async fn an_idempotent_request_unanswered_on_a_reused_connection_goes_out_again(
     assert_eq!(served.load(Ordering::SeqCst), 3);
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
     let response = pool
-        .send_bodyless(0, &authority, &Method::POST, "/", &headers)
+        .send_bodyless(0, &authority, &Method::POST, "/", &headers, None)
         .await;
     assert!(
         matches!(

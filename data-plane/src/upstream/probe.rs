@@ -217,7 +217,7 @@ mod tests {
                 .body(Either::Right(Full::new(Bytes::new())))
                 .unwrap();
             busy.transport
-                .send(0, &target.authority, request)
+                .send(0, &target.authority, request, None)
                 .await
                 .map(|_| ())
         });

@@ -11,7 +11,7 @@ use http_body::Body;
 use hyper::body::Incoming;
 
 use super::error::SendError;
-use super::exchange::{ExchangeError, MAX_HEAD_BYTES, ResponseBody};
+use super::exchange::{ExchangeError, Interim, MAX_HEAD_BYTES, ResponseBody};
 use super::idle::reap_loop;
 use super::pool::http1::{Http1Pool, Lender, Pooled};
 use super::pool::http2::Http2Pool;
@@ -67,19 +67,29 @@ fn is_bodyless(request: &Request<ForwardBody>) -> bool {
 
 impl Transport {
     /// Sends `request`, whose URI is in origin form and which carries its `Host`, to the target
-    /// at `index`, whose address is `authority`.
+    /// at `index`, whose address is `authority`. The informational responses that come before
+    /// the answer go to `interim` where the transport reads them itself (HTTP/1 without a
+    /// request body); hyper's clients read past them.
     pub async fn send(
         &self,
         index: usize,
         authority: &Authority,
         request: Request<ForwardBody>,
+        interim: Option<&Interim>,
     ) -> Result<Answer, SendError> {
         let answer = match self {
             Transport::Http1(pool) if is_bodyless(&request) => {
                 let (parts, _) = request.into_parts();
                 let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
                 let response = pool
-                    .send_bodyless(index, authority, &parts.method, path, &parts.headers)
+                    .send_bodyless(
+                        index,
+                        authority,
+                        &parts.method,
+                        path,
+                        &parts.headers,
+                        interim,
+                    )
                     .await?;
                 Answer::Exchange(response)
             }

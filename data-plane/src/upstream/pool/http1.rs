@@ -144,6 +144,7 @@ impl Http1Pool {
         method: &Method,
         path: &str,
         headers: &HeaderMap,
+        interim: Option<&exchange::Interim>,
     ) -> Result<Response<ResponseBody<Lender>>, SendError> {
         let mut retried = false;
         loop {
@@ -158,7 +159,10 @@ impl Http1Pool {
                 pool: Some(self.clone()),
                 target: index,
             };
-            match connection.send(method, path, headers, lender).await {
+            match connection
+                .send(method, path, headers, lender, interim)
+                .await
+            {
                 Err(ExchangeError::ClosedBeforeAnswer)
                     if reused && !retried && method.is_idempotent() =>
                 {
@@ -184,7 +188,7 @@ impl Http1Pool {
             target: 0,
         };
         let connection = exchange::Connection::new(io);
-        Ok(connection.send(method, path, headers, lender).await?)
+        Ok(connection.send(method, path, headers, lender, None).await?)
     }
 
     fn take_idle(&self, index: usize) -> Option<SendRequest<ForwardBody>> {
