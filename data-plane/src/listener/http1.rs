@@ -34,6 +34,7 @@ use super::settings::ListenerSettings;
 use crate::body::ClientBody;
 use crate::proxy::forwarding::remove_hop_by_hop;
 use crate::proxy::{Peer, Proxy};
+use crate::upstream::exchange::Interim;
 
 /// The least free room in the read buffer before a read.
 const MIN_READ_ROOM: usize = 1024;
@@ -112,8 +113,6 @@ where
     } = shared;
     let mut write: Vec<u8> = Vec::with_capacity(1024);
     let mut spans: Vec<FieldSpan> = Vec::new();
-    // The upstream's informational responses, on their way to the client.
-    let (interim_tx, mut interim_rx) = tokio::sync::mpsc::unbounded_channel();
     // The connection's one timer (see `serve_connection`), moved to a new deadline whenever the
     // listener starts waiting for the next request or for the rest of a head.
     let release_after = RELEASE_AFTER.min(settings.idle_timeout);
@@ -169,16 +168,22 @@ where
         let in_flight = activity.request_started(version);
         let request = Request::from_parts(head.parts, ClientBody::Empty);
         // Informational responses go to HTTP/1.1 clients only (RFC 9110 §15.2).
-        let interim = (version == Version::HTTP_11).then_some(&interim_tx);
+        let interim = Interim::default();
+        let to_pass_on = (version == Version::HTTP_11).then_some(&interim);
         let response = {
-            let handled = proxy.handle_with_interim(request, peer, interim);
+            let handled = proxy.handle_with_interim(request, peer, to_pass_on);
             tokio::pin!(handled);
             loop {
                 tokio::select! {
                     biased;
                     response = &mut handled => break response,
-                    Some(parts) = interim_rx.recv() => {
-                        encode_interim(&mut write, parts);
+                    // Filled only while `handled` is polled, just before this is.
+                    () = std::future::poll_fn(|_| {
+                        if interim.is_waiting() { Poll::Ready(()) } else { Poll::Pending }
+                    }) => {
+                        for head in interim.take() {
+                            encode_interim(&mut write, head);
+                        }
                         if stream.write_all(&write).await.is_err() {
                             return Ended::Closed;
                         }
@@ -191,8 +196,8 @@ where
             }
         };
         // Those that came with the answer go out before it.
-        while let Ok(parts) = interim_rx.try_recv() {
-            encode_interim(&mut write, parts);
+        for head in interim.take() {
+            encode_interim(&mut write, head);
         }
         if !write.is_empty() {
             if stream.write_all(&write).await.is_err() {

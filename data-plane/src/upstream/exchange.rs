@@ -11,6 +11,8 @@
 
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
@@ -22,9 +24,40 @@ use tokio::io::AsyncWriteExt;
 
 use super::connector::UpstreamConnection;
 
-/// Where the informational (1xx) responses an upstream sends before its final one go, to be
-/// passed on to the client as they come; a send that finds nobody listening is dropped.
-pub type Interim = tokio::sync::mpsc::UnboundedSender<http::response::Parts>;
+/// Where the informational (1xx) responses an upstream sends before its final one wait to be
+/// passed on to the client. It is filled while the request's own task polls the exchange, so
+/// whoever owns it looks after each poll of the request, with no wake-up of its own: checking
+/// costs one atomic load.
+#[derive(Debug, Default)]
+pub struct Interim {
+    waiting: AtomicBool,
+    heads: Mutex<Vec<http::response::Parts>>,
+}
+
+impl Interim {
+    pub fn push(&self, head: http::response::Parts) {
+        if let Ok(mut heads) = self.heads.lock() {
+            heads.push(head);
+            self.waiting.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether a head is waiting.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// The heads that came, oldest first.
+    pub fn take(&self) -> Vec<http::response::Parts> {
+        if !self.waiting.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        self.heads
+            .lock()
+            .map(|mut heads| std::mem::take(&mut *heads))
+            .unwrap_or_default()
+    }
+}
 
 /// Where a connection goes once its response has ended and it may carry another request.
 pub trait Lend {
@@ -131,7 +164,7 @@ impl Connection {
                     if head.parts.status != http::StatusCode::SWITCHING_PROTOCOLS
                         && let Some(interim) = interim
                     {
-                        let _ = interim.send(head.parts);
+                        interim.push(head.parts);
                     }
                     continue;
                 }
