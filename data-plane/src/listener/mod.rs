@@ -245,12 +245,14 @@ async fn serve_with_hyper<S>(
         if tracked.at_request_limit(max_requests) {
             tracked.last_request_started();
         }
-        async move {
+        // Boxed: hyper keeps room for the request's future for the connection's whole life, and
+        // a pointer is all it then holds while the connection is idle.
+        Box::pin(async move {
             let response = proxy
                 .handle(request.map(ClientBody::Streaming), &peer)
                 .await;
             Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
-        }
+        })
     });
     let connection = shared
         .builder
