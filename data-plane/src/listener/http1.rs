@@ -181,13 +181,9 @@ where
                     () = std::future::poll_fn(|_| {
                         if interim.is_waiting() { Poll::Ready(()) } else { Poll::Pending }
                     }) => {
-                        for head in interim.take() {
-                            encode_interim(&mut write, head);
-                        }
-                        if stream.write_all(&write).await.is_err() {
+                        if pass_on(&mut stream, &mut write, &interim).await.is_err() {
                             return Ended::Closed;
                         }
-                        write.clear();
                     }
                     () = client_gone(&mut stream, &mut read, settings.max_header_bytes) => {
                         return Ended::Closed;
@@ -196,14 +192,8 @@ where
             }
         };
         // Those that came with the answer go out before it.
-        for head in interim.take() {
-            encode_interim(&mut write, head);
-        }
-        if !write.is_empty() {
-            if stream.write_all(&write).await.is_err() {
-                return Ended::Closed;
-            }
-            write.clear();
+        if pass_on(&mut stream, &mut write, &interim).await.is_err() {
+            return Ended::Closed;
         }
         let (parts, body) = response.into_parts();
         let close = !head.keep_alive
@@ -238,6 +228,18 @@ where
             return Ended::Closed;
         }
     }
+}
+
+/// Writes the informational response heads waiting in `interim`, if any, through `write`.
+async fn pass_on<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    write: &mut Vec<u8>,
+    interim: &Interim,
+) -> io::Result<()> {
+    for head in interim.take() {
+        encode_interim(write, head);
+    }
+    flush(stream, write).await
 }
 
 /// Appends an informational response head as HTTP/1.1 writes it, without the upstream's
