@@ -932,6 +932,22 @@ async fn h2c_upstream_with_fields(size: usize, count: usize) -> SocketAddr {
     addr
 }
 
+/// A config routing `/h1` to the HTTP/1 upstream `http1` and `/h2c` to the h2c one `h2c`.
+fn by_protocol(http1: SocketAddr, h2c: SocketAddr) -> crate::served::Compiled {
+    let json = format!(
+        r#"{{"upstreams": [
+                {{"name": "h1", "targets": [{{"address": "{http1}"}}]}},
+                {{"name": "h2c", "protocol": "h2c", "targets": [{{"address": "{h2c}"}}]}}],
+            "routes": [
+                {{"name": "h1", "paths": [{{"prefix": "/h1"}}], "backends": [{{"upstream": "h1"}}]}},
+                {{"name": "h2c", "paths": [{{"prefix": "/h2c"}}], "backends": [{{"upstream": "h2c"}}]}}]}}"#
+    );
+    let config: gateway_config::Config = serde_json::from_str(&json).unwrap();
+    config.validate().unwrap();
+    let digest = gateway_config::digest(&config);
+    crate::served::Compiled::compile(1, digest, config).unwrap()
+}
+
 #[tokio::test]
 async fn the_response_head_limit_is_the_same_on_every_path() {
     use crate::upstream::exchange::MAX_HEAD_BYTES;
@@ -958,20 +974,8 @@ async fn head_limit_is_alike(size: usize, count: usize, expected: &str) {
         let head = format!("HTTP/1.1 200 OK\r\n{fields}content-length: 0\r\n\r\n");
         let http1 = scripted_upstream(Box::leak(head.into_boxed_str()).as_bytes()).await;
         let h2c = h2c_upstream_with_fields(size, count).await;
-        let json = format!(
-            r#"{{"upstreams": [
-                    {{"name": "h1", "targets": [{{"address": "{http1}"}}]}},
-                    {{"name": "h2c", "protocol": "h2c", "targets": [{{"address": "{h2c}"}}]}}],
-                "routes": [
-                    {{"name": "h1", "paths": [{{"prefix": "/h1"}}], "backends": [{{"upstream": "h1"}}]}},
-                    {{"name": "h2c", "paths": [{{"prefix": "/h2c"}}], "backends": [{{"upstream": "h2c"}}]}}]}}"#
-        );
-        let config: gateway_config::Config = serde_json::from_str(&json).unwrap();
-        config.validate().unwrap();
-        let digest = gateway_config::digest(&config);
         for http1_fast_path in [true, false] {
-            let compiled =
-                crate::served::Compiled::compile(1, digest.clone(), config.clone()).unwrap();
+            let compiled = by_protocol(http1, h2c);
             let settings = ListenerSettings {
                 http1_fast_path,
                 ..ListenerSettings::default()
@@ -1079,78 +1083,224 @@ async fn hinting_upstream() -> (SocketAddr, tokio::sync::mpsc::UnboundedSender<(
     (addr, go)
 }
 
+/// A proxy to `upstream`, with the fast path on or off.
+async fn proxy_with_fast_path(upstream: SocketAddr, http1_fast_path: bool) -> Running {
+    start_proxy_with(
+        Some(config(upstream, dead_address().await, "/api")),
+        ListenerSettings {
+            http1_fast_path,
+            ..ListenerSettings::default()
+        },
+    )
+    .await
+}
+
 #[tokio::test]
-async fn early_hints_reach_an_http11_client_before_the_answer() {
+async fn early_hints_reach_an_http11_client_before_the_answer_on_both_paths() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let (upstream, go) = hinting_upstream().await;
-    let proxy = proxy_to(upstream).await;
-    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
-    stream
-        .write_all(b"GET /api/page HTTP/1.1\r\nhost: a.test\r\n\r\n")
-        .await
-        .unwrap();
-    // The hint arrives while the upstream still holds its answer back.
-    let mut received = Vec::new();
-    while !received.windows(4).any(|w| w == b"\r\n\r\n") {
-        let mut chunk = [0u8; 1024];
-        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut chunk))
-            .await
-            .expect("the hint is passed on before the answer")
-            .unwrap();
-        assert!(n > 0);
-        received.extend_from_slice(&chunk[..n]);
+    let get = "GET /api/page HTTP/1.1\r\nhost: a.test\r\n\r\n";
+    let post = "POST /api/form HTTP/1.1\r\nhost: a.test\r\ncontent-length: 2\r\n\r\nhi";
+    for http1_fast_path in [true, false] {
+        for request in [get, post] {
+            let what = format!("fast path {http1_fast_path}: {request:?}");
+            let (upstream, go) = hinting_upstream().await;
+            let proxy = proxy_with_fast_path(upstream, http1_fast_path).await;
+            let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            // The hint arrives while the upstream still holds its answer back.
+            let mut received = Vec::new();
+            while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut chunk = [0u8; 1024];
+                let n = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    stream.read(&mut chunk),
+                )
+                .await
+                .unwrap_or_else(|_| panic!("{what}: the hint is passed on before the answer"))
+                .unwrap();
+                assert!(n > 0, "{what}");
+                received.extend_from_slice(&chunk[..n]);
+            }
+            let hint = String::from_utf8_lossy(&received).into_owned();
+            assert!(
+                hint.starts_with("HTTP/1.1 103 Early Hints\r\n"),
+                "{what}: {hint}"
+            );
+            assert!(
+                hint.contains("link: </style.css>; rel=preload\r\n"),
+                "{what}: {hint}"
+            );
+            assert!(
+                !hint.contains("x-hop") && !hint.contains("connection"),
+                "{what}: {hint}"
+            );
+            assert!(!hint.contains("200 OK"), "{what}: {hint}");
+            go.send(()).unwrap();
+            let mut rest = vec![0u8; 1024];
+            let n = stream.read(&mut rest).await.unwrap();
+            let answer = String::from_utf8_lossy(&rest[..n]).into_owned();
+            assert!(answer.starts_with("HTTP/1.1 200 OK"), "{what}: {answer}");
+        }
     }
-    let hint = String::from_utf8_lossy(&received).into_owned();
-    assert!(hint.starts_with("HTTP/1.1 103 Early Hints\r\n"), "{hint}");
-    assert!(
-        hint.contains("link: </style.css>; rel=preload\r\n"),
-        "{hint}"
-    );
-    assert!(
-        !hint.contains("x-hop") && !hint.contains("connection"),
-        "{hint}"
-    );
-    assert!(!hint.contains("200 OK"), "{hint}");
-    go.send(()).unwrap();
-    let mut rest = vec![0u8; 1024];
-    let n = stream.read(&mut rest).await.unwrap();
-    let answer = String::from_utf8_lossy(&rest[..n]).into_owned();
-    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+}
+
+/// An upstream that answers each request with 103 Early Hints and 200 at once.
+async fn hinted_upstream() -> SocketAddr {
+    let answer = format!("{EARLY_HINTS}HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    scripted_upstream(Box::leak(answer.into_boxed_str()).as_bytes()).await
+}
+
+/// The statuses of the response heads in `response`, in order.
+fn statuses(response: &str) -> Vec<&str> {
+    response
+        .match_indices("HTTP/1.")
+        .map(|(at, _)| &response[at + 9..at + 12])
+        .collect()
 }
 
 #[tokio::test]
 async fn early_hints_go_only_where_they_can() {
-    let upstream = scripted_upstream(
-        Box::leak(
-            format!("{EARLY_HINTS}HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").into_boxed_str(),
-        )
-        .as_bytes(),
-    )
-    .await;
+    let upstream = hinted_upstream().await;
     let get = b"GET /api/x HTTP/1.1\r\nhost: a.test\r\nconnection: close\r\n\r\n";
     let get_10 = b"GET /api/x HTTP/1.0\r\nhost: a.test\r\n\r\n";
     let post =
         b"POST /api/x HTTP/1.1\r\nhost: a.test\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi";
+    let post_10 = b"POST /api/x HTTP/1.0\r\nhost: a.test\r\ncontent-length: 2\r\n\r\nhi";
     for (server, proxy) in both_servers(upstream).await {
-        for (what, request, hinted) in [
-            (
-                "HTTP/1.1 without a body",
-                &get[..],
-                server == "fast path on",
-            ),
-            // HTTP/1.0 clients never get a 1xx (RFC 9110 §15.2); hyper serves requests with a
-            // body, and passes no informational response on.
-            ("HTTP/1.0", &get_10[..], false),
-            ("HTTP/1.1 with a body", &post[..], false),
+        for (what, request, expected) in [
+            ("HTTP/1.1 without a body", &get[..], &["103", "200"][..]),
+            ("HTTP/1.1 with a body", &post[..], &["103", "200"]),
+            // HTTP/1.0 clients never get a 1xx (RFC 9110 §15.2).
+            ("HTTP/1.0 without a body", &get_10[..], &["200"]),
+            ("HTTP/1.0 with a body", &post_10[..], &["200"]),
         ] {
             let response = conversation(&proxy, request).await;
-            let statuses: Vec<&str> = response
-                .match_indices("HTTP/1.")
-                .map(|(at, _)| &response[at + 9..at + 12])
-                .collect();
-            let expected: &[&str] = if hinted { &["103", "200"] } else { &["200"] };
-            assert_eq!(statuses, expected, "{what}, {server}:\n{response}");
+            assert_eq!(
+                statuses(&response),
+                expected,
+                "{what}, {server}:\n{response}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_expects_100_continue_gets_one() {
+    // The upstream's own 100 comes too, after the worker's.
+    let upstream = scripted_upstream(
+        Box::leak(
+            format!(
+                "HTTP/1.1 100 Continue\r\n\r\n{EARLY_HINTS}HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+            )
+            .into_boxed_str(),
+        )
+        .as_bytes(),
+    )
+    .await;
+    let expecting = b"POST /api/x HTTP/1.1\r\nhost: a.test\r\nexpect: 100-continue\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi";
+    let not_expecting =
+        b"POST /api/x HTTP/1.1\r\nhost: a.test\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi";
+    for (server, proxy) in both_servers(upstream).await {
+        for (what, request, expected) in [
+            ("expecting", &expecting[..], &["100", "103", "200"][..]),
+            ("not expecting", &not_expecting[..], &["103", "200"]),
+        ] {
+            let response = conversation(&proxy, request).await;
+            assert_eq!(
+                statuses(&response),
+                expected,
+                "{what}, {server}:\n{response}"
+            );
+        }
+    }
+}
+
+/// An HTTP/2 (h2c) upstream that answers each request with 103 Early Hints (with a field an
+/// HTTP/2 head may not carry), then 200.
+async fn hinting_h2c_upstream() -> SocketAddr {
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = service_fn(
+                move |request: http::Request<hyper::body::Incoming>| async move {
+                    let hints = http::Response::builder()
+                        .status(103)
+                        .header("link", "</style.css>; rel=preload")
+                        .body(())
+                        .unwrap();
+                    request
+                        .extensions()
+                        .get::<hyper::ext::InformationalSender>()
+                        .expect("an HTTP/2 request can take informational responses")
+                        .send(hints)
+                        .unwrap();
+                    // The hint goes out before the answer is ready.
+                    tokio::task::yield_now().await;
+                    let response = http::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(b"ok"),
+                    ));
+                    Ok::<_, std::convert::Infallible>(response)
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn early_hints_reach_an_http2_client_from_either_upstream_protocol() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use std::sync::{Arc, Mutex};
+
+    let http1 = hinted_upstream().await;
+    let h2c = hinting_h2c_upstream().await;
+    let compiled = by_protocol(http1, h2c);
+    let proxy = start_proxy_with(Some(compiled), ListenerSettings::default()).await;
+
+    let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut client, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    for path in ["/h1", "/h2c"] {
+        for body in ["", "hi"] {
+            let what = format!("{path}, body {body:?}");
+            let mut request = http::Request::builder()
+                .method(if body.is_empty() { "GET" } else { "POST" })
+                .uri(format!("http://a.test{path}/x"))
+                .body(Full::new(bytes::Bytes::from_static(body.as_bytes())))
+                .unwrap();
+            let hints = Arc::new(Mutex::new(Vec::new()));
+            let seen = hints.clone();
+            hyper::ext::on_informational(&mut request, move |response| {
+                seen.lock().unwrap().push((
+                    response.status(),
+                    response.headers().get("link").cloned(),
+                    response.headers().len(),
+                ));
+            });
+            let response = client.send_request(request).await.unwrap();
+            assert_eq!(response.status(), 200, "{what}");
+            let answer = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&answer[..], b"ok", "{what}");
+            let link = http::HeaderValue::from_static("</style.css>; rel=preload");
+            // The hop-by-hop fields are gone: `link` is all that is left.
+            assert_eq!(
+                *hints.lock().unwrap(),
+                [(http::StatusCode::EARLY_HINTS, Some(link), 1)],
+                "{what}"
+            );
         }
     }
 }

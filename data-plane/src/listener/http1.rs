@@ -32,7 +32,6 @@ use super::idle::RELEASE_AFTER;
 use super::rewind::Rewind;
 use super::settings::ListenerSettings;
 use crate::body::ClientBody;
-use crate::proxy::forwarding::remove_hop_by_hop;
 use crate::proxy::{Peer, Proxy};
 use crate::upstream::exchange::Interim;
 
@@ -244,9 +243,8 @@ async fn pass_on<S: AsyncWrite + Unpin>(
 
 /// Appends an informational response head as HTTP/1.1 writes it, without the upstream's
 /// hop-by-hop fields (those `Connection` names included) and without a framing it does not have.
-fn encode_interim(out: &mut Vec<u8>, mut parts: http::response::Parts) {
-    remove_hop_by_hop(&mut parts.headers);
-    parts.headers.remove(http::header::CONTENT_LENGTH);
+fn encode_interim(out: &mut Vec<u8>, parts: http::response::Parts) {
+    let parts = super::informational::cleaned(parts);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(parts.status.as_str().as_bytes());
     out.push(b' ');

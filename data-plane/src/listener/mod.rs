@@ -16,6 +16,7 @@
 pub mod activity;
 pub mod http1;
 pub mod idle;
+pub mod informational;
 pub mod rewind;
 pub mod settings;
 
@@ -32,6 +33,7 @@ use std::time::Duration;
 
 use http::Request;
 use hyper::body::Incoming;
+use hyper::ext::InformationalSender;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -42,7 +44,9 @@ use tokio::time::Instant;
 
 use crate::body::ClientBody;
 use crate::proxy::Proxy;
+use crate::upstream::exchange::Interim;
 use activity::{ConnectionActivity, TrackedBody, closable, idle_for};
+use informational::Relayed;
 use rewind::Rewind;
 use settings::HYPER_DEFAULT_MAX_HEADERS;
 pub use settings::ListenerSettings;
@@ -238,7 +242,7 @@ async fn serve_with_hyper<S>(
     let tracked = activity.clone();
     let proxy = shared.proxy.clone();
     let max_requests = shared.settings.max_requests_per_connection;
-    let service = service_fn(move |request: Request<Incoming>| {
+    let service = service_fn(move |mut request: Request<Incoming>| {
         let proxy = proxy.clone();
         let peer = peer.clone();
         let in_flight = tracked.request_started(request.version());
@@ -248,9 +252,18 @@ async fn serve_with_hyper<S>(
         // Boxed: hyper keeps room for the request's future for the connection's whole life, and
         // a pointer is all it then holds while the connection is idle.
         Box::pin(async move {
-            let response = proxy
-                .handle(request.map(ClientBody::Streaming), &peer)
-                .await;
+            // hyper gives one to requests whose client takes informational responses.
+            let sender = request.extensions_mut().remove::<InformationalSender>();
+            let relayed = Relayed::for_request(request.version(), request.headers());
+            let request = request.map(ClientBody::Streaming);
+            let response = match &sender {
+                Some(sender) => {
+                    let interim = Interim::default();
+                    let handled = proxy.handle_with_interim(request, &peer, Some(&interim));
+                    informational::relay(handled, &interim, sender, relayed).await
+                }
+                None => proxy.handle(request, &peer).await,
+            };
             Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
         })
     });

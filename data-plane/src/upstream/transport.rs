@@ -2,7 +2,9 @@
 //! per target (`pool::http1`), HTTP/2 (over TLS, or h2c) over one shared connection per target
 //! (`pool::http2`). Both pools close connections left unused for the upstream's idle timeout.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
 
 use http::header::UPGRADE;
 use http::uri::Authority;
@@ -65,11 +67,88 @@ fn is_bodyless(request: &Request<ForwardBody>) -> bool {
     request.body().is_end_stream() && !request.headers().contains_key(UPGRADE)
 }
 
+/// Most informational responses kept per request while they wait to be passed on; an upstream
+/// sending more only loses them.
+const MAX_INTERIM: usize = 16;
+
+/// The informational responses hyper's client reads for a request, on its connection's task,
+/// waiting for the request's own task.
+#[derive(Default)]
+struct Queued(Mutex<QueuedHeads>);
+
+#[derive(Default)]
+struct QueuedHeads {
+    heads: Vec<http::response::Parts>,
+    waker: Option<Waker>,
+}
+
+/// `request`, with hyper's client told to queue the informational responses it reads, when
+/// there is somewhere to pass them on to.
+fn passing_on(
+    mut request: Request<ForwardBody>,
+    interim: Option<&Interim>,
+) -> (Request<ForwardBody>, Option<Arc<Queued>>) {
+    if interim.is_none() {
+        return (request, None);
+    }
+    let queued = Arc::new(Queued::default());
+    let queue = queued.clone();
+    hyper::ext::on_informational(&mut request, move |response| {
+        let Ok(mut queue) = queue.0.lock() else {
+            return;
+        };
+        if queue.heads.len() < MAX_INTERIM {
+            let mut head = Response::new(());
+            *head.status_mut() = response.status();
+            *head.version_mut() = response.version();
+            *head.headers_mut() = response.headers().clone();
+            queue.heads.push(head.into_parts().0);
+        }
+        if let Some(waker) = queue.waker.take() {
+            waker.wake();
+        }
+    });
+    (request, Some(queued))
+}
+
+/// Awaits `sending`, whose request [`passing_on`] made, moving the informational responses
+/// queued meanwhile to `interim` on the request's own task, as they come and before the answer
+/// (hyper's client reads them before it hands the answer over).
+async fn relayed<F: Future>(
+    sending: F,
+    queued: Option<Arc<Queued>>,
+    interim: Option<&Interim>,
+) -> F::Output {
+    let (Some(queued), Some(interim)) = (queued, interim) else {
+        return sending.await;
+    };
+    let mut sending = std::pin::pin!(sending);
+    std::future::poll_fn(|cx| {
+        let polled = sending.as_mut().poll(cx);
+        // Taken and waited for under one lock, so that none comes unseen in between.
+        if let Ok(mut queue) = queued.0.lock() {
+            for head in queue.heads.drain(..) {
+                interim.push(head);
+            }
+            if polled.is_pending()
+                && !queue
+                    .waker
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                queue.waker = Some(cx.waker().clone());
+            }
+        }
+        polled
+    })
+    .await
+}
+
 impl Transport {
     /// Sends `request`, whose URI is in origin form and which carries its `Host`, to the target
     /// at `index`, whose address is `authority`. The informational responses that come before
-    /// the answer go to `interim` where the transport reads them itself (HTTP/1 without a
-    /// request body); hyper's clients read past them.
+    /// the answer go to `interim`: read by the exchange itself (HTTP/1 without a request body),
+    /// or queued by hyper's clients.
     pub async fn send(
         &self,
         index: usize,
@@ -94,11 +173,15 @@ impl Transport {
                 Answer::Exchange(response)
             }
             Transport::Http1(pool) => {
-                let (response, pooled) = pool.send(index, authority, request).await?;
+                let (request, queued) = passing_on(request, interim);
+                let sending = pool.send(index, authority, request);
+                let (response, pooled) = relayed(sending, queued, interim).await?;
                 Answer::Hyper(response, Some(pooled))
             }
             Transport::Http2(pool) => {
-                let response = pool.send(index, authority, request).await?;
+                let (request, queued) = passing_on(request, interim);
+                let sending = pool.send(index, authority, request);
+                let response = relayed(sending, queued, interim).await?;
                 Answer::Hyper(response, None)
             }
         };

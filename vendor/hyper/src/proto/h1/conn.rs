@@ -617,6 +617,29 @@ where
         self.io.has_buffered_write()
     }
 
+    /// Writes an informational (1xx) response head ahead of the final one, as the
+    /// `100 Continue` above is written: a status line and the fields, no framing.
+    pub(crate) fn write_informational(&mut self, head: http::Response<()>) {
+        debug_assert!(matches!(self.state.writing, Writing::Init));
+        let status = head.status();
+        let buf = self.io.headers_buf();
+        buf.extend_from_slice(b"HTTP/1.1 ");
+        buf.extend_from_slice(status.as_str().as_bytes());
+        buf.push(b' ');
+        buf.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+        buf.extend_from_slice(b"\r\n");
+        for (name, value) in head.headers() {
+            if name == http::header::CONTENT_LENGTH || name == http::header::TRANSFER_ENCODING {
+                continue;
+            }
+            buf.extend_from_slice(name.as_str().as_bytes());
+            buf.extend_from_slice(b": ");
+            buf.extend_from_slice(value.as_bytes());
+            buf.extend_from_slice(b"\r\n");
+        }
+        buf.extend_from_slice(b"\r\n");
+    }
+
     pub(crate) fn write_head(&mut self, head: MessageHead<T::Outgoing>, body: Option<BodyLength>) {
         if let Some(encoder) = self.encode_head(head, body) {
             self.state.writing = if !encoder.is_eof() {

@@ -40,6 +40,11 @@ pub(crate) trait Dispatch {
         -> crate::Result<()>;
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>>;
     fn should_poll(&self) -> bool;
+    /// Informational (1xx) responses to write before the final response of the message in
+    /// flight; only a server has any.
+    fn poll_informational(&mut self, _cx: &mut Context<'_>) -> Poll<Vec<http::Response<()>>> {
+        Poll::Pending
+    }
 }
 
 cfg_server! {
@@ -47,6 +52,9 @@ cfg_server! {
 
     pub(crate) struct Server<S: HttpService<B>, B> {
         in_flight: Pin<Box<Option<S::Future>>>,
+        /// Where the request in flight's informational responses wait; kept until the last of
+        /// them, sent with the final response, has been taken.
+        informational: Option<crate::ext::InformationalReceiver>,
         pub(crate) service: S,
     }
 }
@@ -361,7 +369,14 @@ where
                 && self.conn.can_write_head()
                 && self.dispatch.should_poll()
             {
-                if let Some(msg) = ready!(Pin::new(&mut self.dispatch).poll_msg(cx)) {
+                let msg = Pin::new(&mut self.dispatch).poll_msg(cx);
+                // Those sent as the service polled, its last poll included, go out first.
+                if let Poll::Ready(heads) = self.dispatch.poll_informational(cx) {
+                    for head in heads {
+                        self.conn.write_informational(head);
+                    }
+                }
+                if let Some(msg) = ready!(msg) {
                     let (head, body) = msg.map_err(crate::Error::new_user_service)?;
 
                     let body_type = if body.is_end_stream() {
@@ -571,6 +586,7 @@ cfg_server! {
         pub(crate) fn new(service: S) -> Server<S, B> {
             Server {
                 in_flight: Box::pin(None),
+                informational: None,
                 service,
             }
         }
@@ -626,6 +642,12 @@ cfg_server! {
             *req.headers_mut() = msg.headers;
             *req.version_mut() = msg.version;
             *req.extensions_mut() = msg.extensions;
+            // HTTP/1.0 clients get no informational response (RFC 9110 §15.2).
+            self.informational = (msg.version == http::Version::HTTP_11).then(|| {
+                let (sender, receiver) = crate::ext::informational_pair();
+                req.extensions_mut().insert(sender);
+                receiver
+            });
             let fut = self.service.call(req);
             self.in_flight.set(Some(fut));
             Ok(())
@@ -641,6 +663,18 @@ cfg_server! {
 
         fn should_poll(&self) -> bool {
             self.in_flight.is_some()
+        }
+
+        fn poll_informational(&mut self, cx: &mut Context<'_>) -> Poll<Vec<http::Response<()>>> {
+            let Some(receiver) = &self.informational else {
+                return Poll::Pending;
+            };
+            let taken = receiver.poll_take(cx);
+            if self.in_flight.is_none() {
+                // The final response has been taken: nothing may follow it.
+                self.informational = None;
+            }
+            taken
         }
     }
 }

@@ -305,10 +305,14 @@ where
                             req.extensions_mut().insert(Protocol::from_inner(protocol));
                         }
 
+                        let (informational, receiver) = crate::ext::informational_pair();
+                        req.extensions_mut().insert(informational);
+
                         let fut = H2Stream::new(
                             service.call(req),
                             connect_parts,
                             respond,
+                            receiver,
                             self.date_header,
                             exec.clone(),
                         );
@@ -365,6 +369,7 @@ pin_project! {
         B: Body,
     {
         reply: SendResponse<SendBuf<B::Data>>,
+        informational: crate::ext::InformationalReceiver,
         #[pin]
         state: H2StreamState<F, B>,
         date_header: bool,
@@ -404,11 +409,13 @@ where
         fut: F,
         connect_parts: Option<ConnectParts>,
         respond: SendResponse<SendBuf<B::Data>>,
+        informational: crate::ext::InformationalReceiver,
         date_header: bool,
         exec: E,
     ) -> H2Stream<F, B, E> {
         H2Stream {
             reply: respond,
+            informational,
             state: H2StreamState::Service { fut, connect_parts },
             date_header,
             exec,
@@ -446,8 +453,23 @@ where
                     fut: h,
                     connect_parts,
                 } => {
-                    let res = match h.poll(cx) {
-                        Poll::Ready(Ok(r)) => r,
+                    let res = h.poll(cx);
+                    // Those sent as the service polled, its last poll included, go out first.
+                    if let Poll::Ready(heads) = me.informational.poll_take(cx) {
+                        for mut head in heads {
+                            super::strip_connection_headers(
+                                head.headers_mut(),
+                                super::MessageKind::Response,
+                            );
+                            // Fails only on a stream already reset, which is found below.
+                            let _ = me.reply.send_informational(head);
+                        }
+                    }
+                    let res = match res {
+                        Poll::Ready(Ok(r)) => {
+                            me.informational.close();
+                            r
+                        }
                         Poll::Pending => {
                             // Response is not yet ready, so we want to check if the client has sent a
                             // RST_STREAM frame which would cancel the current request.
