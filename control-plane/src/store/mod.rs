@@ -40,7 +40,7 @@ pub use handle::Store;
 pub use nodes::{HelloRecord, NodeAnswer, NodeRow};
 pub use revisions::RevisionRow;
 pub use state::{Advance, Entity, Key, Record, State};
-pub use tokens::TokenRow;
+pub use tokens::{Revocation, TokenRow};
 pub use write::{Applied, Change, ConfigWrite, EntityWrite, WriteOutcome};
 
 #[cfg(test)]

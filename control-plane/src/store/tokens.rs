@@ -21,6 +21,15 @@ pub struct TokenRow {
     pub created_by: String,
 }
 
+/// What [`Store::revoke_token`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    Revoked,
+    NotFound,
+    /// Refused: it is the last valid admin token.
+    LastAdmin,
+}
+
 fn token_of(row: &AnyRow) -> Result<TokenRow, StoreError> {
     Ok(TokenRow {
         name: row.try_get("name")?,
@@ -99,6 +108,53 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(token_of).transpose()
+    }
+
+    /// Deletes the token `name` unless its role is `admin_role` and no other token of that role
+    /// is valid at `now_ms`. The admin tokens' rows are write-locked first (SQLite: the database), so two
+    /// revocations at once, on any replica, cannot each count the other's token as the admin
+    /// left.
+    pub async fn revoke_token(
+        &self,
+        name: &str,
+        admin_role: &str,
+        now_ms: i64,
+    ) -> Result<Revocation, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE admin_tokens SET role = role WHERE role = $1")
+            .bind(admin_role)
+            .execute(&mut *tx)
+            .await?;
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM admin_tokens WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(role) = role else {
+            tx.rollback().await?;
+            return Ok(Revocation::NotFound);
+        };
+        if role == admin_role {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM admin_tokens WHERE role = $1 AND name <> $2 \
+                 AND (expires_at IS NULL OR expires_at > $3)",
+            )
+            .bind(admin_role)
+            .bind(name)
+            .bind(now_ms)
+            .fetch_one(&mut *tx)
+            .await?;
+            if others == 0 {
+                tx.rollback().await?;
+                return Ok(Revocation::LastAdmin);
+            }
+        }
+        sqlx::query("DELETE FROM admin_tokens WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Revocation::Revoked)
     }
 
     /// Deletes the token `name`.

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::attempts::Attempts;
 use super::role::Role;
 use super::secret;
-use crate::store::{Store, StoreError, TokenRow, now_ms};
+use crate::store::{Revocation, Store, StoreError, TokenRow, now_ms};
 
 /// How often the map is read again from the database.
 pub const REFRESH: Duration = Duration::from_secs(2);
@@ -176,24 +176,22 @@ impl Tokens {
     /// Revokes the token `name`. The last admin token cannot be revoked: nobody could manage
     /// tokens any more.
     pub async fn revoke(&self, name: &str) -> Result<(), RevokeError> {
-        let rows = self.inner.store.list_tokens().await?;
-        let Some(row) = rows.iter().find(|row| row.name == name) else {
-            return Err(StoreError::NotFound {
-                kind: "token",
-                name: name.to_owned(),
+        match self
+            .inner
+            .store
+            .revoke_token(name, Role::Admin.as_str(), now_ms())
+            .await?
+        {
+            Revocation::Revoked => {}
+            Revocation::NotFound => {
+                return Err(StoreError::NotFound {
+                    kind: "token",
+                    name: name.to_owned(),
+                }
+                .into());
             }
-            .into());
-        };
-        let now = now_ms();
-        let other_admins = rows.iter().any(|other| {
-            other.name != name
-                && other.role == Role::Admin.as_str()
-                && other.expires_at.is_none_or(|at| at > now)
-        });
-        if row.role == Role::Admin.as_str() && !other_admins {
-            return Err(RevokeError::LastAdmin(name.to_owned()));
+            Revocation::LastAdmin => return Err(RevokeError::LastAdmin(name.to_owned())),
         }
-        self.inner.store.delete_token(name).await?;
         self.refresh_after_change().await;
         Ok(())
     }
@@ -320,6 +318,49 @@ mod tests {
             tokens.revoke("dash").await,
             Err(RevokeError::Store(StoreError::NotFound { .. }))
         ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_admin_tokens_revoked_at_once_on_two_replicas_leave_one() {
+        let mut databases = vec![test_support::sqlite().await];
+        databases.extend(test_support::postgres().await);
+        for db in databases {
+            let one = Tokens::load(db.store.clone()).await.unwrap();
+            let other = Tokens::load(db.store.clone()).await.unwrap();
+            let mut survivor: Option<String> = None;
+            for round in 0..20 {
+                let (first, second) = (format!("first-{round}"), format!("second-{round}"));
+                one.create(&first, Role::Admin, None, "t").await.unwrap();
+                one.create(&second, Role::Admin, None, "t").await.unwrap();
+                if let Some(left) = survivor.take() {
+                    one.revoke(&left).await.unwrap();
+                }
+                let (a, b) = (one.clone(), other.clone());
+                let (first_name, second_name) = (first.clone(), second.clone());
+                let (revoked_first, revoked_second) = tokio::join!(
+                    tokio::spawn(async move { a.revoke(&first_name).await }),
+                    tokio::spawn(async move { b.revoke(&second_name).await }),
+                );
+                let outcomes = [revoked_first.unwrap(), revoked_second.unwrap()];
+                let refused: Vec<_> = outcomes
+                    .iter()
+                    .filter(|outcome| matches!(outcome, Err(RevokeError::LastAdmin(_))))
+                    .collect();
+                assert_eq!(refused.len(), 1, "{}: round {round}: {outcomes:?}", db.url);
+                let admins: Vec<String> = db
+                    .store
+                    .list_tokens()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter(|row| row.role == Role::Admin.as_str())
+                    .map(|row| row.name)
+                    .collect();
+                assert_eq!(admins.len(), 1, "{}: round {round}", db.url);
+                survivor = admins.into_iter().next();
+            }
+            db.cleanup().await;
+        }
     }
 
     #[tokio::test]
