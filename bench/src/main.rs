@@ -179,6 +179,13 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A proxy whose idle connections are measured.
+enum Measured<'a> {
+    Nginx,
+    Haproxy,
+    Gateway(Build<'a>),
+}
+
 /// Bytes per idle connection for each proxy, each measured in a process of its own started
 /// for it (a process that has just carried load keeps memory that would hide the growth).
 async fn idle_report(
@@ -191,27 +198,30 @@ async fn idle_report(
     // Long enough for every proxy to have let go of what it releases when a connection idles
     // (the gateway: after 0.5 s), well within every proxy's idle timeout.
     let settle = Duration::from_secs(2);
-    let cases: [(&str, Kind); 7] = [
-        ("nginx", Kind::Http1Get),
-        ("nginx", Kind::Http1Post),
-        ("haproxy", Kind::Http1Get),
-        ("haproxy", Kind::Http1Post),
-        ("gateway", Kind::Http1Get),
-        ("gateway", Kind::Http1Post),
-        ("gateway", Kind::Http2),
+    let gateway_kinds = [Kind::Http1Get, Kind::Http1Post, Kind::Http2];
+    let mut cases: Vec<(Measured, Kind)> = vec![
+        (Measured::Nginx, Kind::Http1Get),
+        (Measured::Nginx, Kind::Http1Post),
+        (Measured::Haproxy, Kind::Http1Get),
+        (Measured::Haproxy, Kind::Http1Post),
     ];
+    cases.extend(gateway_kinds.map(|kind| (Measured::Gateway(Build::Current), kind)));
+    if let Some(baseline) = &cli.baseline_worker {
+        cases
+            .extend(gateway_kinds.map(|kind| (Measured::Gateway(Build::Baseline(baseline)), kind)));
+    }
     let mut rows = Vec::new();
     for (which, kind) in cases {
         let proxy = match which {
-            "nginx" => proxies::start_nginx(dir, ports, cli.proxy_cpu)?,
-            "haproxy" => proxies::start_haproxy(dir, ports, cli.proxy_cpu)?,
-            _ => {
+            Measured::Nginx => proxies::start_nginx(dir, ports, cli.proxy_cpu)?,
+            Measured::Haproxy => proxies::start_haproxy(dir, ports, cli.proxy_cpu)?,
+            Measured::Gateway(build) => {
                 proxies::start_gateway(
                     dir,
                     ports,
                     cli.proxy_cpu,
                     proxies::GatewayRoutes::One,
-                    Build::Current,
+                    build,
                 )
                 .await?
             }
