@@ -207,9 +207,13 @@ impl Tokens {
         if admin_exists {
             return Ok(Bootstrap::AdminExists);
         }
-        // An expired or demoted `bootstrap` left from before gives way.
+        // An expired or demoted `bootstrap` left from before gives way (another replica
+        // starting at the same time may have removed it already).
         if rows.iter().any(|row| row.name == BOOTSTRAP_NAME) {
-            self.inner.store.delete_token(BOOTSTRAP_NAME).await?;
+            match self.inner.store.delete_token(BOOTSTRAP_NAME).await {
+                Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                Err(error) => return Err(error),
+            }
         }
         let row = TokenRow {
             name: BOOTSTRAP_NAME.to_owned(),
@@ -219,7 +223,15 @@ impl Tokens {
             expires_at: None,
             created_by: BOOTSTRAP_NAME.to_owned(),
         };
-        self.inner.store.create_token(&row).await?;
+        match self.inner.store.create_token(&row).await {
+            Ok(()) => {}
+            // Another replica of a cluster starting for the first time stored it first.
+            Err(StoreError::AlreadyExists { .. }) => {
+                self.refresh().await?;
+                return Ok(Bootstrap::AdminExists);
+            }
+            Err(error) => return Err(error),
+        }
         self.refresh().await?;
         Ok(Bootstrap::Stored)
     }
@@ -359,6 +371,36 @@ mod tests {
                 assert_eq!(admins.len(), 1, "{}: round {round}", db.url);
                 survivor = admins.into_iter().next();
             }
+            db.cleanup().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_starting_together_store_one_first_admin_token() {
+        let mut databases = vec![test_support::sqlite().await];
+        databases.extend(test_support::postgres().await);
+        for db in databases {
+            let given = "z".repeat(40);
+            let starting: Vec<_> = (0..4)
+                .map(|_| {
+                    let store = db.store.clone();
+                    let given = given.clone();
+                    tokio::spawn(async move {
+                        let tokens = Tokens::load(store).await.unwrap();
+                        tokens.bootstrap(&given).await
+                    })
+                })
+                .collect();
+            let mut stored = 0;
+            for started in starting {
+                match started.await.unwrap() {
+                    Ok(Bootstrap::Stored) => stored += 1,
+                    Ok(Bootstrap::AdminExists) => {}
+                    Err(error) => panic!("{}: a replica failed to start: {error}", db.url),
+                }
+            }
+            assert_eq!(stored, 1, "{}", db.url);
+            assert_eq!(db.store.list_tokens().await.unwrap().len(), 1, "{}", db.url);
             db.cleanup().await;
         }
     }
