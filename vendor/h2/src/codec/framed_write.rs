@@ -312,11 +312,9 @@ where
             }
 
             Frame::Priority(_) => {
-                /*
-                v.encode(self.buf.get_mut());
-                tracing::trace!("encoded priority; rem={:?}", self.buf.remaining());
-                */
-                unimplemented!();
+                // h2 never sends PRIORITY (RFC 9113 deprecates it); one handed here is dropped
+                // rather than taking the connection down.
+                tracing::debug!("PRIORITY frame not sent");
             }
             Frame::Reset(v) => {
                 v.encode(self.buf.get_mut());
