@@ -27,7 +27,8 @@ pub struct Change {
 }
 
 impl Config {
-    /// Changes that turn `self` into `next`: upstreams first, then routes, each by name.
+    /// Changes that turn `self` into `next`: upstreams first, then routes, then certificates,
+    /// each by name.
     pub fn diff(&self, next: &Config) -> Vec<Change> {
         let mut changes = Vec::new();
         diff_maps(
@@ -37,6 +38,12 @@ impl Config {
             &mut changes,
         );
         diff_maps(Kind::Route, &self.routes, &next.routes, &mut changes);
+        diff_maps(
+            Kind::Certificate,
+            &self.certificates,
+            &next.certificates,
+            &mut changes,
+        );
         changes
     }
 }

@@ -7,7 +7,10 @@
 //! [`BUCKETS`] buckets by their leading bits; a bucket's digest is the SHA-256 of its hashes in
 //! ascending order, and the config digest is the hex SHA-256 of a layout marker, then for
 //! upstreams and for routes their count and, for every bucket that is not empty, its index (two
-//! bytes, big-endian) and its digest.
+//! bytes, big-endian) and its digest; then, only when the config has certificates, a marker and
+//! the same for them (so that a config without certificates keeps the digest it had before
+//! certificates existed). A certificate is hashed without its private key, which the
+//! certificate determines.
 //!
 //! A holder of a [`DigestState`] updates the digest after a change by rehashing the one bucket
 //! the entity falls in and the bucket digests above it: a few kilobytes, whatever the size of
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::model::Config;
+use crate::model::{Certificate, Config, Route, Upstream};
 use crate::validate::Kind;
 
 /// SHA-256 of one entity's canonical JSON.
@@ -27,21 +30,53 @@ pub type EntityHash = [u8; 32];
 /// Marks the digest's layout, so that a digest computed another way can never collide with it.
 const LAYOUT: &[u8] = b"gateway config digest v3\n";
 
+/// Precedes the certificates' part of the digest.
+const CERTIFICATES: &[u8] = b"certificates\n";
+
 /// Buckets per kind: enough that a bucket of a 100,000-entity config holds about a hundred
 /// hashes, few enough that the digest over them stays small (at most 68 KiB for both kinds).
 pub const BUCKETS: usize = 1024;
 
 /// Hex digest of `config`.
 pub fn digest(config: &Config) -> String {
-    let upstreams: Vec<EntityHash> = config.upstreams.values().map(entity_hash).collect();
-    let routes: Vec<EntityHash> = config.routes.values().map(entity_hash).collect();
-    digest_of_parts(&upstreams, &routes)
+    let mut state = DigestState::default();
+    state.extend(Kind::Upstream, config.upstreams.values().map(entity_hash));
+    state.extend(Kind::Route, config.routes.values().map(entity_hash));
+    state.extend(
+        Kind::Certificate,
+        config.certificates.values().map(entity_hash),
+    );
+    state.digest()
 }
 
-/// The hash of one entity, the piece [`digest_of_parts`] takes.
-pub fn entity_hash(entity: &impl Serialize) -> EntityHash {
+/// An entity the digest covers, and the form of it that it covers.
+pub trait Hashable {
+    /// The JSON that is hashed.
+    fn hashed_form(&self) -> impl Serialize + '_;
+}
+
+impl Hashable for Upstream {
+    fn hashed_form(&self) -> impl Serialize + '_ {
+        self
+    }
+}
+
+impl Hashable for Route {
+    fn hashed_form(&self) -> impl Serialize + '_ {
+        self
+    }
+}
+
+impl Hashable for Certificate {
+    fn hashed_form(&self) -> impl Serialize + '_ {
+        self.digest_form()
+    }
+}
+
+/// The hash of one entity, the piece [`DigestState`] takes.
+pub fn entity_hash(entity: &impl Hashable) -> EntityHash {
     // Serializing plain structs, vectors and strings into a Vec cannot fail.
-    let json = serde_json::to_vec(entity).unwrap_or_default();
+    let json = serde_json::to_vec(&entity.hashed_form()).unwrap_or_default();
     Sha256::digest(&json).into()
 }
 
@@ -62,6 +97,7 @@ pub fn digest_of_parts<'a>(
 pub struct DigestState {
     upstreams: KindBuckets,
     routes: KindBuckets,
+    certificates: KindBuckets,
 }
 
 impl DigestState {
@@ -88,6 +124,10 @@ impl DigestState {
         hasher.update(LAYOUT);
         self.upstreams.feed(&mut hasher);
         self.routes.feed(&mut hasher);
+        if self.certificates.count > 0 {
+            hasher.update(CERTIFICATES);
+            self.certificates.feed(&mut hasher);
+        }
         hex::encode(hasher.finalize())
     }
 
@@ -95,6 +135,7 @@ impl DigestState {
         match kind {
             Kind::Upstream => &mut self.upstreams,
             Kind::Route => &mut self.routes,
+            Kind::Certificate => &mut self.certificates,
         }
     }
 }

@@ -10,9 +10,10 @@ mod digest;
 mod model;
 mod validate;
 mod wire;
+pub mod x509;
 
 pub use diff::{Change, Op};
-pub use digest::{DigestState, EntityHash, digest, digest_of_parts, entity_hash};
+pub use digest::{DigestState, EntityHash, Hashable, digest, digest_of_parts, entity_hash};
 pub use model::{
     ActiveHealthCheck, AllUnhealthy, CircuitBreaker, HashOn, HealthCheck, PassiveHealthCheck,
     Protocol, UpstreamTimeouts, UpstreamTls,
@@ -20,10 +21,12 @@ pub use model::{
 pub use model::{
     Backend, Balance, Config, Duration, PathMatch, Retries, RetryOn, Route, Target, Upstream,
 };
+pub use model::{Certificate, ClientAuth, ClientAuthMode, Computed, PrivateKey};
 pub use model::{
     DirectResponse, HeaderMatch, HeaderTransform, Mirror, QueryMatch, Redirect, Rewrite, Sticky,
 };
 pub use validate::limits;
+pub use validate::server_name_conflicts_with;
 pub use validate::{ErrorKind, FieldError, Kind, ValidationErrors, validate_name};
 pub use validate::{REGEX_SIZE_LIMIT, compile_full_match, expansion_budget_error};
 pub use wire::{WireError, config_from_resources, resources_from_config};

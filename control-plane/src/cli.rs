@@ -88,6 +88,14 @@ pub struct Cli {
     )]
     pub config_body_limit: usize,
 
+    /// Key-encryption keys that seal the private keys of certificates in the database: a file of
+    /// 64-hex-digit keys, one per line, the first sealing and every one opening (put a new key
+    /// first to rotate). Required on PostgreSQL to store certificates (every replica needs the
+    /// same file); on SQLite, a file beside the database (`<database>.kek`) is generated at
+    /// the first start when none is given.
+    #[arg(long, env = "GATEWAY_KEY_ENCRYPTION_KEY_FILE")]
+    pub key_encryption_key_file: Option<PathBuf>,
+
     /// Log line format on stdout.
     #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

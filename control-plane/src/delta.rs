@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use gateway_config::{Kind, Route, Upstream};
+use gateway_config::{Certificate, Kind, Route, Upstream};
 use gateway_proto::v1;
 use tokio::sync::OnceCell;
 
@@ -39,6 +39,7 @@ pub fn build<'a>(
         let resource = match kind {
             Kind::Upstream => latest.get::<Upstream>(name).map(|s| s.entity.resource()),
             Kind::Route => latest.get::<Route>(name).map(|s| s.entity.resource()),
+            Kind::Certificate => latest.get::<Certificate>(name).map(|s| s.entity.resource()),
         };
         match resource {
             Some(resource) => upserts.push(resource),

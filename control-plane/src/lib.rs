@@ -13,6 +13,7 @@ pub(crate) mod batcher;
 pub mod cli;
 pub(crate) mod delta;
 pub(crate) mod hub;
+pub(crate) mod kek;
 pub(crate) mod metrics;
 pub(crate) mod nodes;
 pub(crate) mod service;
@@ -24,6 +25,7 @@ pub(crate) mod tokens;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -35,6 +37,7 @@ use axum::serve::ListenerExt;
 use crate::api::{AppState, OpenEndpoints};
 use crate::cli::{Cli, SettingsError};
 use crate::hub::SnapshotHub;
+use crate::kek::{KekError, Keyring};
 use crate::metrics::Metrics;
 use crate::service::ConfigService;
 use crate::store::{Store, StoreError};
@@ -54,6 +57,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("config sync TLS: {0}")]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Kek(#[from] KekError),
     #[error("cannot listen on {addr} for the {what}: {source}")]
     Bind {
         what: &'static str,
@@ -62,6 +67,42 @@ pub enum RunError {
     },
     #[error("{what} failed: {message}")]
     Serve { what: &'static str, message: String },
+}
+
+/// The keyring given by `--key-encryption-key-file`, or on an embedded SQLite database the one
+/// beside it (generated on the first start); None on PostgreSQL without the flag.
+fn keyring(cli: &Cli) -> Result<Option<Keyring>, RunError> {
+    if let Some(path) = &cli.key_encryption_key_file {
+        let keyring = Keyring::load(path)?;
+        tracing::info!(
+            path = %path.display(),
+            sealing_key = keyring.sealing_key_id(),
+            "private keys are sealed with the given key-encryption key"
+        );
+        return Ok(Some(keyring));
+    }
+    let Some(path) = kek::default_path_for_sqlite(&cli.database_url) else {
+        tracing::info!(
+            "no key-encryption key (--key-encryption-key-file): certificates with private keys \
+             cannot be stored"
+        );
+        return Ok(None);
+    };
+    let (keyring, created) = Keyring::load_or_create(&path)?;
+    if created {
+        tracing::warn!(
+            path = %path.display(),
+            "generated a key-encryption key for the private keys of certificates; back it up \
+             apart from the database: without it no stored private key can be read"
+        );
+    } else {
+        tracing::info!(
+            path = %path.display(),
+            sealing_key = keyring.sealing_key_id(),
+            "private keys are sealed with the key-encryption key beside the database"
+        );
+    }
+    Ok(Some(keyring))
 }
 
 async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, RunError> {
@@ -81,9 +122,19 @@ pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunEr
         )?),
         _ => None,
     };
-    let store = Store::connect(&cli.database_url)
+    let mut store = Store::connect(&cli.database_url)
         .await?
         .with_retention(cli.revision_retention);
+    if let Some(keyring) = keyring(&cli)? {
+        store = store.with_keyring(Arc::new(keyring));
+        let resealed = store.reseal_stale_keys().await?;
+        if resealed > 0 {
+            tracing::info!(
+                rows = resealed,
+                "sealed stored private keys again with the first key-encryption key"
+            );
+        }
+    }
     let latest = store.latest_config().await?;
     tracing::info!(revision = latest.revision, "loaded the latest config");
     let hub = SnapshotHub::new(latest.into());
@@ -168,6 +219,7 @@ pub async fn run(cli: Cli, signal: impl Future<Output = ()>) -> Result<(), RunEr
     let service = SyncService::new(store, hub, replica, stopped.clone())
         .with_metrics(metrics)
         .with_auth(auth)
+        .over_tls(tls.is_some())
         .into_server();
     let sync_server = async {
         let builder = tonic::transport::Server::builder().add_service(service);

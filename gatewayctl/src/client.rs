@@ -567,6 +567,7 @@ fn collection(kind: Kind) -> &'static str {
     match kind {
         Kind::Upstream => "upstreams",
         Kind::Route => "routes",
+        Kind::Certificate => "certificates",
     }
 }
 

@@ -13,6 +13,22 @@ pub mod config {
 
 pub use config::v1;
 
+impl std::fmt::Debug for v1::Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificate")
+            .field("name", &self.name)
+            .field("tags", &self.tags)
+            .field("cert", &self.cert)
+            .field(
+                "key",
+                &format_args!("<{} bytes, not shown>", self.key.len()),
+            )
+            .field("snis", &self.snis)
+            .field("client_auth", &self.client_auth)
+            .finish()
+    }
+}
+
 /// The largest `ConfigPush` the control plane ever sends, in bytes of its protobuf encoding
 /// (before any transport compression): 256 MiB.
 ///

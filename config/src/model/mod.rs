@@ -1,6 +1,7 @@
-//! The user-facing shape of routes and upstreams, as accepted by the admin API and declarative
+//! The user-facing shape of routes, upstreams and certificates, as accepted by the admin API and declarative
 //! files. Unknown fields are refused so that a typo never silently does nothing.
 
+mod certificate;
 mod defaults;
 mod duration;
 mod policy;
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use certificate::{Certificate, ClientAuth, ClientAuthMode, Computed, PrivateKey};
 pub use duration::Duration;
 pub use policy::{
     ActiveHealthCheck, CircuitBreaker, HealthCheck, PassiveHealthCheck, UpstreamTimeouts,
@@ -36,6 +38,9 @@ pub struct Config {
     #[serde(default, with = "by_name")]
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Route>))]
     pub routes: BTreeMap<String, Route>,
+    #[serde(default, with = "by_name", skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Certificate>))]
+    pub certificates: BTreeMap<String, Certificate>,
 }
 
 impl Config {
@@ -60,6 +65,12 @@ impl Named for Upstream {
 }
 
 impl Named for Route {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for Certificate {
     fn name(&self) -> &str {
         &self.name
     }

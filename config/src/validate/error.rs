@@ -12,6 +12,7 @@ use serde::Serialize;
 pub enum Kind {
     Upstream,
     Route,
+    Certificate,
 }
 
 impl Kind {
@@ -19,6 +20,7 @@ impl Kind {
         match self {
             Kind::Upstream => "upstream",
             Kind::Route => "route",
+            Kind::Certificate => "certificate",
         }
     }
 }
@@ -37,6 +39,8 @@ pub enum ErrorKind {
     Invalid,
     /// The value names an entity that does not exist.
     UnknownReference,
+    /// The value is taken by another entity (a server name two certificates claim).
+    Conflict,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

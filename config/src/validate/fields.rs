@@ -114,6 +114,25 @@ pub(crate) fn check_hostname(host: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An exact host name or a `*.suffix` wildcard, without a port (`what` says why: "hosts are
+/// matched", "server names are sent").
+pub(crate) fn check_name_pattern(pattern: &str, what: &str) -> Result<(), String> {
+    if pattern.contains(':') {
+        return Err(format!(
+            "`{}`: {what} without a port; remove it",
+            pattern.escape_debug()
+        ));
+    }
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => check_hostname(suffix),
+        None if pattern.contains('*') => Err(format!(
+            "`{}`: a wildcard is only allowed as a leading `*.`",
+            pattern.escape_debug()
+        )),
+        None => check_hostname(pattern),
+    }
+}
+
 /// RFC 9110 token characters, the alphabet of header and cookie names.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)

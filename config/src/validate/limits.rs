@@ -110,6 +110,18 @@ pub const MIN_PROBE_INTERVAL_MS: u64 = 100;
 /// Re-resolving names more often than this only loads the resolver.
 pub const MIN_DNS_REFRESH_MS: u64 = 100;
 
+// Certificates.
+
+/// Largest certificate chain in PEM: a leaf with a few intermediates is under 10 KB; a chain
+/// with long RSA keys and many names stays well under this.
+pub const MAX_CERT_PEM_LEN: usize = 64 * 1024;
+/// Certificates in one chain: real chains have two to four.
+pub const MAX_CERT_CHAIN_LEN: usize = 10;
+/// Largest private key in PEM: an RSA-8192 key is about 6.5 KB.
+pub const MAX_KEY_PEM_LEN: usize = 16 * 1024;
+/// Server names one certificate is served for; each is an entry of every worker's SNI table.
+pub const MAX_SNIS: usize = 1_000;
+
 // Durations.
 
 /// Longest duration any field takes: a week. Longer than any sensible timeout, probe interval,

@@ -5,6 +5,7 @@
 
 use crate::model::Config;
 
+mod certificate;
 #[cfg(test)]
 mod duration_tests;
 mod error;
@@ -16,6 +17,7 @@ mod policy;
 mod route;
 mod upstream;
 
+pub use certificate::server_name_conflicts_with;
 pub use error::{ErrorKind, FieldError, Kind, ValidationErrors};
 pub use fields::validate_name;
 pub use limits::REGEX_SIZE_LIMIT;
@@ -55,6 +57,17 @@ impl Config {
             }
             route.reference_errors(|name| self.upstreams.contains_key(name), &mut errors);
         }
+        for (key, certificate) in &self.certificates {
+            if previous.and_then(|p| p.certificates.get(key)) != Some(certificate) {
+                certificate.collect_errors(&mut errors);
+            }
+            if *key != certificate.name {
+                errors.push(key_mismatch(Kind::Certificate, key, &certificate.name));
+            }
+        }
+        errors.extend(certificate::server_name_conflicts(
+            self.certificates.values(),
+        ));
         // Named on the route whose entries are the most (the first in name order among equals):
         // the one whose trimming helps the most.
         let largest = self

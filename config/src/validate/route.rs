@@ -3,8 +3,8 @@
 
 use super::error::{ErrorKind, FieldError, Kind, Report, ValidationErrors};
 use super::fields::{
-    Floor, Query, check_duration, check_hostname, check_len, check_request_path, check_tags,
-    check_token, validate_name, within_count,
+    Floor, Query, check_duration, check_hostname, check_len, check_name_pattern,
+    check_request_path, check_tags, check_token, validate_name, within_count,
 };
 use super::limits::{
     MAX_ADDRESS_LEN, MAX_BACKENDS_PER_ROUTE, MAX_BODY_LEN, MAX_HEADER_EDITS,
@@ -565,20 +565,7 @@ fn check_host_pattern(pattern: &str) -> Result<(), String> {
     if pattern.is_empty() {
         return Err("must not be empty; leave `hosts` out to match any host".into());
     }
-    if pattern.contains(':') {
-        return Err(format!(
-            "`{}`: hosts are matched without a port; remove it",
-            pattern.escape_debug()
-        ));
-    }
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => check_hostname(suffix),
-        None if pattern.contains('*') => Err(format!(
-            "`{}`: a wildcard is only allowed as a leading `*.`",
-            pattern.escape_debug()
-        )),
-        None => check_hostname(pattern),
-    }
+    check_name_pattern(pattern, "hosts are matched")
 }
 
 /// A path prefix: a request path, with few enough segments for the worker's trie. The worker

@@ -3,13 +3,14 @@
 //! Conversion checks only what the wire shape cannot express (a oneof left empty, an enum value
 //! from a newer build); the semantic checks stay in [`Config::validate`].
 
+mod certificate;
 mod policy;
 mod route;
 mod upstream;
 
 use gateway_proto::v1;
 
-use crate::model::{Config, Route, Upstream};
+use crate::model::{Certificate, Config, Route, Upstream};
 use crate::validate::Kind;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -40,11 +41,13 @@ impl From<Kind> for v1::Kind {
         match kind {
             Kind::Upstream => v1::Kind::Upstream,
             Kind::Route => v1::Kind::Route,
+            Kind::Certificate => v1::Kind::Certificate,
         }
     }
 }
 
-/// Every entity of `config` as wire resources: upstreams first, then routes, each by name.
+/// Every entity of `config` as wire resources: upstreams first, then routes, then
+/// certificates, each by name.
 pub fn resources_from_config(config: &Config) -> Vec<v1::Resource> {
     let upstreams = config.upstreams.values().map(|u| v1::Resource {
         resource: Some(v1::resource::Resource::Upstream(u.into())),
@@ -52,7 +55,10 @@ pub fn resources_from_config(config: &Config) -> Vec<v1::Resource> {
     let routes = config.routes.values().map(|r| v1::Resource {
         resource: Some(v1::resource::Resource::Route(r.into())),
     });
-    upstreams.chain(routes).collect()
+    let certificates = config.certificates.values().map(|c| v1::Resource {
+        resource: Some(v1::resource::Resource::Certificate(c.into())),
+    });
+    upstreams.chain(routes).chain(certificates).collect()
 }
 
 /// Builds a config from a full set of wire resources.
@@ -75,13 +81,17 @@ impl Config {
             let removed = match v1::Kind::try_from(key.kind) {
                 Ok(v1::Kind::Upstream) => self.upstreams.remove(&key.name).map(|_| Kind::Upstream),
                 Ok(v1::Kind::Route) => self.routes.remove(&key.name).map(|_| Kind::Route),
+                Ok(v1::Kind::Certificate) => self
+                    .certificates
+                    .remove(&key.name)
+                    .map(|_| Kind::Certificate),
                 _ => return Err(WireError::UnknownKind(key.kind)),
             };
             if removed.is_none() {
-                let kind = if key.kind == v1::Kind::Route as i32 {
-                    Kind::Route
-                } else {
-                    Kind::Upstream
+                let kind = match v1::Kind::try_from(key.kind) {
+                    Ok(v1::Kind::Route) => Kind::Route,
+                    Ok(v1::Kind::Certificate) => Kind::Certificate,
+                    _ => Kind::Upstream,
                 };
                 return Err(WireError::MissingRemoval {
                     kind,
@@ -107,6 +117,21 @@ impl Config {
                     if self.routes.insert(name.clone(), route).is_some() && fresh {
                         return Err(WireError::Duplicate {
                             kind: Kind::Route,
+                            name,
+                        });
+                    }
+                }
+                Some(v1::resource::Resource::Certificate(c)) => {
+                    let certificate = Certificate::try_from(c)?;
+                    let name = certificate.name.clone();
+                    if self
+                        .certificates
+                        .insert(name.clone(), certificate)
+                        .is_some()
+                        && fresh
+                    {
+                        return Err(WireError::Duplicate {
+                            kind: Kind::Certificate,
                             name,
                         });
                     }

@@ -1,4 +1,4 @@
-//! The entity collections, `/v1/upstreams` and `/v1/routes`: one described endpoint per kind and
+//! The entity collections, `/v1/upstreams`, `/v1/routes` and `/v1/certificates`: one described endpoint per kind and
 //! operation, each handing over to the handlers in [`super::entities`] that every kind shares.
 
 use axum::body::Bytes;
@@ -6,17 +6,17 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use gateway_config::{Route, Upstream};
+use gateway_config::{Certificate, Route, Upstream};
 
 use super::auth::Caller;
 use super::body::{ListQuery, Page};
 use super::entities;
 use super::error::ApiError;
 use super::openapi::{
-    BadRequest, Conflict, Internal, NotFound, PayloadTooLarge, PreconditionFailed, RouteWritten,
-    Unavailable, Unprocessable, UpstreamWritten,
+    BadRequest, CertificateWritten, Conflict, Internal, NotFound, PayloadTooLarge,
+    PreconditionFailed, RouteWritten, Unavailable, Unprocessable, UpstreamWritten,
 };
-use super::schema::{RouteResource, UpstreamResource};
+use super::schema::{CertificateResource, RouteResource, UpstreamResource};
 use super::state::AppState;
 use super::write::{DryRunAnswer, WriteHeaders, WriteQuery};
 
@@ -226,4 +226,15 @@ collection!(
     a_kind = "a route",
     collection = "/v1/routes",
     item = "/v1/routes/{name}",
+);
+
+collection!(
+    certificates,
+    Certificate,
+    CertificateResource,
+    CertificateWritten,
+    kind = "certificate",
+    a_kind = "a certificate",
+    collection = "/v1/certificates",
+    item = "/v1/certificates/{name}",
 );

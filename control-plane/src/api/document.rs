@@ -1,5 +1,5 @@
-//! The whole-config document of `PUT /v1/config`: `{"upstreams": [...], "routes": [...]}` in
-//! JSON or YAML. Unlike a single entity, a document is checked completely before it is refused,
+//! The whole-config document of `PUT /v1/config`: `{"upstreams": [...], "routes": [...],
+//! "certificates": [...]}` in JSON or YAML. Unlike a single entity, a document is checked completely before it is refused,
 //! so that one answer lists every problem (each with kind, name and field).
 //!
 //! The document is read by [`strict`] one entity at a time, each turned into its model type as
@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::http::StatusCode;
-use gateway_config::{Config, ErrorKind, FieldError, Kind, Route, Upstream};
+use gateway_config::{Certificate, Config, ErrorKind, FieldError, Kind, Route, Upstream};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -19,7 +19,7 @@ use super::error::{ApiError, Detail};
 use super::strict::{self, Format, TopLevel};
 
 /// The lists of a document, in the order [`strict::read_lists`] numbers them.
-const LISTS: [&str; 2] = ["upstreams", "routes"];
+const LISTS: [&str; 3] = ["upstreams", "routes", "certificates"];
 
 fn detail(kind: &str, name: &str, field: impl Into<String>, message: impl Into<String>) -> Detail {
     Detail {
@@ -102,6 +102,17 @@ fn refers_to(error: &FieldError, config: &Config, broken: &BTreeSet<String>) -> 
         .is_some_and(|backend| broken.contains(&backend.upstream))
 }
 
+/// A certificate of the document without its key: the store fills the key in from the stored
+/// certificate with the same leaf (an export applied again), and refuses it when there is none.
+fn keeps_stored_key(error: &FieldError, config: &Config) -> bool {
+    error.kind == Kind::Certificate
+        && error.field == "key"
+        && config
+            .certificates
+            .get(&error.name)
+            .is_some_and(|certificate| certificate.key.is_none())
+}
+
 /// Parses and validates a whole-config document; every problem is in the error's `details`.
 pub fn parse(
     bytes: &[u8],
@@ -111,13 +122,18 @@ pub fn parse(
     let format = Format::detect(bytes, content_type);
     let mut upstream_list = Entities::<Upstream>::new(Kind::Upstream);
     let mut route_list = Entities::<Route>::new(Kind::Route);
-    let top = strict::read_lists(bytes, format, limits, &LISTS, &mut |list, index, item| {
-        if list == 0 {
-            upstream_list.add(index, item);
-        } else {
-            route_list.add(index, item);
-        }
-    })
+    let mut certificate_list = Entities::<Certificate>::new(Kind::Certificate);
+    let top = strict::read_lists(
+        bytes,
+        format,
+        limits,
+        &LISTS,
+        &mut |list, index, item| match list {
+            0 => upstream_list.add(index, item),
+            1 => route_list.add(index, item),
+            _ => certificate_list.add(index, item),
+        },
+    )
     .map_err(refused)?;
     let (unknown, not_lists) = match top {
         TopLevel::Mapping { unknown, not_lists } => (unknown, not_lists),
@@ -129,7 +145,7 @@ pub fn parse(
         TopLevel::Other(_) => {
             return Err(ApiError::invalid_field(
                 None,
-                "the body must be an object with `upstreams` and `routes` lists",
+                "the body must be an object with `upstreams`, `routes` and `certificates` lists",
             ));
         }
     };
@@ -140,7 +156,7 @@ pub fn parse(
                 "config",
                 "",
                 key.as_str(),
-                format!("unknown field `{key}`, expected `upstreams` or `routes`"),
+                format!("unknown field `{key}`, expected `upstreams`, `routes` or `certificates`"),
             )
         })
         .collect();
@@ -151,13 +167,20 @@ pub fn parse(
     );
     errors.append(&mut upstream_list.errors);
     errors.append(&mut route_list.errors);
+    errors.append(&mut certificate_list.errors);
     let broken = upstream_list.broken;
-    let (upstreams, routes) = (upstream_list.parsed, route_list.parsed);
-    let config = Config { upstreams, routes };
+    let config = Config {
+        upstreams: upstream_list.parsed,
+        routes: route_list.parsed,
+        certificates: certificate_list.parsed,
+    };
     let mut only_references = errors.is_empty();
     if let Err(invalid) = config.validate() {
         for error in invalid.0 {
             if error.error == ErrorKind::UnknownReference && refers_to(&error, &config, &broken) {
+                continue;
+            }
+            if keeps_stored_key(&error, &config) {
                 continue;
             }
             only_references &= error.error == ErrorKind::UnknownReference;

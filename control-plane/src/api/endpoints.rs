@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use axum::Json;
-use gateway_config::{Route, Upstream};
+use gateway_config::{Certificate, Route, Upstream};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{AdditionalProperties, Object, Schema};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
@@ -44,6 +44,15 @@ pub(super) fn documented_routes() -> OpenApiRouter<AppState> {
             collections::routes::put,
             collections::routes::delete
         ))
+        .routes(routes!(
+            collections::certificates::list,
+            collections::certificates::create
+        ))
+        .routes(routes!(
+            collections::certificates::get,
+            collections::certificates::put,
+            collections::certificates::delete
+        ))
         .routes(routes!(config::get, config::put))
         .routes(routes!(revisions::list))
         .routes(routes!(revisions::show))
@@ -59,7 +68,12 @@ fn document() -> utoipa::openapi::OpenApi {
     let mut document = documented_routes().into_openapi();
     add_authentication(&mut document);
     if let Some(components) = &mut document.components {
-        for (name, kind) in [(Upstream::name(), "upstream"), (Route::name(), "route")] {
+        let kinds = [
+            (Upstream::name(), "upstream"),
+            (Route::name(), "route"),
+            (Certificate::name(), "certificate"),
+        ];
+        for (name, kind) in kinds {
             if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(&*name) {
                 add_server_keys(object, kind, false);
             }

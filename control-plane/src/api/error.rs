@@ -166,6 +166,18 @@ impl From<StoreError> for ApiError {
                     .collect(),
                 ..ApiError::new(StatusCode::CONFLICT, "in_use", message)
             },
+            StoreError::Invalid(errors)
+                if errors.0.iter().all(|e| e.error == ErrorKind::Conflict) =>
+            {
+                let first = errors.0.first();
+                ApiError {
+                    status: StatusCode::CONFLICT,
+                    code: "conflict",
+                    message: first.map_or(message, |e| format!("{}: {}", e.field, e.message)),
+                    field: first.map(|e| e.field.clone()),
+                    details: errors.0.iter().map(Detail::from).collect(),
+                }
+            }
             StoreError::Invalid(errors) => {
                 let code = match errors.0.first().map(|e| e.error) {
                     Some(ErrorKind::UnknownReference) => "unknown_reference",
@@ -200,7 +212,16 @@ impl From<StoreError> for ApiError {
             StoreError::TooLarge { .. } => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "config_too_large", message)
             }
-            StoreError::Corrupt { .. } | StoreError::Database(_) | StoreError::Migration(_) => {
+            StoreError::NoKeyring => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_key_encryption_key",
+                message,
+            )
+            .with_field("key"),
+            StoreError::Corrupt { .. }
+            | StoreError::Database(_)
+            | StoreError::Migration(_)
+            | StoreError::Sealing(_) => {
                 tracing::error!(error = %message, "admin API request failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
             }

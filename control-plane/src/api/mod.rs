@@ -43,4 +43,6 @@ pub fn router(state: AppState, limits: Limits) -> Router {
 }
 
 #[cfg(test)]
+mod certificate_tests;
+#[cfg(test)]
 mod tests;

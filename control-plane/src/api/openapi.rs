@@ -12,14 +12,14 @@ use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use super::error::{Detail, ErrorBody, ErrorContent};
-use super::schema::{RouteResource, UpstreamResource};
+use super::schema::{CertificateResource, RouteResource, UpstreamResource};
 use super::write::{AppliedAnswer, DryRunAnswer};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Gateway admin API",
-        description = "Routes, upstreams, config revisions and worker status of the gateway's \
+        description = "Routes, upstreams, certificates, config revisions and worker status of the gateway's \
             control plane. Each write that is stored makes exactly one new revision, whose \
             number is in the `x-gateway-revision` answer header; `If-Match: <revision>` makes a \
             write conditional and `?dry_run=true` previews it. Errors are JSON with a stable \
@@ -28,6 +28,8 @@ use super::write::{AppliedAnswer, DryRunAnswer};
     tags(
         (name = "upstreams", description = "Groups of targets that routes send traffic to"),
         (name = "routes", description = "Which requests go where"),
+        (name = "certificates", description = "What the workers present to TLS clients, for \
+            which server names; private keys are write-only"),
         (name = "config", description = "The whole configuration as one document"),
         (name = "revisions", description = "The change log: show, diff, roll back"),
         (name = "nodes", description = "Data-plane workers and their sync status"),
@@ -140,5 +142,6 @@ macro_rules! either_answer {
 either_answer! {
     UpstreamWritten = UpstreamResource | DryRunAnswer,
     RouteWritten = RouteResource | DryRunAnswer,
+    CertificateWritten = CertificateResource | DryRunAnswer,
     ConfigWritten = AppliedAnswer | DryRunAnswer,
 }

@@ -3,7 +3,7 @@
 //! sit below both the handlers' answers ([`super::write`]) and the document ([`super::openapi`]),
 //! which both refer to them.
 
-use gateway_config::{Route, Upstream};
+use gateway_config::{Certificate, Route, Upstream};
 use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::{KnownFormat, Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
@@ -82,14 +82,17 @@ macro_rules! resources {
 resources! {
     UpstreamResource = Upstream, "upstream", "An upstream as the API answers it.";
     RouteResource = Route, "route", "A route as the API answers it.";
+    CertificateResource = Certificate, "certificate",
+        "A certificate as the API answers it: never with its private key.";
 }
 
-/// The document of an upstream or a route in a change, or null.
+/// The document of an upstream, a route or a certificate in a change, or null.
 fn entity_document(description: &str) -> RefOr<Schema> {
     OneOfBuilder::new()
         .description(Some(description))
         .item(Ref::from_schema_name(Upstream::name()))
         .item(Ref::from_schema_name(Route::name()))
+        .item(Ref::from_schema_name(Certificate::name()))
         .item(ObjectBuilder::new().schema_type(Type::Null))
         .into()
 }

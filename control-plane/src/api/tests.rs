@@ -15,28 +15,28 @@ use crate::hub::SnapshotHub;
 use crate::service::ConfigService;
 use crate::store::test_support::{TestDb, sqlite};
 
-struct Api {
-    router: Router,
-    hub: SnapshotHub,
-    db: TestDb,
+pub(super) struct Api {
+    pub router: Router,
+    pub hub: SnapshotHub,
+    pub db: TestDb,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
+pub(super) struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
 }
 
 impl Reply {
-    fn code(&self) -> &str {
+    pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
 
-    fn field(&self) -> &str {
+    pub fn field(&self) -> &str {
         self.body["error"]["field"].as_str().unwrap_or("")
     }
 
-    fn revision(&self) -> Option<i64> {
+    pub fn revision(&self) -> Option<i64> {
         self.headers
             .get(REVISION_HEADER)
             .map(|v| v.to_str().unwrap().parse().unwrap())
@@ -46,7 +46,7 @@ impl Reply {
 /// The control plane's default `--config-body-limit`.
 const CONFIG_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
-async fn api() -> Api {
+pub(super) async fn api() -> Api {
     api_with(Limits::new(CONFIG_BODY_LIMIT)).await
 }
 
@@ -65,11 +65,11 @@ async fn api_with(limits: Limits) -> Api {
 }
 
 impl Api {
-    async fn call(&self, method: Method, uri: &str, body: Option<&str>) -> Reply {
+    pub async fn call(&self, method: Method, uri: &str, body: Option<&str>) -> Reply {
         self.call_with(method, uri, body, &[]).await
     }
 
-    async fn call_with(
+    pub async fn call_with(
         &self,
         method: Method,
         uri: &str,
@@ -105,28 +105,28 @@ impl Api {
         }
     }
 
-    async fn get(&self, uri: &str) -> Reply {
+    pub async fn get(&self, uri: &str) -> Reply {
         self.call(Method::GET, uri, None).await
     }
 
-    async fn post(&self, uri: &str, body: &str) -> Reply {
+    pub async fn post(&self, uri: &str, body: &str) -> Reply {
         self.call(Method::POST, uri, Some(body)).await
     }
 
-    async fn put(&self, uri: &str, body: &str) -> Reply {
+    pub async fn put(&self, uri: &str, body: &str) -> Reply {
         self.call(Method::PUT, uri, Some(body)).await
     }
 
-    async fn delete(&self, uri: &str) -> Reply {
+    pub async fn delete(&self, uri: &str) -> Reply {
         self.call(Method::DELETE, uri, None).await
     }
 
-    async fn revisions(&self) -> i64 {
+    pub async fn revisions(&self) -> i64 {
         self.db.store.head_revision().await.unwrap()
     }
 
     /// Sends a write that must be refused, and checks that it stored nothing.
-    async fn refused(&self, method: Method, uri: &str, body: &str) -> Reply {
+    pub async fn refused(&self, method: Method, uri: &str, body: &str) -> Reply {
         let before = self.revisions().await;
         let reply = self.call(method, uri, Some(body)).await;
         assert!(

@@ -9,13 +9,14 @@
 
 use std::collections::BTreeSet;
 
-use gateway_config::{Kind, Route, Upstream};
+use gateway_config::{Certificate, Kind, Route, Upstream};
 use sqlx::{AnyConnection, Row};
 
 use super::error::StoreError;
 use super::handle::Store;
 use super::resources::{StoredRow, kind_of, parse_spec};
 use super::state::{Advance, Entity, EntityMeta, Key, State, Stored};
+use crate::kek::Keyring;
 
 /// `base` moved to revision `to`, or None when the history no longer reaches back to `base`
 /// (the caller then reads the whole config).
@@ -23,6 +24,7 @@ pub(super) async fn advance(
     conn: &mut AnyConnection,
     base: &State,
     to: i64,
+    keyring: Option<&Keyring>,
 ) -> Result<Option<Advance>, StoreError> {
     let rows = sqlx::query(
         "SELECT h.kind, h.name, h.spec, h.created_at, h.revision, v.created_at AS committed_at \
@@ -66,10 +68,12 @@ pub(super) async fn advance(
             name: &name,
             spec,
             created_at: meta.created_at,
+            keyring,
         });
         match known {
             Kind::Upstream => replay::<Upstream>(&mut state, &name, stored, meta)?,
             Kind::Route => replay::<Route>(&mut state, &name, stored, meta)?,
+            Kind::Certificate => replay::<Certificate>(&mut state, &name, stored, meta)?,
         }
         changed.insert((known, name));
     }
@@ -151,7 +155,7 @@ impl Store {
             .fetch_one(&mut *conn)
             .await?;
         if head > base.revision
-            && let Some(advanced) = advance(&mut conn, base, head).await?
+            && let Some(advanced) = advance(&mut conn, base, head, self.keyring()).await?
         {
             return Ok(advanced);
         }

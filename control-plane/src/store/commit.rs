@@ -4,7 +4,9 @@
 //! history, revision rows, pruning, NOTIFY) in one commit, or, when nothing was staged, stores
 //! nothing at all.
 
-use gateway_config::{Kind, Route, Upstream};
+use std::sync::Arc;
+
+use gateway_config::{Certificate, Kind, Route, Upstream};
 use sqlx::{Any, Transaction};
 
 use super::catch_up::advance;
@@ -13,6 +15,7 @@ use super::error::StoreError;
 use super::handle::Store;
 use super::resources::load_whole;
 use super::state::{Advance, Entity, Key, State};
+use crate::kek::Keyring;
 
 /// The channel on which Postgres writers announce each new revision.
 pub const NOTIFY_CHANNEL: &str = "gateway_revisions";
@@ -66,6 +69,8 @@ pub(super) struct Pending {
     caught_up: Option<(i64, Vec<Key>)>,
     pub now: i64,
     staged: Vec<Staged>,
+    /// Seals the private keys of the rows staged.
+    keyring: Option<Arc<Keyring>>,
 }
 
 /// One revision staged in a [`Pending`] transaction.
@@ -134,7 +139,7 @@ impl Pending {
         next.seal(revision, self.now);
         let mut rows = Vec::with_capacity(touched.len());
         for key in &touched {
-            rows.push((key.clone(), spec_of(&next, key)?));
+            rows.push((key.clone(), spec_of(&next, key, self.keyring.as_deref())?));
         }
         self.staged.push(Staged {
             state: next,
@@ -163,13 +168,13 @@ impl Store {
         let (base, caught_up) = if base.revision == latest {
             (base.clone(), Some((latest, Vec::new())))
         } else {
-            match advance(&mut tx, base, latest).await? {
+            match advance(&mut tx, base, latest, self.keyring()).await? {
                 Some(Advance {
                     state,
                     since,
                     changed: Some(changed),
                 }) if base.revision < latest => (state, Some((since, changed))),
-                _ => (load_whole(&mut tx, latest).await?, None),
+                _ => (load_whole(&mut tx, latest, self.keyring()).await?, None),
             }
         };
         Ok(Pending {
@@ -178,6 +183,7 @@ impl Store {
             caught_up,
             now: now_ms(),
             staged: Vec::new(),
+            keyring: self.keyring.clone(),
         })
     }
 
@@ -373,20 +379,30 @@ fn placeholders(rows: usize, columns: usize) -> String {
 }
 
 /// The stored JSON and creation time of the entity `key` of `state`, None when it is absent.
-fn spec_of(state: &State, (kind, name): &Key) -> Result<Option<(String, i64)>, StoreError> {
-    fn json<T: Entity>(state: &State, name: &str) -> Result<Option<(String, i64)>, StoreError> {
+fn spec_of(
+    state: &State,
+    (kind, name): &Key,
+    keyring: Option<&Keyring>,
+) -> Result<Option<(String, i64)>, StoreError> {
+    fn json<T: Entity>(
+        state: &State,
+        name: &str,
+        keyring: Option<&Keyring>,
+    ) -> Result<Option<(String, i64)>, StoreError> {
         state
             .get::<T>(name)
             .map(|stored| {
-                serde_json::to_string(&stored.entity)
+                stored
+                    .entity
+                    .to_spec(keyring)
                     .map(|json| (json, stored.meta.created_at))
-                    .map_err(|e| StoreError::Database(e.to_string()))
             })
             .transpose()
     }
     match kind {
-        Kind::Upstream => json::<Upstream>(state, name),
-        Kind::Route => json::<Route>(state, name),
+        Kind::Upstream => json::<Upstream>(state, name, keyring),
+        Kind::Route => json::<Route>(state, name, keyring),
+        Kind::Certificate => json::<Certificate>(state, name, keyring),
     }
 }
 

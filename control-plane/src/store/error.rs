@@ -40,6 +40,13 @@ pub enum StoreError {
     },
     #[error("database error: {0}")]
     Database(String),
+    #[error(
+        "the control plane has no key-encryption key, so it cannot store or read private keys; \
+         start it with --key-encryption-key-file (GATEWAY_KEY_ENCRYPTION_KEY_FILE)"
+    )]
+    NoKeyring,
+    #[error("private key sealing failed: {0}")]
+    Sealing(String),
     #[error("database migration failed: {0}")]
     Migration(String),
     #[error("the latest revision is {current}, not {expected}")]

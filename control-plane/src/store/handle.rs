@@ -12,6 +12,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, Connection, SqlSafeStr};
 
 use super::error::StoreError;
+use crate::kek::Keyring;
 
 /// The migrations, embedded in the binary so that a deployment needs no files beside it.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -44,6 +45,9 @@ pub struct Store {
     /// writes itself.
     pub(super) replica: Arc<str>,
     pub(super) retention: i64,
+    /// Seals and opens the private keys of certificates; None when the control plane was
+    /// given no key-encryption key, and then no private key can be stored or read.
+    pub(super) keyring: Option<Arc<Keyring>>,
 }
 
 impl Store {
@@ -83,6 +87,7 @@ impl Store {
             postgres_url,
             replica: uuid::Uuid::new_v4().to_string().into(),
             retention: DEFAULT_RETENTION,
+            keyring: None,
         };
         store.migrate().await?;
         Ok(store)
@@ -92,6 +97,16 @@ impl Store {
     pub fn with_retention(mut self, revisions: i64) -> Store {
         self.retention = revisions.max(1);
         self
+    }
+
+    /// Seals private keys with `keyring` from now on.
+    pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> Store {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    pub(super) fn keyring(&self) -> Option<&Keyring> {
+        self.keyring.as_deref()
     }
 
     /// The URL to LISTEN on for revisions committed by other replicas (Postgres only).

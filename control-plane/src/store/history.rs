@@ -76,7 +76,7 @@ impl Store {
         let Some(row) = self.revision_row(revision).await? else {
             return not_kept().await;
         };
-        let config = config_from_decoded(&entities)?;
+        let config = config_from_decoded(&entities, self.keyring())?;
         Ok(ConfigAt { row, config })
     }
 }

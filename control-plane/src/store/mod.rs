@@ -14,8 +14,9 @@
 //! `error`, `clock`, `state` (entities in memory) and `handle` (the `Store` itself) ←
 //! `resources` (entity rows and their decoding) ← `revisions`, `history` and `catch_up` (the
 //! log, the config at a revision, moving a state forward) ← `commit` (the write transaction) ←
-//! `batch` (writes sharing a transaction) ← `write` (the changes callers ask for). `nodes` and
-//! `tokens` stand apart, on the handle. This module only
+//! `batch` (writes sharing a transaction) ← `write` (the changes callers ask for). `nodes`,
+//! `tokens` and `reseal` (private keys sealed again after a key rotation) stand apart, on the
+//! handle. This module only
 //! declares the parts and re-exports what the rest of the crate uses.
 
 mod batch;
@@ -26,6 +27,7 @@ mod error;
 mod handle;
 mod history;
 mod nodes;
+mod reseal;
 mod resources;
 mod revisions;
 mod state;
@@ -48,12 +50,24 @@ pub(crate) mod test_support {
     //! Databases for tests: SQLite in a temporary directory, and a throwaway Postgres database
     //! when `GATEWAY_TEST_POSTGRES_URL` points at a server.
 
+    use std::sync::Arc;
+
     use super::Store;
+    use crate::kek::Keyring;
+
+    /// A keyring of its own for each test database, as a control plane gets from its file.
+    #[allow(clippy::unwrap_used)]
+    fn keyring() -> (tempfile::TempDir, Arc<Keyring>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (keyring, _) = Keyring::load_or_create(&dir.path().join("test.kek")).unwrap();
+        (dir, Arc::new(keyring))
+    }
 
     pub struct TestDb {
         pub store: Store,
         pub url: String,
         _dir: Option<tempfile::TempDir>,
+        _keys: tempfile::TempDir,
     }
 
     #[allow(clippy::unwrap_used)]
@@ -63,11 +77,13 @@ pub(crate) mod test_support {
             "sqlite://{}?mode=rwc",
             dir.path().join("gateway.db").display()
         );
-        let store = Store::connect(&url).await.unwrap();
+        let (keys, keyring) = keyring();
+        let store = Store::connect(&url).await.unwrap().with_keyring(keyring);
         TestDb {
             store,
             url,
             _dir: Some(dir),
+            _keys: keys,
         }
     }
 
@@ -107,11 +123,13 @@ pub(crate) mod test_support {
             Some((server, _)) => format!("{server}/{name}"),
             None => format!("{base}/{name}"),
         };
-        let store = Store::connect(&url).await.unwrap();
+        let (keys, keyring) = keyring();
+        let store = Store::connect(&url).await.unwrap().with_keyring(keyring);
         Some(TestDb {
             store,
             url,
             _dir: None,
+            _keys: keys,
         })
     }
 }

@@ -1,24 +1,25 @@
-//! Entities (upstreams, routes) as the `resources` table holds them: decoding rows back into a
+//! Entities (upstreams, routes, certificates) as the `resources` table holds them: decoding rows back into a
 //! config, reading one entity or a page of them, and reading the whole current state. It sits
 //! low in the store so that every other part can decode with it; changing entities is
 //! [`super::write`]'s job.
 
 use std::collections::BTreeMap;
 
-use gateway_config::{Config, Kind, Route, Upstream};
-use serde::de::DeserializeOwned;
+use gateway_config::{Certificate, Config, Kind, Route, Upstream};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::error::StoreError;
 use super::handle::Store;
 use super::state::{Entity, EntityMeta, Record, State};
+use crate::kek::Keyring;
 
 /// The kind a stored `kind` column names; None for kinds of a newer build.
 pub(super) fn kind_of(kind: &str) -> Option<Kind> {
     match kind {
         "upstream" => Some(Kind::Upstream),
         "route" => Some(Kind::Route),
+        "certificate" => Some(Kind::Certificate),
         _ => None,
     }
 }
@@ -39,6 +40,10 @@ pub(super) fn config_from_rows<'a>(
                 route.created_at_unix_ms = row.created_at;
                 config.routes.insert(row.name.to_owned(), route);
             }
+            "certificate" => {
+                let certificate: Certificate = parse_spec(&row)?;
+                config.certificates.insert(row.name.to_owned(), certificate);
+            }
             // Kinds written by a newer control plane are not part of this build's config.
             _ => {}
         }
@@ -49,32 +54,35 @@ pub(super) fn config_from_rows<'a>(
 /// Rows decoded as `(kind, name, spec, created_at)`, into a config.
 pub(super) fn config_from_decoded(
     rows: &[(String, String, String, i64)],
+    keyring: Option<&Keyring>,
 ) -> Result<Config, StoreError> {
     config_from_rows(rows.iter().map(|(kind, name, spec, created_at)| StoredRow {
         kind,
         name,
         spec,
         created_at: *created_at,
+        keyring,
     }))
 }
 
-/// The parts of a `resources` row needed to rebuild an entity.
+/// The parts of a `resources` row needed to rebuild an entity, and the keyring that opens its
+/// sealed secrets.
 pub(super) struct StoredRow<'a> {
     pub kind: &'a str,
     pub name: &'a str,
     pub spec: &'a str,
     pub created_at: i64,
+    pub keyring: Option<&'a Keyring>,
 }
 
-pub(super) fn parse_spec<T: DeserializeOwned>(row: &StoredRow<'_>) -> Result<T, StoreError> {
-    serde_json::from_str(row.spec).map_err(|e| StoreError::Corrupt {
-        kind: row.kind.to_owned(),
-        name: row.name.to_owned(),
-        message: e.to_string(),
-    })
+pub(super) fn parse_spec<T: Entity>(row: &StoredRow<'_>) -> Result<T, StoreError> {
+    T::from_spec(row.name, row.spec, row.keyring)
 }
 
-fn record_from_row<T: Entity>(row: &AnyRow) -> Result<Record<T>, StoreError> {
+fn record_from_row<T: Entity>(
+    row: &AnyRow,
+    keyring: Option<&Keyring>,
+) -> Result<Record<T>, StoreError> {
     let name: String = row.try_get("name")?;
     let spec: String = row.try_get("spec")?;
     let created_at: i64 = row.try_get("created_at")?;
@@ -83,6 +91,7 @@ fn record_from_row<T: Entity>(row: &AnyRow) -> Result<Record<T>, StoreError> {
         name: &name,
         spec: &spec,
         created_at,
+        keyring,
     })?;
     entity.set_created_at(created_at);
     Ok(Record {
@@ -97,6 +106,7 @@ fn record_from_row<T: Entity>(row: &AnyRow) -> Result<Record<T>, StoreError> {
 pub(super) async fn load_whole(
     conn: &mut AnyConnection,
     revision: i64,
+    keyring: Option<&Keyring>,
 ) -> Result<State, StoreError> {
     let rows =
         sqlx::query("SELECT kind, name, spec, created_at, updated_at, revision FROM resources")
@@ -126,7 +136,7 @@ pub(super) async fn load_whole(
         }
         decoded.push((kind, name, spec, created_at));
     }
-    let config = config_from_decoded(&decoded)?;
+    let config = config_from_decoded(&decoded, keyring)?;
     Ok(State::build(
         revision,
         committed_at.unwrap_or(0),
@@ -146,7 +156,9 @@ impl Store {
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(record_from_row).transpose()
+        row.as_ref()
+            .map(|row| record_from_row(row, self.keyring()))
+            .transpose()
     }
 
     /// Entities sorted by name, starting after `after`, at most `limit`, only those carrying
@@ -174,7 +186,7 @@ impl Store {
         .await?;
         let mut items = Vec::new();
         for row in &rows {
-            let record: Record<T> = record_from_row(row)?;
+            let record: Record<T> = record_from_row(row, self.keyring())?;
             if let Some(tag) = tag
                 && !record.entity.tags().iter().any(|t| t == tag)
             {

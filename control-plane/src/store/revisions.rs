@@ -104,7 +104,7 @@ impl Store {
                 entities.push((kind, name, spec, created_at.unwrap_or(0)));
             }
         }
-        let config = config_from_decoded(&entities)?;
+        let config = config_from_decoded(&entities, self.keyring())?;
         Ok(State::build(revision, committed_at, config, &meta))
     }
 }

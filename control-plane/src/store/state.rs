@@ -12,7 +12,8 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use gateway_config::{
-    Change, Config, DigestState, EntityHash, FieldError, Kind, Op, Route, Upstream,
+    Certificate, Change, Config, DigestState, EntityHash, FieldError, Hashable, Kind, Op,
+    PrivateKey, Route, Upstream,
 };
 use gateway_proto::v1;
 use imbl::OrdMap;
@@ -20,11 +21,16 @@ use prost::Message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::error::StoreError;
+use crate::kek::Keyring;
+
 /// An entity's identity across kinds.
 pub type Key = (Kind, String);
 
 /// An entity kind stored in the `resources` table.
-pub trait Entity: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static {
+pub trait Entity:
+    Serialize + DeserializeOwned + Hashable + Clone + PartialEq + Send + Sync + 'static
+{
     const KIND: Kind;
 
     fn name(&self) -> &str;
@@ -50,6 +56,178 @@ pub trait Entity: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync
 
     /// The entity's own errors and its references that `state` cannot resolve.
     fn errors_in(&self, state: &State) -> Vec<FieldError>;
+
+    /// The JSON the database holds for the entity.
+    fn to_spec(&self, _keyring: Option<&Keyring>) -> Result<String, StoreError> {
+        serde_json::to_string(self).map_err(|e| StoreError::Database(e.to_string()))
+    }
+
+    /// The entity from the JSON the database holds.
+    fn from_spec(name: &str, spec: &str, _keyring: Option<&Keyring>) -> Result<Self, StoreError> {
+        serde_json::from_str(spec).map_err(|e| corrupt(Self::KIND, name, e.to_string()))
+    }
+
+    /// Fills in what input may leave out because `state` holds it already (a certificate's
+    /// private key).
+    fn keep_stored_secrets(&mut self, _state: &State) {}
+}
+
+fn corrupt(kind: Kind, name: &str, message: String) -> StoreError {
+    StoreError::Corrupt {
+        kind: kind.as_str().to_owned(),
+        name: name.to_owned(),
+        message,
+    }
+}
+
+/// The field of a stored certificate's JSON that holds its sealed private key.
+const SEALED_KEY: &str = "sealed_key";
+
+/// The associated data a certificate's key is sealed with: a sealed key moved to another
+/// certificate's row does not open.
+fn seal_context(name: &str) -> String {
+    format!("certificate/{name}")
+}
+
+impl Entity for Certificate {
+    const KIND: Kind = Kind::Certificate;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    fn map_mut(config: &mut Config) -> &mut BTreeMap<String, Self> {
+        &mut config.certificates
+    }
+
+    fn entries(state: &State) -> &OrdMap<String, Arc<Stored<Self>>> {
+        &state.certificates
+    }
+
+    fn entries_mut(state: &mut State) -> &mut OrdMap<String, Arc<Stored<Self>>> {
+        &mut state.certificates
+    }
+
+    fn resource(&self) -> v1::Resource {
+        v1::Resource {
+            resource: Some(v1::resource::Resource::Certificate(self.into())),
+        }
+    }
+
+    /// Also whether the certificate is valid now: it is being written.
+    fn errors_in(&self, state: &State) -> Vec<FieldError> {
+        let mut errors = self.validate().err().map(|e| e.0).unwrap_or_default();
+        if errors.is_empty() {
+            errors.extend(self.validity_errors(gateway_config::x509::unix_now()));
+        }
+        errors.extend(gateway_config::server_name_conflicts_with(
+            self,
+            state.certificates.values().map(|s| &s.entity),
+        ));
+        errors
+    }
+
+    /// The certificate's JSON without `info` (computed when shown) and with its key sealed.
+    fn to_spec(&self, keyring: Option<&Keyring>) -> Result<String, StoreError> {
+        let mut value =
+            serde_json::to_value(self).map_err(|e| StoreError::Database(e.to_string()))?;
+        if let Some(object) = value.as_object_mut() {
+            object.remove("info");
+            if let Some(key) = &self.key {
+                let keyring = keyring.ok_or(StoreError::NoKeyring)?;
+                let sealed = keyring
+                    .seal(&seal_context(&self.name), key.pem().as_bytes())
+                    .map_err(|e| StoreError::Sealing(e.to_string()))?;
+                object.insert(SEALED_KEY.into(), sealed.into());
+            }
+        }
+        serde_json::to_string(&value).map_err(|e| StoreError::Database(e.to_string()))
+    }
+
+    fn from_spec(name: &str, spec: &str, keyring: Option<&Keyring>) -> Result<Self, StoreError> {
+        let mut value: serde_json::Value = serde_json::from_str(spec)
+            .map_err(|e| corrupt(Kind::Certificate, name, e.to_string()))?;
+        let sealed = value
+            .as_object_mut()
+            .and_then(|object| object.remove(SEALED_KEY));
+        let mut certificate: Certificate = serde_json::from_value(value)
+            .map_err(|e| corrupt(Kind::Certificate, name, e.to_string()))?;
+        if let Some(sealed) = sealed {
+            let sealed = sealed.as_str().ok_or_else(|| {
+                corrupt(Kind::Certificate, name, "the sealed key is not text".into())
+            })?;
+            let keyring = keyring.ok_or(StoreError::NoKeyring)?;
+            let pem = keyring
+                .open(&seal_context(name), sealed)
+                .map_err(|e| StoreError::Sealing(format!("certificate `{name}`: {e}")))?;
+            let pem = String::from_utf8(pem)
+                .map_err(|_| corrupt(Kind::Certificate, name, "the key is not text".into()))?;
+            certificate.key = Some(PrivateKey::new(pem));
+        }
+        Ok(certificate)
+    }
+
+    /// A certificate written without its key keeps the key stored for the same leaf
+    /// certificate: its own, or, renamed, another one's.
+    fn keep_stored_secrets(&mut self, state: &State) {
+        if self.key.is_some() {
+            return;
+        }
+        let Some(fingerprint) = leaf_fingerprint(&self.cert) else {
+            return;
+        };
+        let same_leaf = |stored: &Stored<Certificate>| {
+            stored.entity.key.is_some()
+                && leaf_fingerprint(&stored.entity.cert).as_ref() == Some(&fingerprint)
+        };
+        let found = state
+            .certificates
+            .get(&self.name)
+            .filter(|stored| same_leaf(stored))
+            .or_else(|| state.certificates.values().find(|stored| same_leaf(stored)));
+        if let Some(stored) = found {
+            self.key = stored.entity.key.clone();
+        }
+    }
+}
+
+/// A stored certificate's JSON with its key sealed again by the keyring's first key; None when
+/// that key sealed it already (or it has no key).
+pub fn reseal_spec(
+    name: &str,
+    spec: &str,
+    keyring: &Keyring,
+) -> Result<Option<String>, StoreError> {
+    let mut value: serde_json::Value =
+        serde_json::from_str(spec).map_err(|e| corrupt(Kind::Certificate, name, e.to_string()))?;
+    let Some(object) = value.as_object_mut() else {
+        return Ok(None);
+    };
+    let Some(sealed) = object.get(SEALED_KEY).and_then(|v| v.as_str()) else {
+        return Ok(None);
+    };
+    if !keyring.is_stale(sealed) {
+        return Ok(None);
+    }
+    let context = seal_context(name);
+    let plain = keyring
+        .open(&context, sealed)
+        .map_err(|e| StoreError::Sealing(format!("certificate `{name}`: {e}")))?;
+    let resealed = keyring
+        .seal(&context, &plain)
+        .map_err(|e| StoreError::Sealing(e.to_string()))?;
+    object.insert(SEALED_KEY.into(), resealed.into());
+    serde_json::to_string(&value)
+        .map(Some)
+        .map_err(|e| StoreError::Database(e.to_string()))
+}
+
+fn leaf_fingerprint(pem: &str) -> Option<String> {
+    gateway_config::x509::leaf_info(pem).map(|info| info.fingerprint_sha256)
 }
 
 impl Entity for Upstream {
@@ -195,6 +373,7 @@ pub struct State {
     pub digest: String,
     upstreams: OrdMap<String, Arc<Stored<Upstream>>>,
     routes: OrdMap<String, Arc<Stored<Route>>>,
+    certificates: OrdMap<String, Arc<Stored<Certificate>>>,
     /// Every entity's hash, bucketed so that the digest follows a change in constant time.
     hashes: DigestState,
     /// Sum of every route's [`Entity::expansion`].
@@ -210,6 +389,7 @@ impl PartialEq for State {
             && self.digest == other.digest
             && self.upstreams == other.upstreams
             && self.routes == other.routes
+            && self.certificates == other.certificates
     }
 }
 
@@ -234,6 +414,7 @@ impl State {
             digest: String::new(),
             upstreams: OrdMap::new(),
             routes: OrdMap::new(),
+            certificates: OrdMap::new(),
             hashes: DigestState::default(),
             expansion: 0,
             push_len: 0,
@@ -242,7 +423,7 @@ impl State {
             meta.get(&(kind, name.clone())).copied().unwrap_or_default()
         };
         // Hashed into the digest state in bulk, not one bucket rehash per entity.
-        let mut hashes = (Vec::new(), Vec::new());
+        let mut hashes = (Vec::new(), Vec::new(), Vec::new());
         for (name, upstream) in config.upstreams {
             let stored = Stored::new(upstream, meta_of(Kind::Upstream, &name));
             hashes.0.push(stored.hash);
@@ -253,8 +434,14 @@ impl State {
             hashes.1.push(stored.hash);
             state.put_unhashed(stored);
         }
+        for (name, certificate) in config.certificates {
+            let stored = Stored::new(certificate, meta_of(Kind::Certificate, &name));
+            hashes.2.push(stored.hash);
+            state.put_unhashed(stored);
+        }
         state.hashes.extend(Kind::Upstream, hashes.0);
         state.hashes.extend(Kind::Route, hashes.1);
+        state.hashes.extend(Kind::Certificate, hashes.2);
         state.seal(revision, committed_at);
         state
     }
@@ -348,14 +535,22 @@ impl State {
         for (name, stored) in &self.routes {
             config.routes.insert(name.clone(), stored.entity.clone());
         }
+        for (name, stored) in &self.certificates {
+            config
+                .certificates
+                .insert(name.clone(), stored.entity.clone());
+        }
         config
     }
 
-    /// Every entity as a ConfigSync resource, upstreams first, each kind by name.
+    /// Every entity as a ConfigSync resource, upstreams first, then routes, then certificates,
+    /// each kind by name.
     pub fn resources(&self) -> Vec<v1::Resource> {
-        let mut resources = Vec::with_capacity(self.upstreams.len() + self.routes.len());
+        let mut resources =
+            Vec::with_capacity(self.upstreams.len() + self.routes.len() + self.certificates.len());
         resources.extend(self.upstreams.values().map(|s| s.entity.resource()));
         resources.extend(self.routes.values().map(|s| s.entity.resource()));
+        resources.extend(self.certificates.values().map(|s| s.entity.resource()));
         resources
     }
 
@@ -364,7 +559,16 @@ impl State {
         let mut changes = Vec::new();
         diff_kind::<Upstream>(self, &next.upstreams, &mut changes);
         diff_kind::<Route>(self, &next.routes, &mut changes);
+        diff_kind::<Certificate>(self, &next.certificates, &mut changes);
         changes
+    }
+
+    /// Fills in the private keys `config` leaves out from the certificates of this state
+    /// ([`Entity::keep_stored_secrets`]).
+    pub fn keep_stored_secrets(&self, config: &mut Config) {
+        for certificate in config.certificates.values_mut() {
+            certificate.keep_stored_secrets(self);
+        }
     }
 
     /// Every field of every route that names `upstream`, as `(route, field)`.

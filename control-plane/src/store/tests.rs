@@ -713,3 +713,72 @@ async fn postgres_batch() {
     exercise_batch(&db.store).await;
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_rotated_key_encryption_key_seals_every_stored_key_again() {
+    use crate::kek::Keyring;
+    use gateway_config::{Certificate, PrivateKey};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("g.db").display());
+    let (old_line, new_line) = ("11".repeat(32), "22".repeat(32));
+    let keyring = |lines: &[&str], file: &str| {
+        let path = dir.path().join(file);
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        Arc::new(Keyring::load(&path).unwrap())
+    };
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["api.test".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let certificate = Certificate {
+        name: "api".into(),
+        cert: cert.pem(),
+        key: Some(PrivateKey::new(key.serialize_pem())),
+        ..Default::default()
+    };
+    let old = Store::connect(&url)
+        .await
+        .unwrap()
+        .with_keyring(keyring(&[&old_line], "old"));
+    old.write(Change::Create(certificate.clone()), "t")
+        .await
+        .unwrap();
+    let mut renamed = certificate.clone();
+    renamed.tags = vec!["edge".into()];
+    old.write(Change::Put(renamed), "t").await.unwrap();
+
+    // Without any keyring, or with only the new key, nothing opens.
+    let bare = Store::connect(&url).await.unwrap();
+    assert!(matches!(
+        bare.latest_config().await,
+        Err(StoreError::NoKeyring)
+    ));
+    let new_only = || async {
+        Store::connect(&url)
+            .await
+            .unwrap()
+            .with_keyring(keyring(&[&new_line], "new"))
+    };
+    assert!(matches!(
+        new_only().await.latest_config().await,
+        Err(StoreError::Sealing(_))
+    ));
+
+    // With the new key first and the old one after, every row is sealed again, once.
+    let rotating = Store::connect(&url)
+        .await
+        .unwrap()
+        .with_keyring(keyring(&[&new_line, &old_line], "rotating"));
+    assert_eq!(rotating.reseal_stale_keys().await.unwrap(), 3);
+    assert_eq!(rotating.reseal_stale_keys().await.unwrap(), 0);
+
+    // Now the new key alone opens the current config and every kept revision.
+    let store = new_only().await;
+    let latest = store.latest_config().await.unwrap().to_config();
+    assert_eq!(latest.certificates["api"].key, certificate.key);
+    let first = store.config_at(1).await.unwrap().config;
+    assert_eq!(first.certificates["api"].key, certificate.key);
+}

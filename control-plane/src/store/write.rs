@@ -5,7 +5,8 @@
 //! makes exactly one revision or none. Each is a [`Job`] for a batch of [`super::batch`].
 
 use gateway_config::{
-    Change as ConfigChange, Config, FieldError, Kind, Route, Upstream, ValidationErrors,
+    Certificate, Change as ConfigChange, Config, FieldError, Kind, Route, Upstream,
+    ValidationErrors,
 };
 
 use std::sync::Arc;
@@ -108,11 +109,13 @@ impl<T: Entity> Step for EntityWrite<T> {
                 if current.get::<T>(&name).is_some() {
                     return Err(StoreError::AlreadyExists { kind, name });
                 }
+                entity.keep_stored_secrets(current);
                 entity.set_created_at(now);
                 ("create", name, Some((entity, now)))
             }
             Change::Put(mut entity) => {
                 let name = entity.name().to_owned();
+                entity.keep_stored_secrets(current);
                 let existing = current.get::<T>(&name);
                 let created_at = existing.map_or(now, |s| s.meta.created_at);
                 entity.set_created_at(created_at);
@@ -268,7 +271,21 @@ impl Step for ConfigWrite {
                 .get::<Route>(name)
                 .map_or(now, |stored| stored.meta.created_at);
         }
+        current.keep_stored_secrets(&mut next);
         next.validate().map_err(StoreError::Invalid)?;
+        // Certificates are checked against the clock when they are written, not when they are
+        // written again unchanged: a rollback or an apply that keeps an expiring certificate
+        // as it is must not fail on it.
+        let clock = gateway_config::x509::unix_now();
+        let expired: Vec<FieldError> = next
+            .certificates
+            .values()
+            .filter(|c| current.get::<Certificate>(&c.name).map(|s| &s.entity) != Some(*c))
+            .flat_map(|c| c.validity_errors(clock))
+            .collect();
+        if !expired.is_empty() {
+            return Err(StoreError::Invalid(ValidationErrors(expired)));
+        }
         let changes = current.diff_to(&next);
         let mut state = current.clone();
         let mut touched = Vec::with_capacity(changes.len());
@@ -279,6 +296,9 @@ impl Step for ConfigWrite {
                         replace::<Upstream>(&mut state, &mut next, change, now, revision)
                     }
                     Kind::Route => replace::<Route>(&mut state, &mut next, change, now, revision),
+                    Kind::Certificate => {
+                        replace::<Certificate>(&mut state, &mut next, change, now, revision)
+                    }
                 }
                 touched.push((change.kind, change.name.clone()));
             }

@@ -33,6 +33,8 @@ pub struct SyncService {
     shutdown: watch::Receiver<bool>,
     metrics: Metrics,
     auth: Arc<SyncAuth>,
+    /// Whether streams come over TLS: private keys travel only over TLS or loopback.
+    encrypted: bool,
 }
 
 impl SyncService {
@@ -50,7 +52,14 @@ impl SyncService {
             shutdown,
             metrics: Metrics::new(),
             auth: Arc::new(SyncAuth::default()),
+            encrypted: false,
         }
+    }
+
+    /// Says whether the streams come over TLS.
+    pub fn over_tls(mut self, encrypted: bool) -> Self {
+        self.encrypted = encrypted;
+        self
     }
 
     /// Records push and ACK metrics into `metrics`.
@@ -77,6 +86,12 @@ impl SyncService {
     }
 }
 
+/// Whether a stream may carry private keys: over TLS, or from a loopback peer (the key then never
+/// leaves the machine). A peer whose address is unknown counts as remote.
+pub(super) fn keys_may_travel(encrypted: bool, peer: Option<std::net::SocketAddr>) -> bool {
+    encrypted || peer.is_some_and(|addr| addr.ip().is_loopback())
+}
+
 #[tonic::async_trait]
 impl ConfigSync for SyncService {
     type StreamStream = ReceiverStream<Result<ConfigPush, Status>>;
@@ -93,6 +108,7 @@ impl ConfigSync for SyncService {
             has_cert: first_cert.is_some(),
         };
         self.auth.check(request.metadata(), &peer)?;
+        let keys_allowed = keys_may_travel(self.encrypted, peer.addr);
         let (outbound, receiver) = mpsc::channel(OUTBOUND_BUFFER);
         let session = Session {
             store: self.store.clone(),
@@ -103,6 +119,7 @@ impl ConfigSync for SyncService {
             replica: self.replica.clone(),
             stream_id: uuid::Uuid::new_v4().to_string(),
             shutdown: self.shutdown.clone(),
+            keys_allowed,
         };
         tokio::spawn(session.run(request.into_inner(), outbound));
         Ok(Response::new(ReceiverStream::new(receiver)))

@@ -38,6 +38,15 @@ pub(super) struct Session {
     pub replica: Arc<str>,
     pub stream_id: String,
     pub shutdown: watch::Receiver<bool>,
+    /// Whether pushes may carry private keys (see [`super::server::keys_may_travel`]).
+    pub keys_allowed: bool,
+}
+
+/// Whether `push` carries a certificate's private key.
+pub(super) fn carries_private_keys(push: &v1::ConfigPush) -> bool {
+    push.upserts.iter().any(|resource| {
+        matches!(&resource.resource, Some(v1::resource::Resource::Certificate(c)) if !c.key.is_empty())
+    })
 }
 
 /// What the stream knows about the worker's config.
@@ -164,6 +173,21 @@ impl Session {
                         PushKind::full,
                     ),
                 };
+                if !self.keys_allowed && carries_private_keys(&push) {
+                    tracing::error!(
+                        node,
+                        revision = snapshot.revision,
+                        "not pushing config: it holds private keys and this stream is neither \
+                         TLS nor from loopback; give the control plane --sync-tls-cert and \
+                         --sync-tls-key"
+                    );
+                    let status = tonic::Status::failed_precondition(
+                        "the config holds private keys, which the control plane sends only over \
+                         TLS or to a worker on the same machine; connect over TLS",
+                    );
+                    let _ = outbound.send(Err(status)).await;
+                    return "a private key would have travelled in plaintext";
+                }
                 let bytes = push.encoded_len();
                 if outbound.send(Ok(push)).await.is_err() {
                     return "the worker went away";
@@ -355,6 +379,35 @@ mod tests {
 
     fn snapshot(revision: i64) -> Snapshot {
         Snapshot::of(revision, 1, Config::default())
+    }
+
+    #[test]
+    fn private_keys_travel_only_over_tls_or_loopback() {
+        use super::super::server::keys_may_travel;
+        let loopback = Some("127.0.0.1:5000".parse().unwrap_or_else(|_| unreachable!()));
+        let v6_loopback = Some("[::1]:5000".parse().unwrap_or_else(|_| unreachable!()));
+        let remote = Some("10.0.0.7:5000".parse().unwrap_or_else(|_| unreachable!()));
+        assert!(keys_may_travel(false, loopback));
+        assert!(keys_may_travel(false, v6_loopback));
+        assert!(!keys_may_travel(false, remote));
+        assert!(!keys_may_travel(false, None));
+        assert!(keys_may_travel(true, remote));
+        assert!(keys_may_travel(true, None));
+
+        let certificate = |key: &str| v1::Resource {
+            resource: Some(v1::resource::Resource::Certificate(v1::Certificate {
+                name: "c".into(),
+                key: key.into(),
+                ..Default::default()
+            })),
+        };
+        let mut push = v1::ConfigPush::default();
+        assert!(!carries_private_keys(&push));
+        push.upserts.push(certificate(""));
+        assert!(!carries_private_keys(&push));
+        push.upserts
+            .push(certificate("-----BEGIN PRIVATE KEY-----"));
+        assert!(carries_private_keys(&push));
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use gateway_config::{
-    Config, DigestState, EntityHash, FieldError, Kind, Route, Upstream, ValidationErrors,
-    WireError, entity_hash,
+    Certificate, Config, DigestState, EntityHash, FieldError, Hashable, Kind, Route, Upstream,
+    ValidationErrors, WireError, entity_hash,
 };
 use gateway_proto::v1;
 use prost::Message;
@@ -32,7 +32,7 @@ pub struct Held<T> {
     wire: Box<[u8]>,
 }
 
-impl<T: serde::Serialize> Held<T> {
+impl<T: Hashable> Held<T> {
     fn new(value: T, wire: Box<[u8]>) -> Arc<Self> {
         let hash = entity_hash(&value);
         Arc::new(Held { value, hash, wire })
@@ -45,6 +45,7 @@ type Entities<T> = SharedMap<Arc<Held<T>>>;
 pub struct ServedConfig {
     upstreams: Entities<Upstream>,
     routes: Entities<Route>,
+    certificates: Entities<Certificate>,
     /// Every entity's hash, kept with the entities so that a delta updates the digest in
     /// proportion to what it changes.
     hashes: DigestState,
@@ -61,6 +62,10 @@ pub struct Changes {
     pub routes_before: Vec<Arc<Held<Route>>>,
     /// Routes added or replaced, in their new form.
     pub routes_after: Vec<Arc<Held<Route>>>,
+    /// Certificates added or replaced, in their new form.
+    pub certificates_upserted: Vec<Arc<Held<Certificate>>>,
+    /// Whether any certificate was added, replaced or removed.
+    pub certificates_changed: bool,
 }
 
 impl Changes {
@@ -77,6 +82,7 @@ impl Changes {
 enum Entity {
     Upstream(Arc<Held<Upstream>>),
     Route(Arc<Held<Route>>),
+    Certificate(Arc<Held<Certificate>>),
 }
 
 fn entity(resource: v1::Resource) -> Result<Entity, WireError> {
@@ -88,6 +94,10 @@ fn entity(resource: v1::Resource) -> Result<Entity, WireError> {
         Some(v1::resource::Resource::Route(r)) => {
             Ok(Entity::Route(Held::new(Route::try_from(r)?, wire)))
         }
+        Some(v1::resource::Resource::Certificate(c)) => Ok(Entity::Certificate(Held::new(
+            Certificate::try_from(c)?,
+            wire,
+        ))),
         None => Err(WireError::EmptyResource),
     }
 }
@@ -96,7 +106,7 @@ impl ServedConfig {
     /// The config a full push describes; an entity named twice is an error.
     pub fn from_resources(resources: Vec<v1::Resource>) -> Result<Self, WireError> {
         let mut config = ServedConfig::default();
-        let mut hashes = (Vec::new(), Vec::new());
+        let mut hashes = (Vec::new(), Vec::new(), Vec::new());
         for resource in resources {
             match entity(resource)? {
                 Entity::Upstream(u) => {
@@ -112,11 +122,21 @@ impl ServedConfig {
                     hashes.1.push(r.hash);
                     insert_new(&mut config.routes, Kind::Route, &r.value.name, r.clone())?
                 }
+                Entity::Certificate(c) => {
+                    hashes.2.push(c.hash);
+                    insert_new(
+                        &mut config.certificates,
+                        Kind::Certificate,
+                        &c.value.name,
+                        c.clone(),
+                    )?
+                }
             }
         }
         // In bulk: one pass over the hashes rather than a bucket rehash per entity.
         config.hashes.extend(Kind::Upstream, hashes.0);
         config.hashes.extend(Kind::Route, hashes.1);
+        config.hashes.extend(Kind::Certificate, hashes.2);
         Ok(config)
     }
 
@@ -151,6 +171,13 @@ impl ServedConfig {
                         changes.routes_before.push(old);
                     }
                     None => return Err(missing(Kind::Route, key.name)),
+                },
+                Ok(v1::Kind::Certificate) => match next.certificates.remove(key.name.as_str()) {
+                    Some(old) => {
+                        next.hashes.remove(Kind::Certificate, &old.hash);
+                        changes.certificates_changed = true;
+                    }
+                    None => return Err(missing(Kind::Certificate, key.name)),
                 },
                 _ => return Err(WireError::UnknownKind(key.kind)),
             }
@@ -191,6 +218,16 @@ impl ServedConfig {
                         None => changes.routes_after.push(r),
                     }
                 }
+                Entity::Certificate(c) => {
+                    let name: Arc<str> = c.value.name.as_str().into();
+                    first_time(Kind::Certificate, &name)?;
+                    let old = next.certificates.insert(name, c.clone());
+                    next.rehash(Kind::Certificate, old.as_ref().map(|old| &old.hash), c.hash);
+                    if old.is_none_or(|old| old.value != c.value) {
+                        changes.certificates_upserted.push(c);
+                        changes.certificates_changed = true;
+                    }
+                }
             }
         }
         Ok((next, changes))
@@ -213,6 +250,9 @@ impl ServedConfig {
                     .values()
                     .for_each(|u| check(u.value.validate()));
                 self.routes.values().for_each(|r| check(r.value.validate()));
+                self.certificates
+                    .values()
+                    .for_each(|c| check(c.value.validate()));
                 for route in self.routes.values() {
                     route.value.reference_errors(exists, &mut errors);
                 }
@@ -226,6 +266,10 @@ impl ServedConfig {
                     .routes_after
                     .iter()
                     .for_each(|r| check(r.value.validate()));
+                changes
+                    .certificates_upserted
+                    .iter()
+                    .for_each(|c| check(c.value.validate()));
                 if changes.upstreams_removed.is_empty() {
                     for route in &changes.routes_after {
                         route.value.reference_errors(exists, &mut errors);
@@ -235,6 +279,17 @@ impl ServedConfig {
                         route.value.reference_errors(exists, &mut errors);
                     }
                 }
+            }
+        }
+        if changes.is_none_or(|c| c.certificates_changed) {
+            for certificate in self.certificates.values() {
+                errors.extend(gateway_config::server_name_conflicts_with(
+                    &certificate.value,
+                    self.certificates
+                        .values()
+                        .map(|c| &c.value)
+                        .take_while(|c| c.name < certificate.value.name),
+                ));
             }
         }
         if errors.is_empty() {
@@ -276,7 +331,8 @@ impl ServedConfig {
             .upstreams
             .values()
             .map(|u| &u.wire)
-            .chain(self.routes.values().map(|r| &r.wire));
+            .chain(self.routes.values().map(|r| &r.wire))
+            .chain(self.certificates.values().map(|c| &c.wire));
         let size: usize = pieces.clone().map(|w| w.len() + 16).sum();
         // Protobuf merges concatenated fields, repeated ones appending in order: the header and
         // then each upsert as its own field is the same message as one encoded whole.
@@ -303,6 +359,15 @@ impl ServedConfig {
         self.routes.values().map(|r| &r.value)
     }
 
+    /// Certificates in name order.
+    pub fn certificates(&self) -> impl Iterator<Item = &Certificate> {
+        self.certificates.values().map(|c| &c.value)
+    }
+
+    pub fn certificate_count(&self) -> usize {
+        self.certificates.len()
+    }
+
     /// Upstreams in name order, each with its shared holder (compare with `Arc::ptr_eq`).
     pub fn upstreams(&self) -> impl Iterator<Item = &Arc<Held<Upstream>>> {
         self.upstreams.values()
@@ -320,6 +385,11 @@ impl ServedConfig {
                 .routes
                 .iter()
                 .map(|(name, r)| (name.to_string(), r.value.clone()))
+                .collect(),
+            certificates: self
+                .certificates
+                .iter()
+                .map(|(name, c)| (name.to_string(), c.value.clone()))
                 .collect(),
         }
     }
@@ -373,6 +443,55 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    fn certificate(name: &str, host: &str) -> Certificate {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![host.to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        Certificate {
+            name: name.into(),
+            cert: cert.pem(),
+            key: Some(gateway_config::PrivateKey::new(key.serialize_pem())),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn certificates_are_held_hashed_validated_and_cached_with_their_keys() {
+        let mut config = Config::default();
+        config
+            .certificates
+            .insert("a".into(), certificate("a", "a.test"));
+        let served = ServedConfig::from_resources(resources_from_config(&config)).unwrap();
+        assert_eq!(served.digest(), digest(&config));
+        assert!(served.validate(None).is_ok());
+        assert_eq!(served.to_config(), config);
+
+        // A delta adds one that claims the same name: refused by validation.
+        let clash = certificate("b", "a.test");
+        let upsert = v1::Resource {
+            resource: Some(v1::resource::Resource::Certificate((&clash).into())),
+        };
+        let (next, changes) = served.with_changes(vec![upsert], vec![]).unwrap();
+        assert!(changes.certificates_changed);
+        let errors = next.validate(Some(&changes)).unwrap_err();
+        assert_eq!(errors.0[0].name, "b");
+        // Removing one is a change too, and the digest follows.
+        let removal = v1::ResourceKey {
+            kind: v1::Kind::Certificate.into(),
+            name: "a".into(),
+        };
+        let (empty, changes) = served.with_changes(vec![], vec![removal]).unwrap();
+        assert!(changes.certificates_changed);
+        assert_eq!(empty.digest(), digest(&Config::default()));
+
+        // The cache file's push holds the key.
+        let push = v1::ConfigPush::decode(&served.encode_full_push(1, "d", 0)[..]).unwrap();
+        let back = ServedConfig::from_resources(push.upserts).unwrap();
+        assert_eq!(back.to_config(), config);
     }
 
     fn sample() -> Config {

@@ -8,6 +8,11 @@
 //! like any push (validation, digest, compilation); anything wrong makes the file ignored. It is
 //! read only up to the size of the largest push the worker accepts, which is also the largest
 //! file it can have written.
+//!
+//! The file holds the private keys of the config's certificates in the clear, so it is created
+//! readable and writable by its owner only (mode 0600). It is not encrypted: a worker must read
+//! it at start without any control plane, so the key that opened it would have to sit beside it
+//! with the same permissions, which protects nothing more.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -124,11 +129,11 @@ impl Cache {
             fastrand::u32(..)
         ));
         let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .map_err(io("create", &temp))?;
+            let mut options = OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&temp).map_err(io("create", &temp))?;
             file.write_all(encoded).map_err(io("write", &temp))?;
             file.sync_all().map_err(io("fsync", &temp))?;
             fs::rename(&temp, &self.path).map_err(io("rename into place", &self.path))
@@ -316,6 +321,12 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, ["g.pb"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(cache.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the file may hold private keys");
+        }
     }
 
     #[test]

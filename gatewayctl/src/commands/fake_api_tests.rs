@@ -261,6 +261,7 @@ async fn put_config(
         let code = match first.error {
             ErrorKind::Invalid => "invalid_field",
             ErrorKind::UnknownReference => "unknown_reference",
+            ErrorKind::Conflict => "conflict",
         };
         let body = json!({"error": {"code": code, "message": "the configuration is invalid",
             "field": null, "details": errors.0}});
