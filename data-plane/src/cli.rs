@@ -17,6 +17,28 @@ pub struct Cli {
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "0.0.0.0:8000")]
     pub listen: SocketAddr,
 
+    /// Addresses the proxy serves TLS on (comma-separated in the environment; off by default):
+    /// HTTP/2 and HTTP/1.1 by ALPN, TLS 1.2 and 1.3, with the certificates of the config
+    /// chosen by the server name the client sends.
+    #[arg(long, env = "GATEWAY_TLS_LISTEN", value_delimiter = ',')]
+    pub tls_listen: Vec<SocketAddr>,
+
+    /// The certificate (by name) served to TLS clients that send no server name or one no
+    /// certificate covers; without it, their handshakes are refused.
+    #[arg(long, env = "GATEWAY_TLS_DEFAULT_CERTIFICATE")]
+    pub tls_default_certificate: Option<String>,
+
+    /// Answer plain-HTTP requests with a permanent redirect (308) to HTTPS on this port (443 is
+    /// left out of the URL). ACME HTTP-01 challenges (`/.well-known/acme-challenge/`) are still
+    /// proxied.
+    #[arg(long, env = "GATEWAY_REDIRECT_TO_HTTPS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub redirect_to_https: Option<u16>,
+
+    /// `Strict-Transport-Security` value added to responses over TLS that lack one, e.g.
+    /// `max-age=31536000; includeSubDomains`.
+    #[arg(long, env = "GATEWAY_HSTS", value_parser = parse_header_value)]
+    pub hsts: Option<http::HeaderValue>,
+
     /// Address of the status port (/healthz, /readyz, /status).
     #[arg(long, env = "GATEWAY_STATUS_LISTEN", default_value = "127.0.0.1:8100")]
     pub status_listen: SocketAddr,
@@ -148,6 +170,11 @@ pub enum Switch {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+fn parse_header_value(text: &str) -> Result<http::HeaderValue, String> {
+    http::HeaderValue::from_str(text.trim())
+        .map_err(|_| format!("`{text}` cannot be a header value (control characters)"))
 }
 
 /// A size in bytes, written as a bare number or with a binary unit (`512MiB`).

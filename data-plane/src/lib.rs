@@ -13,7 +13,8 @@
 //! - leaves: `body`, `error`, `keys`, `balance`, `retry` (and, outside the crate, the
 //!   `gateway-http1` codec);
 //! - `filters` (a route's own filters, in their fixed order) and `observe` (metrics);
-//! - `routing` and `upstream`, which never import each other;
+//! - `routing`, `upstream` and `tls` (certificates by server name, handshakes), which never
+//!   import each other;
 //! - `served`: the served config, compiled with what it carries over from the revision before;
 //! - `proxy`: the request path's orchestration, forwarding rules, retries, tunnels, mirrors;
 //! - `listener`: accepting connections and serving HTTP/1 and HTTP/2 on them;
@@ -34,6 +35,7 @@ mod routing;
 mod served;
 mod status;
 mod sync;
+mod tls;
 mod upstream;
 
 pub mod cli;

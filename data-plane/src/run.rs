@@ -11,12 +11,13 @@ use tokio::sync::watch;
 use crate::cli::{Cli, Switch};
 use crate::drain::{self, Signal, Signals};
 use crate::listener::settings::DEFAULT_MAX_CONNECTIONS;
-use crate::listener::{self, ListenerSettings};
+use crate::listener::{self, Listener, ListenerSettings};
 use crate::proxy::{Proxy, ProxySettings};
 use crate::served::{NodeIdentity, State};
 use crate::status;
 use crate::sync::persist::CacheWriter;
 use crate::sync::{self, Cache, ClientSecurity, SyncSettings, client::SyncError};
+use crate::tls::Fallback;
 
 /// How long a stopping worker waits for the cache file to take the revision it served last.
 const CACHE_FLUSH_LIMIT: Duration = Duration::from_secs(10);
@@ -74,13 +75,20 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
     let sync_settings =
         SyncSettings::new(&cli.control_plane, env!("CARGO_PKG_VERSION"), &security)?
             .with_max_push_bytes(max_push_bytes);
-    let state = Arc::new(State::with_control_planes(
-        NodeIdentity {
-            id: cli.node_id(),
-            group: cli.group.clone(),
-        },
-        sync_settings.urls(),
-    ));
+    let fallback = match &cli.tls_default_certificate {
+        Some(name) => Fallback::Certificate(name.clone()),
+        None => Fallback::Refuse,
+    };
+    let state = Arc::new(
+        State::with_control_planes(
+            NodeIdentity {
+                id: cli.node_id(),
+                group: cli.group.clone(),
+            },
+            sync_settings.urls(),
+        )
+        .with_tls_fallback(fallback),
+    );
     let Signals { first, second } = Signals::install().map_err(RunError::Signal)?;
 
     tracing::info!(
@@ -112,6 +120,15 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
     let proxy_listener = bind("the proxy", cli.listen).await?;
     let status_listener = bind("the status port", cli.status_listen).await?;
     log_listening("proxy", &proxy_listener);
+    let mut listeners = vec![Listener {
+        tcp: proxy_listener,
+        tls: false,
+    }];
+    for addr in &cli.tls_listen {
+        let tcp = bind("the proxy's TLS", *addr).await?;
+        log_listening("proxy TLS", &tcp);
+        listeners.push(Listener { tcp, tls: true });
+    }
     log_listening("status", &status_listener);
 
     let (stopped_tx, stopped_rx) = watch::channel(false);
@@ -130,6 +147,8 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
             keep_underscored_headers: cli.keep_underscored_headers,
             body_read_timeout: cli.body_read_timeout,
             body_min_rate: cli.body_min_rate,
+            https_redirect: cli.redirect_to_https,
+            hsts: cli.hsts.clone(),
         },
     ));
     let requested = async move {
@@ -146,7 +165,7 @@ pub async fn run(cli: Cli) -> Result<Exit, RunError> {
         ..ListenerSettings::default()
     };
     let drain_state = state.clone();
-    let serve = listener::serve(proxy_listener, proxy, settings, async move {
+    let serve = listener::serve_all(listeners, proxy, settings, async move {
         drain::stop_accepting(&drain_state, requested, cli.drain_delay).await
     });
     let exit = tokio::select! {

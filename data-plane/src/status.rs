@@ -1,5 +1,6 @@
-//! The worker's status port: liveness, readiness (ready only while a config is served and the
-//! worker is not draining), Prometheus metrics, and a JSON summary of what the worker serves,
+//! The worker's status port: liveness, readiness (ready only while a config is served, its
+//! certificates loaded with it since they are compiled and swapped in together, and the worker
+//! is not draining), Prometheus metrics, and a JSON summary of what the worker serves,
 //! where that config came from and how its link to the control plane is doing.
 
 use std::future::Future;
@@ -32,6 +33,18 @@ pub struct StatusReport {
     pub last_error: Option<String>,
     pub routes: usize,
     pub upstreams: usize,
+    /// The certificates loaded for the TLS listeners, in name order.
+    pub certificates: Vec<CertificateStatus>,
+}
+
+/// One loaded certificate, as the status port shows it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct CertificateStatus {
+    pub name: String,
+    pub fingerprint_sha256: String,
+    pub server_names: Vec<String>,
+    /// Unix seconds.
+    pub not_after_unix: i64,
 }
 
 impl StatusReport {
@@ -54,6 +67,18 @@ impl StatusReport {
             last_error: state.last_error(),
             routes: current.as_ref().map_or(0, |c| c.config.route_count()),
             upstreams: current.as_ref().map_or(0, |c| c.config.upstream_count()),
+            certificates: current.as_ref().map_or_else(Vec::new, |c| {
+                c.tls
+                    .entries()
+                    .iter()
+                    .map(|entry| CertificateStatus {
+                        name: entry.name.clone(),
+                        fingerprint_sha256: entry.fingerprint.clone(),
+                        server_names: entry.server_names.clone(),
+                        not_after_unix: entry.not_after_unix,
+                    })
+                    .collect()
+            }),
         }
     }
 }

@@ -95,6 +95,24 @@ fn compile_redirect(redirect: &Redirect) -> RedirectAction {
     }
 }
 
+/// A permanent redirect (308, so that the method and body are kept) to the same host, path and
+/// query over HTTPS on `port`: what a plain-HTTP listener answers when the worker redirects
+/// plain HTTP to its TLS listener.
+pub fn https_redirect(
+    parts: &request::Parts,
+    host: Option<&HeaderValue>,
+    port: u16,
+) -> Response<LocalBody> {
+    let redirect = RedirectAction {
+        scheme: Some("https".into()),
+        host: None,
+        port: (port != 443).then_some(port),
+        path: None,
+        status: StatusCode::PERMANENT_REDIRECT,
+    };
+    redirect_response(&redirect, 0, parts, host)
+}
+
 fn redirect_response(
     redirect: &RedirectAction,
     matched_len: usize,

@@ -41,9 +41,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_rustls::rustls::HandshakeKind;
 
 use crate::body::ClientBody;
+use crate::observe::Handshake;
 use crate::proxy::Proxy;
+use crate::tls::TlsPeer;
 use crate::upstream::exchange::Interim;
 use activity::{ConnectionActivity, TrackedBody, closable, idle_for};
 use informational::Relayed;
@@ -67,10 +70,32 @@ struct Shared {
     drain_started: AtomicBool,
 }
 
+/// One listening socket, and whether its connections start with a TLS handshake.
+#[derive(Debug)]
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: bool,
+}
+
 /// Accepts connections until `shutdown` completes, then waits for open connections to finish
 /// their requests (at most `drain_deadline`).
 pub async fn serve(
     listener: TcpListener,
+    proxy: Arc<Proxy>,
+    settings: ListenerSettings,
+    shutdown: impl Future<Output = ()>,
+) -> DrainReport {
+    let listener = Listener {
+        tcp: listener,
+        tls: false,
+    };
+    serve_all(vec![listener], proxy, settings, shutdown).await
+}
+
+/// [`serve`] on several listeners at once, plain and TLS, sharing the connection limit and one
+/// drain.
+pub async fn serve_all(
+    listeners: Vec<Listener>,
     proxy: Arc<Proxy>,
     settings: ListenerSettings,
     shutdown: impl Future<Output = ()>,
@@ -88,52 +113,25 @@ pub async fn serve(
     let open = Arc::new(tokio::sync::Semaphore::new(
         shared.settings.max_connections.max(1),
     ));
-    let mut limit_logged: Option<Instant> = None;
-    tokio::pin!(shutdown);
-    loop {
-        // Back-pressure at the limit: nothing is accepted until a connection closes.
-        let permit = match open.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                // Once a minute at most, however often the limit is reached.
-                if limit_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                    tracing::warn!(
-                        max_connections = shared.settings.max_connections,
-                        "connection limit reached; new connections wait until one closes"
-                    );
-                    limit_logged = Some(Instant::now());
-                }
-                tokio::select! {
-                    () = &mut shutdown => break,
-                    permit = open.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                }
-            }
-        };
-        let (stream, remote) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Usually file-descriptor exhaustion: back off briefly instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-        let connection = serve_connection(stream, remote, shared.clone(), draining.clone());
-        tokio::spawn(async move {
-            connection.await;
-            drop(permit);
-        });
+    let (stop, stopped) = watch::channel(false);
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            tokio::spawn(accept_loop(
+                listener,
+                shared.clone(),
+                open.clone(),
+                draining.clone(),
+                stopped.clone(),
+            ))
+        })
+        .collect();
+    shutdown.await;
+    stop.send_replace(true);
+    for accepting in loops {
+        // An accept loop that panicked has dropped its listener and receiver all the same.
+        let _ = accepting.await;
     }
-    drop(listener);
     drop(draining);
     tracing::info!(
         open_connections = drain.receiver_count(),
@@ -159,6 +157,112 @@ pub async fn serve(
     DrainReport { cut_off }
 }
 
+/// Accepts connections on one listener until `stopped`, each served by a task of its own.
+async fn accept_loop(
+    listener: Listener,
+    shared: Arc<Shared>,
+    open: Arc<tokio::sync::Semaphore>,
+    draining: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut limit_logged: Option<Instant> = None;
+    let stop = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    tokio::pin!(stop);
+    loop {
+        // Back-pressure at the limit: nothing is accepted until a connection closes.
+        let permit = match open.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Once a minute at most, however often the limit is reached.
+                if limit_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(
+                        max_connections = shared.settings.max_connections,
+                        "connection limit reached; new connections wait until one closes"
+                    );
+                    limit_logged = Some(Instant::now());
+                }
+                tokio::select! {
+                    () = &mut stop => break,
+                    permit = open.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
+        let (stream, remote) = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.tcp.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Usually file-descriptor exhaustion: back off briefly instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let shared = shared.clone();
+        let draining = draining.clone();
+        if listener.tls {
+            tokio::spawn(async move {
+                serve_tls_connection(stream, remote, shared, draining).await;
+                drop(permit);
+            });
+        } else {
+            let connection = serve_connection(stream, remote, shared, draining, None);
+            tokio::spawn(async move {
+                connection.await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Runs the TLS handshake of a connection, with the certificates of the config served when it
+/// starts, then serves it like any other.
+async fn serve_tls_connection(
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    shared: Arc<Shared>,
+    draining: watch::Receiver<bool>,
+) {
+    let state = shared.proxy.state().clone();
+    let metrics_state = state.clone();
+    let handshake = crate::tls::accept(
+        stream,
+        move || state.current().map(|compiled| compiled.tls.clone()),
+        shared.settings.header_read_timeout,
+    );
+    match handshake.await {
+        Ok((stream, peer)) => {
+            let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+            metrics_state.metrics().handshake(if resumed {
+                Handshake::Resumed
+            } else {
+                Handshake::Full
+            });
+            Box::pin(serve_connection(
+                stream,
+                remote,
+                shared,
+                draining,
+                Some(Arc::new(peer)),
+            ))
+            .await;
+        }
+        Err(failure) => {
+            metrics_state.metrics().handshake(failure.outcome());
+            tracing::debug!(%remote, error = %failure, "TLS handshake failed");
+        }
+    }
+}
+
 /// Serves one client connection until it ends: by the listener's own HTTP/1 code while its
 /// requests have no body, then by hyper. `draining` is held until the connection ends.
 ///
@@ -170,11 +274,14 @@ async fn serve_connection<S>(
     remote: SocketAddr,
     shared: Arc<Shared>,
     mut draining: watch::Receiver<bool>,
+    tls: Option<Arc<TlsPeer>>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(ConnectionActivity::new(Instant::now()));
-    let peer = Arc::new(shared.proxy.peer(remote));
+    // HTTP/2 agreed by ALPN goes to hyper at once: the listener's own code serves HTTP/1 only.
+    let h2 = tls.as_ref().is_some_and(|t| t.h2);
+    let peer = Arc::new(shared.proxy.peer_over(remote, tls));
     let settings = &shared.settings;
     // A new connection has the head timeout to start its first request; one kept open between
     // requests has the idle timeout, the first moments of which it spent holding its buffers.
@@ -194,7 +301,7 @@ async fn serve_connection<S>(
             Ok(read) if !read.is_empty() => read,
             _ => return,
         };
-        if !settings.http1_fast_path {
+        if !settings.http1_fast_path || h2 {
             break Rewind::new(read.freeze(), stream);
         }
         let drain = http1::Drain {
@@ -337,7 +444,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (_drain, draining) = watch::channel(false);
-        let connection = serve_connection(stream, addr, shared, draining);
+        let connection = serve_connection(stream, addr, shared, draining, None);
         let held = std::mem::size_of_val(&connection);
         assert!(
             held <= 1024,

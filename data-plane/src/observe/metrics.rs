@@ -4,8 +4,8 @@
 //! indexed by an enum resolved at compile time: counting a request costs one relaxed `fetch_add`,
 //! with no label lookup, lock or allocation. The registry only reads them when scraped.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -103,9 +103,98 @@ impl Collector for RequestCounts {
     }
 }
 
+/// How a TLS handshake ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// Completed with a full handshake.
+    Full = 0,
+    /// Completed by resuming a session.
+    Resumed,
+    /// The client named no certificate of the config (or none, without a default).
+    UnknownName,
+    /// The client did not finish in time.
+    Timeout,
+    /// The client's certificate was missing or not valid.
+    ClientCertificate,
+    /// Anything else: an old protocol version, no common cipher, a malformed message.
+    Protocol,
+}
+
+impl Handshake {
+    pub const ALL: [Handshake; 6] = [
+        Handshake::Full,
+        Handshake::Resumed,
+        Handshake::UnknownName,
+        Handshake::Timeout,
+        Handshake::ClientCertificate,
+        Handshake::Protocol,
+    ];
+
+    /// The `result` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Handshake::Full => "full",
+            Handshake::Resumed => "resumed",
+            Handshake::UnknownName => "unknown_server_name",
+            Handshake::Timeout => "timeout",
+            Handshake::ClientCertificate => "client_certificate",
+            Handshake::Protocol => "protocol",
+        }
+    }
+}
+
+/// One counter per [`Handshake`] result: `gateway_tls_handshakes_total{result}`.
+#[derive(Debug, Default)]
+struct HandshakeCounts([AtomicU64; Handshake::ALL.len()]);
+
+impl Collector for HandshakeCounts {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut family = encoder.encode_descriptor(
+            "gateway_tls_handshakes",
+            "TLS handshakes on the proxy's TLS listeners, by result (full and resumed succeeded; \
+             the others are failures by reason)",
+            None,
+            MetricType::Counter,
+        )?;
+        for result in Handshake::ALL {
+            let value = self.0[result as usize].load(Ordering::Relaxed);
+            family
+                .encode_family(&[("result", result.label())])?
+                .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+        }
+        Ok(())
+    }
+}
+
+/// The expiry of each certificate served, as `(name, not_after_unix)`; turned into seconds
+/// left when scraped. Set when a revision is applied; read only by scrapes.
+#[derive(Debug, Default)]
+struct CertificateExpiry(Mutex<Vec<(String, i64)>>);
+
+impl Collector for CertificateExpiry {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let certificates = self.0.lock().map(|c| c.clone()).unwrap_or_default();
+        let mut family = encoder.encode_descriptor(
+            "gateway_tls_certificate_expiry_seconds",
+            "Seconds until each served certificate expires (negative once it has)",
+            None,
+            MetricType::Gauge,
+        )?;
+        let now = gateway_config::x509::unix_now();
+        for (name, not_after) in &certificates {
+            family
+                .encode_family(&[("certificate", name.as_str())])?
+                .encode_gauge(&not_after.saturating_sub(now))?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     requests: Arc<RequestCounts>,
+    handshakes: Arc<HandshakeCounts>,
+    expiry: Arc<CertificateExpiry>,
     applies: Counter,
     rejects: Counter,
     revision: Gauge,
@@ -121,11 +210,15 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let requests = Arc::new(RequestCounts::default());
+        let handshakes = Arc::new(HandshakeCounts::default());
+        let expiry = Arc::new(CertificateExpiry::default());
         let applies = Counter::default();
         let rejects = Counter::default();
         let revision = Gauge::default();
         let mut registry = Registry::default();
         registry.register_collector(Box::new(requests.clone()));
+        registry.register_collector(Box::new(handshakes.clone()));
+        registry.register_collector(Box::new(expiry.clone()));
         registry.register(
             "gateway_config_revision",
             "Revision of the configuration served now (0 while none is served)",
@@ -143,6 +236,8 @@ impl Metrics {
         );
         Metrics {
             requests,
+            handshakes,
+            expiry,
             applies,
             rejects,
             revision,
@@ -159,6 +254,19 @@ impl Metrics {
     #[cfg(test)]
     pub fn requests(&self, outcome: Outcome) -> u64 {
         self.requests.0[outcome as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts one TLS handshake's end.
+    #[inline]
+    pub fn handshake(&self, result: Handshake) {
+        self.handshakes.0[result as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The certificates served now, as `(name, not_after_unix)`.
+    pub fn set_certificates(&self, certificates: Vec<(String, i64)>) {
+        if let Ok(mut held) = self.expiry.0.lock() {
+            *held = certificates;
+        }
     }
 
     pub fn config_applied(&self) {
@@ -200,6 +308,8 @@ mod tests {
         metrics.config_rejected();
         metrics.config_rejected();
         metrics.set_revision(42);
+        metrics.handshake(Handshake::Resumed);
+        metrics.set_certificates(vec![("site".into(), i64::MAX)]);
         let text = metrics.render();
         for line in [
             "# TYPE gateway_requests counter",
@@ -212,6 +322,8 @@ mod tests {
             "gateway_config_revision 42",
             "gateway_config_applies_total 1",
             "gateway_config_rejects_total 2",
+            "gateway_tls_handshakes_total{result=\"resumed\"} 1",
+            "gateway_tls_handshakes_total{result=\"unknown_server_name\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -219,6 +331,10 @@ mod tests {
             );
         }
         assert_eq!(metrics.requests(Outcome::Ok), 2);
+        assert!(
+            text.contains("gateway_tls_certificate_expiry_seconds{certificate=\"site\"} "),
+            "{text}"
+        );
     }
 
     #[test]

@@ -3,3 +3,5 @@
 //! the text is only put together when scraped; access logs and traces belong here too.
 
 pub mod metrics;
+
+pub use metrics::Handshake;

@@ -24,6 +24,7 @@ const VIA_10: HeaderValue = HeaderValue::from_static("1.0 gateway");
 const VIA_11: HeaderValue = HeaderValue::from_static("1.1 gateway");
 const VIA_2: HeaderValue = HeaderValue::from_static("2 gateway");
 const PROTO_HTTP: HeaderValue = HeaderValue::from_static("http");
+const PROTO_HTTPS: HeaderValue = HeaderValue::from_static("https");
 const TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
 
 /// Refuses a request whose body length is ambiguous: both Content-Length and Transfer-Encoding,
@@ -303,6 +304,7 @@ pub fn set_forwarded(
     headers: &mut HeaderMap,
     peer_ip: &HeaderValue,
     trusted: bool,
+    https: bool,
     original_host: Option<&HeaderValue>,
 ) {
     let appended = if trusted && headers.contains_key(&X_FORWARDED_FOR) {
@@ -318,7 +320,10 @@ pub fn set_forwarded(
     };
     headers.insert(X_FORWARDED_FOR, appended.unwrap_or_else(|| peer_ip.clone()));
     if !(trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO, PROTO_HTTP);
+        headers.insert(
+            X_FORWARDED_PROTO,
+            if https { PROTO_HTTPS } else { PROTO_HTTP },
+        );
     }
     if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
         match original_host {
@@ -418,7 +423,7 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "evil"),
         ]);
-        set_forwarded(&mut headers, &peer, false, Some(&host));
+        set_forwarded(&mut headers, &peer, false, false, Some(&host));
         assert_eq!(headers[X_FORWARDED_FOR], "10.1.1.1");
         assert_eq!(headers[X_FORWARDED_PROTO], "http");
         assert_eq!(headers[X_FORWARDED_HOST], "shop.example.com");
@@ -432,12 +437,15 @@ mod tests {
             ("x-forwarded-for", "5.6.7.8"),
             ("x-forwarded-proto", "https"),
         ]);
-        set_forwarded(&mut headers, &peer, true, None);
+        set_forwarded(&mut headers, &peer, true, false, None);
         assert_eq!(headers[X_FORWARDED_FOR], "1.2.3.4, 5.6.7.8, 10.1.1.1");
         assert_eq!(headers.get_all(X_FORWARDED_FOR).iter().count(), 1);
         assert_eq!(headers[X_FORWARDED_PROTO], "https");
         let mut fresh = HeaderMap::new();
-        set_forwarded(&mut fresh, &peer, true, None);
+        set_forwarded(&mut fresh, &peer, true, false, None);
+        let mut over_tls = HeaderMap::new();
+        set_forwarded(&mut over_tls, &peer, false, true, None);
+        assert_eq!(over_tls[X_FORWARDED_PROTO], "https");
         assert_eq!(fresh[X_FORWARDED_FOR], "10.1.1.1");
         assert_eq!(fresh[X_FORWARDED_PROTO], "http");
     }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{CONNECTION, HeaderValue, UPGRADE};
+use http::header::{CONNECTION, HeaderValue, STRICT_TRANSPORT_SECURITY, UPGRADE};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::Either;
 use ipnet::IpNet;
@@ -25,11 +25,12 @@ use super::forwarding::{
 use super::mirror::Mirrors;
 use crate::body::{BodyPace, ClientBody};
 use crate::error::ProxyError;
-use crate::filters::{Flow, RouteFilters, rewrite};
+use crate::filters::{Flow, RouteFilters, answer, rewrite};
 use crate::keys::request_key;
 use crate::observe::metrics::Outcome;
 use crate::routing::RequestInfo;
 use crate::served::State;
+use crate::tls::TlsPeer;
 use crate::upstream::exchange::Interim;
 
 const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
@@ -47,6 +48,11 @@ pub struct ProxySettings {
     /// Bytes a second a request body must average once it has been waited for longer than
     /// `body_read_timeout` (0: no minimum); then 408.
     pub body_min_rate: u64,
+    /// Plain-HTTP requests are answered with a 308 to HTTPS on this port (ACME HTTP-01
+    /// challenges under `/.well-known/acme-challenge/` excepted).
+    pub https_redirect: Option<u16>,
+    /// `Strict-Transport-Security` for responses over TLS that do not carry one already.
+    pub hsts: Option<HeaderValue>,
 }
 
 impl Default for ProxySettings {
@@ -57,6 +63,8 @@ impl Default for ProxySettings {
             keep_underscored_headers: false,
             body_read_timeout: Duration::from_secs(30),
             body_min_rate: 500,
+            https_redirect: None,
+            hsts: None,
         }
     }
 }
@@ -68,6 +76,8 @@ pub struct Proxy {
     keep_underscored_headers: bool,
     body_pace: BodyPace,
     mirrors: Mirrors,
+    https_redirect: Option<u16>,
+    hsts: Option<HeaderValue>,
 }
 
 /// What the proxy knows about a client connection, worked out once per connection.
@@ -75,7 +85,13 @@ pub struct Proxy {
 pub struct Peer {
     ip_value: HeaderValue,
     trusted: bool,
+    /// Set on a TLS connection.
+    tls: Option<Arc<TlsPeer>>,
 }
+
+/// Where ACME HTTP-01 challenges are answered: never redirected, since a certificate authority
+/// checks them over plain HTTP.
+const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
 
 impl Proxy {
     pub fn new(state: Arc<State>, settings: ProxySettings) -> Self {
@@ -89,15 +105,32 @@ impl Proxy {
                 min_rate: settings.body_min_rate,
             },
             mirrors: Mirrors::default(),
+            https_redirect: settings.https_redirect,
+            hsts: settings.hsts,
         }
     }
 
+    #[cfg(test)]
     pub fn peer(&self, addr: SocketAddr) -> Peer {
+        self.peer_over(addr, None)
+    }
+
+    /// The peer of a connection at `addr`, over TLS when `tls` is given.
+    pub fn peer_over(&self, addr: SocketAddr, tls: Option<Arc<TlsPeer>>) -> Peer {
         let ip = addr.ip().to_canonical();
         let trusted = self.trusted_proxies.iter().any(|net| net.contains(&ip));
         let ip_value = HeaderValue::try_from(ip.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Peer { ip_value, trusted }
+        Peer {
+            ip_value,
+            trusted,
+            tls,
+        }
+    }
+
+    /// The live state this proxy serves from.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
     }
 
     /// Answers one request: the upstream's response, or the proxy's own error (JSON, or a gRPC
@@ -109,6 +142,41 @@ impl Proxy {
     /// As [`Proxy::handle`], passing the upstream's informational (1xx) responses to `interim`
     /// as they come, for a server that can send them on before the answer.
     pub async fn handle_with_interim(
+        &self,
+        request: Request<ClientBody>,
+        peer: &Peer,
+        interim: Option<&Interim>,
+    ) -> Response<ProxyBody> {
+        if peer.tls.is_none()
+            && let Some(port) = self.https_redirect
+            && !request.uri().path().starts_with(ACME_CHALLENGE)
+        {
+            return self.redirect_to_https(request, port);
+        }
+        let mut response = self.answer(request, peer, interim).await;
+        if peer.tls.is_some()
+            && let Some(hsts) = &self.hsts
+            && !response.headers().contains_key(STRICT_TRANSPORT_SECURITY)
+        {
+            response
+                .headers_mut()
+                .insert(STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
+        response
+    }
+
+    fn redirect_to_https(&self, request: Request<ClientBody>, port: u16) -> Response<ProxyBody> {
+        self.state.metrics().request(Outcome::Ok);
+        let (parts, _) = request.into_parts();
+        let host = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .or_else(|| parts.headers.get(http::header::HOST).cloned());
+        answer::https_redirect(&parts, host.as_ref(), port).map(Either::Right)
+    }
+
+    async fn answer(
         &self,
         request: Request<ClientBody>,
         peer: &Peer,
@@ -238,8 +306,17 @@ impl Proxy {
             &mut parts.headers,
             &peer.ip_value,
             peer.trusted,
+            peer.tls.is_some(),
             original_host.as_ref(),
         );
+        if let Some(tls) = &peer.tls {
+            for name in &tls.strip {
+                parts.headers.remove(name);
+            }
+            for (name, value) in &tls.add {
+                parts.headers.insert(name.clone(), value.clone());
+            }
+        }
         if let Some(filters) = &filters {
             filters.edit_request(&mut parts.headers);
         }

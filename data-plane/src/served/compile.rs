@@ -1,5 +1,6 @@
-//! Turns a validated config into the form the request path reads: a route table and upstreams
-//! with their runtime state from the registry. Runs off the hot path, once per revision.
+//! Turns a validated config into the form the request path reads: a route table, upstreams
+//! with their runtime state from the registry, and the certificates ready for TLS handshakes.
+//! Runs off the hot path, once per revision.
 //!
 //! A revision that keeps every upstream name is compiled as a patch of the one before: only the
 //! changed routes are compiled, and unchanged upstreams keep their compiled form. What survives
@@ -14,14 +15,18 @@ use gateway_config::Config;
 
 use super::config::{Changes, ServedConfig};
 use crate::routing::{RegexMemo, RouteError, RouteTable};
+use crate::tls::{CertTable, Fallback, Sessions, TableError};
 use crate::upstream::{CompiledUpstream, Registry, UpstreamError};
 
-/// State carried from one revision to the next: the runtime of each upstream and the compiled
-/// regexes. A worker has one, owned by its live state.
+/// State carried from one revision to the next: the runtime of each upstream, the compiled
+/// regexes, and the TLS sessions clients may resume. A worker has one, owned by its live state.
 #[derive(Debug, Default)]
 pub struct Carryover {
     pub upstreams: Registry,
     pub regexes: Arc<RegexMemo>,
+    pub tls_sessions: Sessions,
+    /// What a TLS client that names no certificate of the config gets.
+    pub tls_fallback: Fallback,
 }
 
 /// One revision of the configuration, in its domain form (kept for deltas, digests and the
@@ -34,6 +39,8 @@ pub struct Compiled {
     pub routes: RouteTable,
     /// Indexed by the upstream indices stored in the route table: upstreams in name order.
     pub upstreams: Vec<CompiledUpstream>,
+    /// The certificates, for the TLS listeners.
+    pub tls: Arc<CertTable>,
     carryover: Arc<Carryover>,
 }
 
@@ -43,6 +50,8 @@ pub enum CompileError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Route(#[from] RouteError),
+    #[error(transparent)]
+    Certificate(#[from] TableError),
 }
 
 impl Compiled {
@@ -74,12 +83,19 @@ impl Compiled {
             |name| index.get(name).copied(),
             carryover.regexes.clone(),
         )?;
+        let tls = Arc::new(CertTable::build(
+            config.certificates(),
+            None,
+            &carryover.tls_sessions,
+            &carryover.tls_fallback,
+        )?);
         Ok(Compiled {
             revision,
             digest,
             config,
             routes,
             upstreams,
+            tls,
             carryover: carryover.clone(),
         })
     }
@@ -115,12 +131,23 @@ impl Compiled {
             changes.routes_after.iter().map(|r| &r.value),
             |name| index.get(name).copied(),
         )?;
+        let tls = if changes.certificates_changed {
+            Arc::new(CertTable::build(
+                config.certificates(),
+                Some(&self.tls),
+                &self.carryover.tls_sessions,
+                &self.carryover.tls_fallback,
+            )?)
+        } else {
+            self.tls.clone()
+        };
         Ok(Compiled {
             revision,
             digest,
             config,
             routes,
             upstreams,
+            tls,
             carryover: self.carryover.clone(),
         })
     }

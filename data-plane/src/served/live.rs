@@ -85,6 +85,16 @@ impl State {
         }
     }
 
+    /// Serves `fallback` to TLS clients that name no certificate of the config. Only before
+    /// the first config is compiled: the carryover is made anew.
+    pub fn with_tls_fallback(mut self, fallback: crate::tls::Fallback) -> Self {
+        self.carryover = Arc::new(Carryover {
+            tls_fallback: fallback,
+            ..Carryover::default()
+        });
+        self
+    }
+
     /// The served config for the duration of one request; cheaper than cloning the `Arc`.
     pub fn load(&self) -> Guard<Option<Arc<Compiled>>> {
         self.live.load()
@@ -109,6 +119,14 @@ impl State {
 
     pub fn store_from(&self, compiled: Compiled, source: Source) {
         self.metrics.set_revision(compiled.revision);
+        self.metrics.set_certificates(
+            compiled
+                .tls
+                .entries()
+                .iter()
+                .map(|e| (e.name.clone(), e.not_after_unix))
+                .collect(),
+        );
         self.live.store(Some(Arc::new(compiled)));
         self.set_source(source);
     }

@@ -116,6 +116,9 @@ fn compile_detail(error: &CompileError) -> v1::ResourceError {
         CompileError::Route(RouteError::NoWeight { route }) => {
             detail(Kind::Route, route, "backends", &message)
         }
+        CompileError::Certificate(error) => {
+            detail(Kind::Certificate, &error.name, error.field, &message)
+        }
     }
 }
 

@@ -63,8 +63,8 @@ pub const DATA_PLANE: LayerTable = LayerTable {
         },
         Layer {
             rank: 2,
-            name: "routing and upstreams",
-            modules: &["routing", "upstream"],
+            name: "routing, upstreams and TLS",
+            modules: &["routing", "upstream", "tls"],
             same_rank_imports: false,
         },
         Layer {

@@ -156,13 +156,13 @@ mod tests {
         assert_eq!(
             got,
             [
-                "src/body.rs:3: [layers] crate::body imports crate::routing through `crate::routing::Route`: an upward import: `body` is at rank 0 (leaves), `routing` at rank 2 (routing and upstreams); a layer imports only the layers below it",
+                "src/body.rs:3: [layers] crate::body imports crate::routing through `crate::routing::Route`: an upward import: `body` is at rank 0 (leaves), `routing` at rank 2 (routing, upstreams and TLS); a layer imports only the layers below it",
                 "src/error.rs:3: [layers] crate::error imports crate::proxy through `crate::proxy::go`: an upward import: `error` is at rank 0 (leaves), `proxy` at rank 4 (proxy); a layer imports only the layers below it",
                 "src/odd/place.rs:2: [layers] crate::filters imports crate::listener through `crate::listener::L`: an upward import: `filters` is at rank 1 (filters and observability), `listener` at rank 5 (listener); a layer imports only the layers below it",
                 "src/odd/place.rs:3: [layers] crate::filters imports crate::observe through `crate::observe::M`: `filters` and `observe` are both at rank 1 (filters and observability), whose modules must not import each other",
                 "src/proxy.rs:3: [layers] crate::proxy imports crate::sync through `crate::sync::start`: `proxy` must never import `sync`",
                 "src/routing.rs:4: [layers] crate::routing imports crate::upstream through `crate::upstream::U`: `routing` must never import `upstream`",
-                "src/upstream/mod.rs:3: [layers] crate::upstream imports crate through `crate::Exported`: an upward import: `upstream` is at rank 2 (routing and upstreams), the crate root at rank 6 (lifecycle); a layer imports only the layers below it",
+                "src/upstream/mod.rs:3: [layers] crate::upstream imports crate through `crate::Exported`: an upward import: `upstream` is at rank 2 (routing, upstreams and TLS), the crate root at rank 6 (lifecycle); a layer imports only the layers below it",
             ]
         );
     }
