@@ -16,6 +16,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order a config lists them.
+    pub const ALL: [Kind; 3] = [Kind::Upstream, Kind::Route, Kind::Certificate];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Upstream => "upstream",

@@ -163,6 +163,12 @@ async fn a_key_is_write_only_sealed_at_rest_and_kept_across_export_and_apply() {
         api.delete("/v1/certificates/renamed").await.status,
         StatusCode::NO_CONTENT
     );
+    assert_eq!(
+        api.get("/v1/certificates/renamed").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let listed = api.get("/v1/certificates").await;
+    assert_eq!(listed.body["items"], json!([]), "{}", listed.body);
     let head = api.revisions().await;
     let rolled = api
         .post(&format!("/v1/revisions/{}/rollback", head - 1), "")

@@ -285,7 +285,7 @@ async fn write_entities(
             }
             query.execute(&mut **tx).await?;
         }
-        for kind in [Kind::Upstream, Kind::Route] {
+        for kind in Kind::ALL {
             let gone: Vec<&str> = chunk
                 .iter()
                 .filter(|(_, ((k, _), spec))| *k == kind && spec.is_none())
