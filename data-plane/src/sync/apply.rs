@@ -403,6 +403,62 @@ mod tests {
         assert!(state.last_error().unwrap().contains("revision 2"));
     }
 
+    fn with_certificate(
+        config: &Config,
+        cert: &rcgen::Certificate,
+        key: &rcgen::KeyPair,
+    ) -> Config {
+        let mut config = config.clone();
+        let certificate = gateway_config::Certificate {
+            name: "site".into(),
+            cert: cert.pem(),
+            key: Some(gateway_config::PrivateKey::new(key.serialize_pem())),
+            ..Default::default()
+        };
+        config.certificates = [(certificate.name.clone(), certificate)].into();
+        config
+    }
+
+    fn served_fingerprints(state: &State) -> Vec<String> {
+        let current = state.current().unwrap();
+        current
+            .tls
+            .entries()
+            .iter()
+            .map(|e| e.fingerprint.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_certificate_the_worker_cannot_load_nacks_and_the_old_set_stays() {
+        let state = state();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["site.test".to_owned()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let good = with_certificate(&config(&["127.0.0.1:1"]), &cert, &key);
+        apply_push(&state, full_push(1, &good)).unwrap();
+        let loaded = served_fingerprints(&state);
+        assert_eq!(loaded.len(), 1);
+
+        // The certificate of revision 2 comes with the key of another one.
+        let other_key = rcgen::KeyPair::generate().unwrap();
+        let other = params.self_signed(&other_key).unwrap();
+        let mismatched = with_certificate(&config(&["127.0.0.1:1"]), &other, &key);
+        let reply = nack(handle_push(&state, full_push(2, &mismatched)));
+        assert_eq!(reply.revision, 2);
+        assert_eq!(reply.details.len(), 1, "{reply:?}");
+        assert_eq!(reply.details[0].kind, i32::from(v1::Kind::Certificate));
+        assert_eq!(reply.details[0].name, "site");
+        assert_eq!(reply.details[0].field, "key");
+        assert!(
+            !reply.message.contains("PRIVATE KEY"),
+            "the NACK shows no key: {}",
+            reply.message
+        );
+        assert_eq!(state.current().unwrap().revision, 1);
+        assert_eq!(served_fingerprints(&state), loaded);
+    }
+
     #[test]
     fn digest_mismatch_nacks() {
         let state = state();
