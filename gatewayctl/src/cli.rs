@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use gateway_config::{Backend, Target};
+use gateway_config::{Backend, ClientAuthMode, Target};
 
 use crate::output::Format;
 
@@ -16,7 +16,8 @@ Exit codes:
   0  success
   1  the admin API refused the request (4xx/5xx, including 412 precondition_failed after
      --if-match); the error and its details go to stderr
-  2  usage error: bad flags or arguments, or a -f file that cannot be read or parsed
+  2  usage error: bad flags or arguments, or an input file (-f, or a PEM file of
+     `certificate create|replace`) that cannot be read or parsed
   3  the admin API could not be reached
 `gatewayctl diff` differs: 0 no changes, 1 changes, 2 any error.";
 
@@ -84,6 +85,9 @@ pub enum Command {
     /// Manage routes (which requests go to which upstreams).
     #[command(subcommand, after_help = AFTER_HELP)]
     Route(RouteCommand),
+    /// Manage TLS certificates (what the workers present, by server name).
+    #[command(subcommand, after_help = AFTER_HELP)]
+    Certificate(CertificateCommand),
     /// Show the data-plane nodes and whether they serve the latest revision.
     #[command(after_help = AFTER_HELP)]
     Status,
@@ -207,6 +211,120 @@ pub enum RouteCommand {
     Replace(ReplaceArgs),
     /// Delete a route.
     Delete(DeleteArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertificateCommand {
+    /// List certificates, sorted by name, with the days each has left.
+    ///
+    /// SNIS `(sans)` means the certificate is served for its own DNS names. Every certificate
+    /// with fewer than 30 days left, or expired, is also warned about on stderr.
+    List(ListArgs),
+    /// Show one certificate: names, issuer, fingerprint, validity and days left.
+    ///
+    /// Warns on stderr, as `list` does, when it has fewer than 30 days left.
+    Get(NameArg),
+    /// Create a certificate from a PEM chain and its private key.
+    ///
+    /// The key is sent to the admin API, which stores it sealed; no answer ever shows it.
+    Create(CertificateCreateArgs),
+    /// Create or replace a certificate, whole: what the flags leave out is reset, not kept.
+    ///
+    /// The key is the exception: without --key, the key stored for the same leaf certificate
+    /// is kept, so that names, tags or client authentication change without handling the key.
+    Replace(CertificateReplaceArgs),
+    /// Delete a certificate.
+    Delete(DeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertificateCreateArgs {
+    /// Name of the new certificate.
+    pub name: String,
+
+    /// PEM certificate chain: the leaf first, then each intermediate.
+    #[arg(long, value_name = "FILE")]
+    pub cert: PathBuf,
+
+    /// PEM private key of the leaf (PKCS#8, PKCS#1 RSA or SEC1 EC; not encrypted).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+
+    #[command(flatten)]
+    pub spec: CertificateSpecArgs,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CertificateReplaceArgs {
+    /// Name of the certificate to replace (or create).
+    pub name: String,
+
+    /// PEM certificate chain: the leaf first, then each intermediate.
+    #[arg(long, value_name = "FILE")]
+    pub cert: PathBuf,
+
+    /// PEM private key of the leaf (PKCS#8, PKCS#1 RSA or SEC1 EC; not encrypted) [default:
+    /// the key stored for the same leaf certificate].
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub spec: CertificateSpecArgs,
+
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// The flags `certificate create` and `replace` share, after the chain and the key.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CertificateSpecArgs {
+    /// Server name to serve the certificate for (exact or `*.suffix`, covered by the
+    /// certificate); repeat for several. None: the certificate's DNS names.
+    #[arg(long = "sni", value_name = "NAME")]
+    pub snis: Vec<String>,
+
+    /// A tag; repeat for several.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// Ask clients for a certificate issued by one of the CA certificates of this PEM file
+    /// (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+
+    /// Whether a client without a certificate is refused or let in [default: required].
+    #[arg(long, value_enum, value_name = "MODE", requires = "client_ca")]
+    pub client_auth: Option<ClientAuthArg>,
+
+    /// Request header that carries the verified client certificate's subject upstream.
+    #[arg(long, value_name = "HEADER", requires = "client_ca")]
+    pub client_subject_header: Option<String>,
+
+    /// Request header that carries the verified client certificate's SHA-256 fingerprint
+    /// upstream.
+    #[arg(long, value_name = "HEADER", requires = "client_ca")]
+    pub client_fingerprint_header: Option<String>,
+}
+
+/// `--client-auth`: the model's [`ClientAuthMode`], as clap lists and completes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientAuthArg {
+    /// A client may present a certificate; if it does, it must be valid.
+    Optional,
+    /// A client must present a valid certificate, or the handshake fails.
+    Required,
+}
+
+impl From<ClientAuthArg> for ClientAuthMode {
+    fn from(arg: ClientAuthArg) -> Self {
+        match arg {
+            ClientAuthArg::Optional => ClientAuthMode::Optional,
+            ClientAuthArg::Required => ClientAuthMode::Required,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -725,6 +843,108 @@ mod tests {
             panic!("wrong command");
         };
         assert_eq!(create.write.if_match, Some(0));
+    }
+
+    #[test]
+    fn certificate_flags() {
+        let cli = parse(&[
+            "certificate",
+            "create",
+            "api",
+            "--cert",
+            "chain.pem",
+            "--key",
+            "key.pem",
+            "--sni",
+            "api.test",
+            "--sni",
+            "*.api.test",
+            "--client-ca",
+            "ca.pem",
+            "--client-auth",
+            "optional",
+            "--if-match",
+            "4",
+        ])
+        .unwrap();
+        let Command::Certificate(CertificateCommand::Create(create)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(create.cert, PathBuf::from("chain.pem"));
+        assert_eq!(create.key, PathBuf::from("key.pem"));
+        assert_eq!(create.spec.snis, ["api.test", "*.api.test"]);
+        assert_eq!(create.spec.client_auth, Some(ClientAuthArg::Optional));
+        assert_eq!(create.write.if_match, Some(4));
+
+        // create needs the key; replace can keep the stored one.
+        assert!(parse(&["certificate", "create", "api", "--cert", "c.pem"]).is_err());
+        let cli = parse(&["certificate", "replace", "api", "--cert", "c.pem"]).unwrap();
+        let Command::Certificate(CertificateCommand::Replace(replace)) = cli.command else {
+            panic!("wrong command");
+        };
+        assert_eq!(replace.key, None);
+        assert!(parse(&["certificate", "replace", "--cert", "c.pem"]).is_err());
+
+        // The client-certificate settings mean nothing without the CA.
+        for flag in [
+            "--client-auth",
+            "--client-subject-header",
+            "--client-fingerprint-header",
+        ] {
+            let value = if flag == "--client-auth" {
+                "required"
+            } else {
+                "x-client"
+            };
+            let err = parse(&[
+                "certificate",
+                "create",
+                "api",
+                "--cert",
+                "c",
+                "--key",
+                "k",
+                flag,
+                value,
+            ])
+            .unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{flag}");
+        }
+        assert!(
+            parse(&[
+                "certificate",
+                "create",
+                "api",
+                "--cert",
+                "c",
+                "--key",
+                "k",
+                "--client-ca",
+                "ca",
+                "--client-auth",
+                "sometimes",
+            ])
+            .is_err()
+        );
+        assert!(parse(&["certificate", "list", "--tag", "edge"]).is_ok());
+        assert!(parse(&["certificate", "delete", "api", "--if-match", "2"]).is_ok());
+        assert!(parse(&["certificate", "get"]).is_err());
+    }
+
+    #[test]
+    fn completion_offers_the_certificate_commands() {
+        let mut command = Cli::command();
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut command,
+            "gatewayctl",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        for word in ["certificate", "--client-ca", "--sni", "optional"] {
+            assert!(script.contains(word), "{word}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Reading `-f` documents as YAML or JSON, from a file or (`-`) stdin: one upstream or route, or
-//! a whole configuration for `apply` and `diff`.
+//! a whole configuration for `apply` and `diff`; and the PEM files of `certificate create` and
+//! `replace`, bounded by the sizes the admin API takes.
 //!
 //! An entity document is checked against the shared model before anything is sent, so a typo in
 //! a field name is reported with its path without a round trip. The read-only keys the API adds
@@ -53,6 +54,14 @@ pub enum InputError {
         field: String,
         message: String,
     },
+    /// A PEM file given with `flag` that cannot be read or does not hold what the flag takes.
+    /// `message` never quotes the file, which may be a private key.
+    #[error("{flag} {path} {message}")]
+    Pem {
+        flag: &'static str,
+        path: String,
+        message: String,
+    },
 }
 
 /// Reads and parses one entity document from `path` (`-` = stdin).
@@ -74,6 +83,44 @@ pub fn read_config(path: &Path) -> Result<Value, InputError> {
 /// entities", which would delete everything.
 pub fn parse_config(text: &str, display: &str) -> Result<Value, InputError> {
     parse_mapping(text, display).map(Value::Object)
+}
+
+/// Reads the PEM file given with `flag`: text of at most `max_len` bytes, which is the most the
+/// admin API takes for `what`, so that an oversized file is refused here, by its name, and is
+/// never read whole.
+pub fn read_pem(
+    flag: &'static str,
+    path: &Path,
+    max_len: usize,
+    what: &str,
+) -> Result<String, InputError> {
+    let refused = |message: String| InputError::Pem {
+        flag,
+        path: path.display().to_string(),
+        message,
+    };
+    let cannot_read = |e: std::io::Error| refused(format!("cannot be read: {e}"));
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let mut bytes = Vec::new();
+    file.take(u64::try_from(max_len).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() > max_len {
+        return Err(refused(format!(
+            "is larger than {}, the most the admin API takes for {what}",
+            size(max_len)
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| refused("is not text; PEM is ASCII".into()))
+}
+
+/// A size for people: in KiB when it is a whole number of them.
+fn size(n: usize) -> String {
+    if n >= 1024 && n.is_multiple_of(1024) {
+        format!("{} KiB ({n} bytes)", n / 1024)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 fn display_name(path: &Path) -> String {
@@ -397,5 +444,37 @@ targets:
         assert_eq!(upstream.targets.len(), 1);
         let missing = read_document::<Upstream>(Path::new("/nonexistent/up.yaml"));
         assert!(matches!(missing, Err(InputError::Read { .. })));
+    }
+
+    #[test]
+    fn pem_files_are_bounded_and_named_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        std::fs::write(&path, "x".repeat(16)).unwrap();
+        assert_eq!(read_pem("--key", &path, 16, "a key").unwrap().len(), 16);
+
+        let err = read_pem("--key", &path, 15, "a private key").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "--key {} is larger than 15 bytes, the most the admin API takes for a private key",
+                path.display()
+            )
+        );
+        assert_eq!(size(64 * 1024), "64 KiB (65536 bytes)");
+
+        std::fs::write(&path, b"\xff\xfe").unwrap();
+        let err = read_pem("--cert", &path, 1024, "x").unwrap_err();
+        assert!(
+            err.to_string().ends_with("is not text; PEM is ASCII"),
+            "{err}"
+        );
+
+        let err = read_pem("--cert", Path::new("/nonexistent/c.pem"), 1024, "x").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--cert /nonexistent/c.pem cannot be read: "),
+            "{err}"
+        );
     }
 }

@@ -34,7 +34,8 @@ fn main() -> ExitCode {
         }
     };
     let mut stdout = std::io::stdout().lock();
-    let result = runtime.block_on(commands::run(cli, &mut stdout));
+    let mut warnings = std::io::stderr();
+    let result = runtime.block_on(commands::run(cli, &mut stdout, &mut warnings));
     match result {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(error) if error.is_broken_pipe() => {

@@ -6,16 +6,19 @@
 //! is a whole configuration (`export`, `revisions show`), which is written as a file for `apply`:
 //! it goes through the shared model so that every entity starts with its name.
 
+mod cells;
+mod certificates;
 mod changes;
 mod error;
 
-use comfy_table::{Table, TableStyle};
 use gateway_config::{Backend, Config, Kind, PathMatch, Target};
 use serde::Deserialize;
 use serde_json::Value;
 
+use cells::{finish, or_dash, revision_cell, rows, table};
 use error::shape;
 
+pub use certificates::{certificate_details, certificates_table, expiry_warnings};
 pub use changes::{ChangeReport, apply_summary, diff_lines, parse_changes, rollback_summary};
 pub use error::OutputError;
 
@@ -220,45 +223,6 @@ struct RevisionRow {
     message: Option<String>,
     #[serde(default)]
     digest: Option<String>,
-}
-
-fn rows<T: for<'de> Deserialize<'de>>(
-    items: &[Value],
-    what: &'static str,
-) -> Result<Vec<T>, OutputError> {
-    items
-        .iter()
-        .map(|item| T::deserialize(item).map_err(|e| shape(what, e)))
-        .collect()
-}
-
-/// A borderless table like `kubectl get`: columns separated by spaces, no trailing blanks.
-fn table(header: &[&str]) -> Table {
-    let mut table = Table::new();
-    table.load_style(TableStyle::new());
-    table.force_no_tty();
-    table.set_header(header.to_vec());
-    for column in table.column_iter_mut() {
-        column.set_padding((0, 3));
-    }
-    table
-}
-
-fn finish(table: &Table) -> String {
-    let mut text = table.trim_fmt();
-    text.push('\n');
-    text
-}
-
-fn or_dash(value: Option<&str>) -> String {
-    match value {
-        Some(v) if !v.is_empty() => v.to_owned(),
-        _ => "-".to_owned(),
-    }
-}
-
-fn revision_cell(revision: Option<u64>) -> String {
-    revision.map_or_else(|| "-".to_owned(), |r| r.to_string())
 }
 
 /// Empty match lists mean "any", which is what a reader needs to see.

@@ -53,6 +53,27 @@ fn usage_errors_exit_2() {
         &["route", "create", "web"],
         &["-o", "xml", "status"],
         &["upstream", "create", "-f", "/nonexistent/up.yaml"],
+        &["certificate", "create", "api", "--cert", "c.pem"],
+        &[
+            "certificate",
+            "create",
+            "api",
+            "--cert",
+            "c.pem",
+            "--key",
+            "k.pem",
+            "--client-auth",
+            "optional",
+        ],
+        &[
+            "certificate",
+            "create",
+            "api",
+            "--cert",
+            "/nonexistent/c.pem",
+            "--key",
+            "/nonexistent/k.pem",
+        ],
     ] {
         let output = gatewayctl(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
@@ -191,4 +212,57 @@ async fn diff_and_apply_read_standard_input() {
         String::from_utf8_lossy(&output.stdout),
         "+ route \"web\"\napplied: revision 5\n"
     );
+}
+
+/// A `GET /v1/certificates` answering one expired certificate, described as the admin API does.
+async fn certificate_api() -> SocketAddr {
+    async fn list() -> axum::Json<Value> {
+        axum::Json(json!({"items": [{
+            "name": "old", "cert": "-----BEGIN CERTIFICATE-----\n", "snis": ["old.test"],
+            "info": {"key_type": "rsa-2048", "fingerprint_sha256": "00", "subject": "CN=old.test",
+                     "issuer": "CN=old.test", "sans": ["old.test"],
+                     "not_before": "2001-01-01T00:00:00Z", "not_after": "2002-01-01T00:00:00Z",
+                     "not_after_unix": 1_009_843_200},
+            "revision": 1}], "next_cursor": null}))
+    }
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(listener) => listener,
+        Err(error) => panic!("cannot bind: {error}"),
+    };
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(error) => panic!("no local address: {error}"),
+    };
+    let app = Router::new().route("/v1/certificates", axum::routing::get(list));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn expiry_warnings_go_to_stderr_and_leave_the_exit_code_alone() {
+    let url = format!("http://{}", certificate_api().await);
+    for format in ["table", "json"] {
+        let output = gatewayctl_with_stdin(
+            &["--admin-url", &url, "-o", format, "certificate", "list"],
+            "",
+        )
+        .await;
+        assert_eq!(output.status.code(), Some(0), "{format}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(!stdout.contains("warning"), "{format}: {stdout}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            "warning: certificate \"old\" has expired (not after 2002-01-01T00:00:00Z)\n",
+            "{format}"
+        );
+        if format == "table" {
+            assert!(
+                stdout
+                    .lines()
+                    .nth(1)
+                    .is_some_and(|row| row.ends_with("expired")),
+                "{stdout}"
+            );
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! What every command is given to work with: the admin API client, the output format and where
-//! to print, with the printing every command shares, and the client-side form of the write
-//! flags. A leaf of its own, so that the commands take it from here and the module that
-//! dispatches to them is imported by none of them.
+//! to print (the output, and warnings apart from it), with the printing every command shares, and
+//! the client-side form of the write flags. A leaf of its own, so that the commands take it from
+//! here and the module that dispatches to them is imported by none of them.
 
 use std::io::Write;
 
@@ -18,6 +18,8 @@ pub struct Context<'a> {
     pub client: Client,
     pub format: Format,
     pub out: &'a mut dyn Write,
+    /// Warnings (stderr): kept out of `out` so that `-o json` stays a document for scripts.
+    pub err: &'a mut dyn Write,
 }
 
 impl Context<'_> {
@@ -25,6 +27,15 @@ impl Context<'_> {
         self.out.write_all(text.as_bytes())?;
         self.out.flush()?;
         Ok(())
+    }
+
+    /// One `warning: ...` line per entry. A warning that cannot be written is dropped: it must
+    /// not turn a command that did its job into a failure.
+    pub(super) fn warn(&mut self, warnings: &[String]) {
+        for warning in warnings {
+            let _ = writeln!(self.err, "warning: {warning}");
+        }
+        let _ = self.err.flush();
     }
 
     pub(super) fn print_document(&mut self, value: &Value) -> Result<(), CommandError> {

@@ -4,12 +4,15 @@
 //! exit code too.
 
 mod apply;
+mod certificate;
 mod context;
 mod contexts;
 pub mod exit;
 mod export;
 #[cfg(test)]
 mod fake_api_tests;
+#[cfg(test)]
+mod fake_certificates;
 mod revisions;
 mod rollback;
 mod route;
@@ -25,17 +28,25 @@ use crate::client::Client;
 pub use context::Context;
 pub use exit::{CommandError, Outcome};
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CommandError> {
+/// Runs the parsed command line, printing to `out` and warnings to `err`.
+pub async fn run(
+    cli: Cli,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Outcome, CommandError> {
     let is_diff = matches!(cli.command, Command::Diff(_));
-    let result = run_command(cli, out).await;
+    let result = run_command(cli, out, err).await;
     match result {
         Err(error) if is_diff => Err(CommandError::Diff(Box::new(error))),
         other => other,
     }
 }
 
-async fn run_command(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CommandError> {
+async fn run_command(
+    cli: Cli,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Outcome, CommandError> {
     // Commands that reach no admin API.
     match cli.command {
         Command::Context(command) => {
@@ -67,11 +78,13 @@ async fn run_command(cli: Cli, out: &mut dyn Write) -> Result<Outcome, CommandEr
         client,
         format: cli.output,
         out,
+        err,
     };
     let done = |result: Result<(), CommandError>| result.map(|()| Outcome::Done);
     match cli.command {
         Command::Upstream(command) => done(upstream::run(&mut ctx, command).await),
         Command::Route(command) => done(route::run(&mut ctx, command).await),
+        Command::Certificate(command) => done(certificate::run(&mut ctx, command).await),
         Command::Status => done(status::run(&mut ctx).await),
         Command::Revisions(args) => done(revisions::run(&mut ctx, args).await),
         Command::Apply(args) => done(apply::apply(&mut ctx, args).await),
