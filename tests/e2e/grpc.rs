@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use gateway_tests::cluster::Cluster;
-use gateway_tests::servers::grpc::proto::{
-    ChatMessage, CountRequest, EchoRequest, FailRequest, SumRequest,
+use gateway_tests::servers::grpc::proto::{CountRequest, EchoRequest, FailRequest, SumRequest};
+use gateway_tests::servers::grpc::{
+    BINARY_DETAIL, DETAIL, EchoClient, GrpcEchoServer, check_chat, check_server_stream,
 };
-use gateway_tests::servers::grpc::{BINARY_DETAIL, DETAIL, EchoClient, GrpcEchoServer};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -138,23 +138,7 @@ async fn streams_in_every_direction_pass_through() {
     let mut setup = setup(json!({})).await;
 
     // Server streaming: every message, in order, then the OK trailers.
-    const COUNT: u32 = 1000;
-    let mut stream = setup
-        .client
-        .count(CountRequest {
-            count: COUNT,
-            interval_ms: 0,
-            fail: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut numbers = Vec::new();
-    while let Some(message) = stream.message().await.unwrap() {
-        numbers.push(message.number);
-    }
-    assert_eq!(numbers, (1..=COUNT).collect::<Vec<_>>());
-    assert!(stream.trailers().await.unwrap().is_some(), "OK trailers");
+    check_server_stream(&mut setup.client, 1000).await;
 
     // Client streaming.
     let numbers = futures_util::stream::iter(1..=500).map(|number| SumRequest { number });
@@ -162,31 +146,7 @@ async fn streams_in_every_direction_pass_through() {
     assert_eq!((sum.total, sum.count), (125_250, 500));
 
     // Bidirectional, interleaved: each answer arrives before the next message is sent.
-    let (outbound, requests) = mpsc::channel(1);
-    let mut answers = setup
-        .client
-        .chat(ReceiverStream::new(requests))
-        .await
-        .unwrap()
-        .into_inner();
-    for i in 0..100 {
-        let text = format!("message {i}");
-        outbound
-            .send(ChatMessage { text: text.clone() })
-            .await
-            .unwrap();
-        let answer = tokio::time::timeout(Duration::from_secs(10), answers.message())
-            .await
-            .unwrap_or_else(|_| panic!("no answer to {text:?}"))
-            .unwrap()
-            .expect("an answer");
-        assert_eq!(answer.text, text.chars().rev().collect::<String>());
-    }
-    drop(outbound);
-    assert!(
-        answers.message().await.unwrap().is_none(),
-        "the chat ends OK"
-    );
+    check_chat(&mut setup.client, 100).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

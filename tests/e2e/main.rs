@@ -24,4 +24,6 @@ mod revisions;
 mod routing;
 mod slow_clients;
 mod sqlite;
+mod tls;
+mod tls_rotation;
 mod upstreams;

@@ -6,10 +6,18 @@ use std::time::Duration;
 use crate::database::TestDatabase;
 use crate::eventually;
 use crate::http::{Admin, client, send, worker_revision};
-use crate::topology::{ControlPlane, Worker, WorkerOptions};
+use crate::topology::{ControlPlane, ControlPlaneOptions, Worker, WorkerOptions};
 
 /// Long enough for a loaded CI machine, short enough to fail fast when something is broken.
 pub const CONVERGE: Duration = Duration::from_secs(10);
+
+/// What a cluster is started with beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    pub control_plane_args: Vec<String>,
+    /// One entry per worker: the extra arguments it is started with.
+    pub workers: Vec<Vec<String>>,
+}
 
 pub struct Cluster {
     // Field order is drop order: processes go before the database they use.
@@ -27,17 +35,34 @@ impl Cluster {
 
     /// A cluster whose workers also get `worker_args`.
     pub async fn start_with_worker_args(workers: usize, worker_args: &[&str]) -> Cluster {
+        let args: Vec<String> = worker_args.iter().map(|a| (*a).to_owned()).collect();
+        Self::start_with(ClusterOptions {
+            control_plane_args: Vec::new(),
+            workers: vec![args; workers],
+        })
+        .await
+    }
+
+    /// A cluster with the control plane and each worker given their own extra arguments.
+    pub async fn start_with(options: ClusterOptions) -> Cluster {
         let database = TestDatabase::create().await;
-        let control_plane = ControlPlane::start(Some(&database.url), None);
+        let control_plane = ControlPlane::start_with(ControlPlaneOptions {
+            database_url: Some(database.url.clone()),
+            cwd: None,
+            extra_args: options.control_plane_args,
+        });
         let admin = Admin::new(&control_plane.admin_url());
         let sync_url = control_plane.sync_url();
-        let workers = (0..workers)
-            .map(|i| {
+        let workers = options
+            .workers
+            .into_iter()
+            .enumerate()
+            .map(|(i, extra_args)| {
                 let mut options = WorkerOptions::new(
                     &format!("worker-{i}-{}", uuid::Uuid::new_v4().simple()),
                     &sync_url,
                 );
-                options.extra_args = worker_args.iter().map(|a| (*a).to_owned()).collect();
+                options.extra_args = extra_args;
                 Worker::start_with(options)
             })
             .collect();

@@ -4,6 +4,7 @@
 
 pub mod binaries;
 pub mod certs;
+pub mod clients;
 pub mod cluster;
 pub mod database;
 pub mod eventually;

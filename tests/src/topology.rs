@@ -113,6 +113,8 @@ pub struct Worker {
     pub process: Process,
     pub node_id: String,
     pub proxy_addr: SocketAddr,
+    /// The TLS listener's address, when the worker was started with `--tls-listen`.
+    pub tls_addr: Option<SocketAddr>,
     pub status_addr: SocketAddr,
     pub cache_file: PathBuf,
     options: WorkerOptions,
@@ -153,11 +155,17 @@ impl Worker {
         args.extend(options.extra_args.iter().cloned());
         let mut process = Process::spawn(&options.node_id, &binary("data-plane"), &args, None);
         let proxy_addr = parse(&process.wait_for("proxy listening on ", START_TIMEOUT));
+        let tls_addr = options
+            .extra_args
+            .iter()
+            .any(|a| a == "--tls-listen")
+            .then(|| parse(&process.wait_for("proxy TLS listening on ", START_TIMEOUT)));
         let status_addr = parse(&process.wait_for("status listening on ", START_TIMEOUT));
         Worker {
             process,
             node_id: options.node_id.clone(),
             proxy_addr,
+            tls_addr,
             status_addr,
             cache_file,
             options,
@@ -183,16 +191,25 @@ impl Worker {
     fn start_again(&mut self) {
         let listen = self.proxy_addr.to_string();
         let status = self.status_addr.to_string();
-        *self = Worker::start_on(
-            self.options.clone(),
-            self.cache_dir.clone(),
-            &listen,
-            &status,
-        );
+        let mut options = self.options.clone();
+        // The TLS listener comes back on its port too, not on a new one.
+        if let Some(tls) = self.tls_addr
+            && let Some(at) = options.extra_args.iter().position(|a| a == "--tls-listen")
+            && let Some(value) = options.extra_args.get_mut(at + 1)
+        {
+            *value = tls.to_string();
+        }
+        *self = Worker::start_on(options, self.cache_dir.clone(), &listen, &status);
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.proxy_addr, path)
+    }
+
+    /// An `https://` URL of the TLS listener for `host` (resolve it to the listener's address).
+    pub fn https_url(&self, host: &str, path: &str) -> String {
+        let tls = self.tls_addr.expect("the worker has a TLS listener");
+        format!("https://{host}:{}{path}", tls.port())
     }
 
     pub fn status_url(&self, path: &str) -> String {

@@ -173,3 +173,55 @@ fn failure(request: FailRequest) -> Result<Status, Status> {
         metadata,
     ))
 }
+
+/// Through `client`: a server stream of `count` messages arrives whole, in order, with OK
+/// trailers.
+pub async fn check_server_stream(client: &mut EchoClient<tonic::transport::Channel>, count: u32) {
+    let mut stream = client
+        .count(CountRequest {
+            count,
+            interval_ms: 0,
+            fail: None,
+        })
+        .await
+        .expect("the call starts")
+        .into_inner();
+    let mut numbers = Vec::new();
+    while let Some(message) = stream.message().await.expect("a message") {
+        numbers.push(message.number);
+    }
+    assert_eq!(numbers, (1..=count).collect::<Vec<_>>());
+    assert!(
+        stream.trailers().await.expect("trailers").is_some(),
+        "OK trailers"
+    );
+}
+
+/// Through `client`: a bidirectional stream of `messages` messages, interleaved (each answer
+/// arrives before the next message is sent), that ends OK.
+pub async fn check_chat(client: &mut EchoClient<tonic::transport::Channel>, messages: usize) {
+    let (outbound, requests) = tokio::sync::mpsc::channel(1);
+    let mut answers = client
+        .chat(tokio_stream::wrappers::ReceiverStream::new(requests))
+        .await
+        .expect("the call starts")
+        .into_inner();
+    for i in 0..messages {
+        let text = format!("message {i}");
+        outbound
+            .send(ChatMessage { text: text.clone() })
+            .await
+            .expect("the call is open");
+        let answer = tokio::time::timeout(Duration::from_secs(10), answers.message())
+            .await
+            .unwrap_or_else(|_| panic!("no answer to {text:?}"))
+            .expect("an answer")
+            .expect("an answer, not the end");
+        assert_eq!(answer.text, text.chars().rev().collect::<String>());
+    }
+    drop(outbound);
+    assert!(
+        answers.message().await.expect("the end").is_none(),
+        "the chat ends OK"
+    );
+}
