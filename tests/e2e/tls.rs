@@ -174,6 +174,11 @@ async fn server_names_choose_the_certificate_exact_first_then_the_longest_wildca
             "{name:?} is refused: {}",
             refused.run
         );
+        assert!(
+            refused.run.stderr.contains("unrecognized name"),
+            "the client is told why: {}",
+            refused.run
+        );
         let defaulted = s_client(defaulting, name, tls.ca(), &[]).await;
         assert_eq!(
             defaulted.subject_common_name().as_deref(),

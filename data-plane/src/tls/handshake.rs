@@ -86,6 +86,7 @@ where
         .and_then(|t| t.lookup(server_name.as_deref()))
         .cloned()
     else {
+        refuse_unknown_name(start.io).await;
         return Err(HandshakeFailure::UnknownName(server_name));
     };
     let stream = start.into_stream(entry.config.clone()).await.map_err(|e| {
@@ -119,6 +120,19 @@ where
         }
     }
     Ok((stream, peer))
+}
+
+/// A fatal `unrecognized_name` alert (RFC 6066 §3) in a plaintext record, as a server sends it
+/// before its ServerHello in TLS 1.2 and 1.3 alike: content type 21, record version 3.3, length
+/// 2, level fatal (2), description 112.
+const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 112];
+
+/// Tells a client why there is no handshake (so that it shows "unrecognized name" rather than
+/// a reset), then closes the connection. Best effort: the client may be gone already.
+async fn refuse_unknown_name<IO: AsyncWrite + Unpin>(mut io: IO) {
+    use tokio::io::AsyncWriteExt;
+    let _ = io.write_all(&UNRECOGNIZED_NAME_ALERT).await;
+    let _ = io.shutdown().await;
 }
 
 fn is_client_certificate_error(error: &std::io::Error) -> bool {
