@@ -1,6 +1,7 @@
-//! A certificate replaced 50 times while clients make new TLS connections and keep old ones
-//! alive, over HTTP/1.1 and HTTP/2, on two workers: no request fails, each worker presents each
-//! new certificate to the next handshake soon after its revision, and none of the private keys
+//! 50 revisions that replace the certificate in use, add another and remove it again, while
+//! clients make new TLS connections and keep old ones alive, over HTTP/1.1 and HTTP/2, on two
+//! workers: no handshake or request fails, each worker's next handshake shows each change soon
+//! after its revision, and none of the private keys
 //! shows up in a log line, a metric, a status page, an admin API answer or a readable cache file.
 
 use std::net::SocketAddr;
@@ -65,9 +66,9 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<u16, String> {
     Ok(status)
 }
 
-/// The leaf certificate a new handshake with `addr` gets.
-async fn presented(tls: &Tls, addr: SocketAddr) -> Result<Vec<u8>, String> {
-    let stream = crate::tls::tls_connect(addr, HOST, tls.ca(), &[b"http/1.1"], None)
+/// The leaf certificate a new handshake with `addr` for `server_name` gets.
+async fn presented(tls: &Tls, addr: SocketAddr, server_name: &str) -> Result<Vec<u8>, String> {
+    let stream = crate::tls::tls_connect(addr, server_name, tls.ca(), &[b"http/1.1"], None)
         .await
         .map_err(|e| e.to_string())?;
     let (_, connection) = stream.get_ref();
@@ -106,7 +107,7 @@ fn key_fragments(issued: &Issued) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_certificate_replaced_under_load_fails_no_request_and_leaks_no_key() {
+async fn certificates_replaced_added_and_removed_under_load_fail_nothing_and_leak_no_key() {
     let tls = Arc::new(Tls::start(&[&[], &[]]).await);
     let mut issued = vec![tls.server("site-0", &[HOST])];
     tls.apply(vec![certificate("site", &issued[0], &[])], json!({}))
@@ -142,30 +143,56 @@ async fn a_certificate_replaced_under_load_fails_no_request_and_leaks_no_key() {
         }
     }
 
+    // Revision by revision: the certificate in use replaced, another one added, the one added
+    // before removed; each time until every worker's next handshake shows the change.
     let mut propagation = Vec::new();
     for rotation in 1..=ROTATIONS {
-        let next = tls.server(&format!("site-{rotation}"), &[HOST]);
         let started = Instant::now();
-        let reply = tls
-            .cluster
-            .admin
-            .put("/v1/certificates/site", &certificate("site", &next, &[]))
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.text);
-        let expected = der_of(&next);
+        let (reply, name, expected) = match rotation % 3 {
+            1 => {
+                let next = tls.server(&format!("site-{rotation}"), &[HOST]);
+                let reply = tls
+                    .cluster
+                    .admin
+                    .put("/v1/certificates/site", &certificate("site", &next, &[]))
+                    .await;
+                let expected = Some(der_of(&next));
+                issued.push(next);
+                (reply, HOST.to_owned(), expected)
+            }
+            2 => {
+                let name = format!("extra-{rotation}.example.test");
+                let added = tls.server(&format!("extra-{rotation}"), &[&name]);
+                let entity = certificate(&format!("extra-{rotation}"), &added, &[]);
+                let reply = tls.cluster.admin.post("/v1/certificates", &entity).await;
+                let expected = Some(der_of(&added));
+                issued.push(added);
+                (reply, name, expected)
+            }
+            _ => {
+                let added = rotation - 1;
+                let reply = tls
+                    .cluster
+                    .admin
+                    .delete(&format!("/v1/certificates/extra-{added}"))
+                    .await;
+                (reply, format!("extra-{added}.example.test"), None)
+            }
+        };
+        assert!(reply.status / 100 == 2, "{}", reply.text);
         for worker in 0..tls.cluster.workers.len() {
             let addr = tls.tls_addr(worker);
-            eventually("the new certificate is presented", CONVERGE, || async {
-                match presented(&tls, addr).await {
-                    Ok(leaf) if leaf == expected => Ok(()),
-                    Ok(_) => Err("still the previous certificate".to_owned()),
-                    Err(error) => Err(error),
+            eventually("every worker shows the change", CONVERGE, || async {
+                match (presented(&tls, addr, &name).await, &expected) {
+                    (Ok(leaf), Some(expected)) if leaf == *expected => Ok(()),
+                    (Err(error), None) if error.contains("UnrecognisedName") => Ok(()),
+                    (Ok(_), _) => Err(format!("{name}: not the certificate of this revision")),
+                    (Err(error), _) => Err(error),
                 }
             })
             .await;
         }
         propagation.push(started.elapsed());
-        issued.push(next);
     }
     stop.store(true, Ordering::Relaxed);
     for task in load {
@@ -176,8 +203,8 @@ async fn a_certificate_replaced_under_load_fails_no_request_and_leaks_no_key() {
     let failed = tally.failed.load(Ordering::Relaxed);
     propagation.sort();
     println!(
-        "{ROTATIONS} replacements: {ok} requests, {failed} failed; write to both workers \
-         presenting it: p50 {:?}, max {:?}",
+        "{ROTATIONS} revisions (certificates replaced, added, removed): {ok} requests, {failed} \
+         failed; from the write to both workers' next handshakes showing it: p50 {:?}, max {:?}",
         propagation[propagation.len() / 2],
         propagation.last().unwrap()
     );
