@@ -253,6 +253,28 @@ async fn certificates_replaced_added_and_removed_under_load_fail_nothing_and_lea
         );
         assert_eq!(mode & 0o077, 0, "cache file mode {mode:o}");
     }
+    // In the database, every key only sealed: the stored rows of today and of the history.
+    let mut database = tls.cluster.database.connect().await;
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT spec FROM resources WHERE kind = 'certificate' \
+         UNION ALL SELECT spec FROM resource_history WHERE kind = 'certificate' AND spec IS NOT NULL",
+    )
+    .fetch_all(&mut database)
+    .await
+    .unwrap();
+    assert!(
+        rows.len() > ROTATIONS / 3,
+        "{} certificate rows",
+        rows.len()
+    );
+    for row in &rows {
+        let spec: serde_json::Value = serde_json::from_str(row).unwrap();
+        let sealed = spec["sealed_key"].as_str().unwrap_or_default();
+        assert!(sealed.starts_with("v1:"), "a sealed key in {row}");
+        assert!(spec.get("key").is_none(), "no key in the clear: {row}");
+    }
+    shown.extend(rows);
+
     for key in &issued {
         for fragment in key_fragments(key) {
             for text in &shown {
