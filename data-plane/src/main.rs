@@ -52,7 +52,19 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // rustls warns about every client whose handshake is odd (an IP address as its server name,
+    // as wrk and many scripts send, or an alert it does not know): one client could fill the
+    // log. The listener counts failed handshakes by reason and logs them at debug; a `rustls`
+    // directive of the operator's own still wins.
+    let asked_for_rustls = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("rustls"));
+    if !asked_for_rustls {
+        for quiet in ["rustls=error", "tokio_rustls=error"] {
+            if let Ok(directive) = quiet.parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);
