@@ -4,15 +4,21 @@
 //! them over several rounds, and prints req/s, p50, p99, CPU per request and the ratios to nginx
 //! (medians over the rounds), for each request shape asked for. Also measures the worker with
 //! 10,000 routes loaded and its memory, and, given another build of the worker, that build in
-//! the same rounds.
+//! the same rounds. With `--tls`, the same proxies terminate TLS instead: keep-alive HTTP/1.1
+//! and HTTP/2, full and resumed handshakes per second, for an ECDSA and an RSA certificate.
 //!
 //! `cargo run --release -p gateway-bench` (the README's performance section shows a run).
 
+mod certs;
+mod h2load;
+mod handshakes;
 mod idle;
 mod procfs;
 mod proxies;
 mod report;
 mod shapes;
+mod tls;
+mod tls_client;
 mod tools;
 mod wrk;
 
@@ -23,6 +29,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
+use crate::certs::KeyType;
 use crate::proxies::{Build, Proxy};
 use crate::report::{Sample, Table};
 use crate::shapes::Shape;
@@ -42,14 +49,15 @@ struct Cli {
     /// Routes loaded into the second gateway worker.
     #[arg(long, default_value_t = 10_000)]
     routes: usize,
-    /// First of the loopback ports the benchmark uses (it takes ten).
+    /// First of the loopback ports the benchmark uses (it takes up to twenty).
     #[arg(long, default_value_t = 18_080)]
     port_base: u16,
     /// Core the proxies run on; wrk and the upstream share the other one.
     #[arg(long, default_value_t = 1)]
     proxy_cpu: usize,
-    /// Request shapes, each measured in its own rounds (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "get")]
+    /// Request shapes, each measured in its own rounds (comma-separated) [default: get; with
+    /// --tls: get,post].
+    #[arg(long, value_enum, value_delimiter = ',')]
     shapes: Vec<Shape>,
     /// Another build of the data-plane binary (e.g. of the commit before a change), run in the
     /// same rounds as this one.
@@ -62,17 +70,60 @@ struct Cli {
     /// Measure only idle connections (no wrk runs).
     #[arg(long, requires = "idle_connections")]
     idle_only: bool,
+    /// Measure over TLS instead: nginx, HAProxy and the worker serving one certificate, with
+    /// keep-alive HTTP/1.1 (wrk) and HTTP/2 (h2load) for each shape, then full and resumed
+    /// handshakes per second, for each key type of --tls-keys.
+    #[arg(long, conflicts_with_all = ["idle_only", "idle_connections"])]
+    tls: bool,
+    /// Key types of the certificates the TLS benchmark serves, one after the other.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "ecdsa,rsa")]
+    tls_keys: Vec<KeyType>,
+    #[command(subcommand)]
+    internal: Option<Internal>,
+}
+
+/// What the benchmark runs of itself in processes of their own.
+#[derive(Debug, clap::Subcommand)]
+enum Internal {
+    /// The TLS handshake load generator, run pinned to the load core (see handshakes.rs).
+    #[command(hide = true)]
+    HandshakeLoad(handshakes::LoadArgs),
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    tools::ensure_installed().context("nginx, HAProxy and wrk are needed")?;
+    let mut cli = Cli::parse();
+    if let Some(Internal::HandshakeLoad(args)) = cli.internal {
+        return handshakes::serve_load(args).await;
+    }
+    if cli.shapes.is_empty() {
+        cli.shapes = if cli.tls {
+            vec![Shape::Get, Shape::Post]
+        } else {
+            vec![Shape::Get]
+        };
+    }
+    tools::ensure_installed(cli.tls).context("the proxies and load generators are needed")?;
     let dir = tempfile::tempdir()?;
     let ports = proxies::Ports::from_base(cli.port_base);
     let load_cpu = usize::from(cli.proxy_cpu == 0);
 
     let upstream = proxies::start_upstream(dir.path(), &ports, load_cpu)?;
+    if cli.tls {
+        let options = tls::Options {
+            rounds: cli.rounds,
+            duration: Duration::from_secs(cli.duration),
+            connections: cli.connections,
+            proxy_cpu: cli.proxy_cpu,
+            load_cpu,
+            shapes: &cli.shapes,
+            keys: &cli.tls_keys,
+            baseline: cli.baseline_worker.as_deref(),
+        };
+        tls::run(dir.path(), &ports, &options).await?;
+        drop(upstream);
+        return Ok(());
+    }
     if cli.idle_only {
         idle_report(dir.path(), &ports, &cli).await?;
         drop(upstream);
@@ -87,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
             cli.proxy_cpu,
             proxies::GatewayRoutes::One,
             Build::Current,
+            None,
         )
         .await?,
         proxies::start_gateway(
@@ -95,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
             cli.proxy_cpu,
             proxies::GatewayRoutes::Many(cli.routes),
             Build::Current,
+            None,
         )
         .await?,
     ];
@@ -106,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
                 cli.proxy_cpu,
                 proxies::GatewayRoutes::One,
                 Build::Baseline(baseline),
+                None,
             )
             .await?,
         );
@@ -222,6 +276,7 @@ async fn idle_report(
                     cli.proxy_cpu,
                     proxies::GatewayRoutes::One,
                     build,
+                    None,
                 )
                 .await?
             }

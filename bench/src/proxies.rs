@@ -1,7 +1,9 @@
 //! The contestants and the upstream they share, each started from a config written into the
-//! benchmark's temporary directory and killed when dropped.
+//! benchmark's temporary directory and killed when dropped; for the TLS benchmark, the same
+//! contestants terminating TLS with one certificate.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,6 +11,8 @@ use gateway_tests::binaries::binary;
 use gateway_tests::http::{Admin, send};
 use gateway_tests::process::Process;
 use serde_json::json;
+
+use crate::certs::Certificate;
 
 pub struct Ports {
     pub upstream: u16,
@@ -27,7 +31,8 @@ impl Ports {
         }
     }
 
-    fn take_gateway(&self) -> u16 {
+    /// A port of its own for one more listener.
+    pub fn take(&self) -> u16 {
         let port = self.next_gateway.get();
         self.next_gateway.set(port + 1);
         port
@@ -36,7 +41,7 @@ impl Ports {
 
 pub struct Proxy {
     pub name: String,
-    /// `http://host:port`, to which each shape adds its path.
+    /// `http://host:port` (`https://` over TLS), to which each shape adds its path.
     pub base: String,
     /// Processes whose CPU time counts as the proxy's.
     pub cpu_pids: Vec<u32>,
@@ -88,12 +93,16 @@ const FORWARDED_NGINX: &str = " proxy_set_header X-Forwarded-For $remote_addr; \
      proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host; \
      proxy_set_header Via \"1.1 nginx\"; add_header Via \"1.1 nginx\" always;";
 
-/// The same headers as [`FORWARDED_NGINX`], for HAProxy's frontend.
-const FORWARDED_HAPROXY: &str = "  option forwardfor\n  \
-     http-request set-header X-Forwarded-Proto http\n  \
-     http-request set-header X-Forwarded-Host %[req.hdr(host)]\n  \
-     http-request add-header Via \"1.1 haproxy\"\n  \
-     http-response add-header Via \"1.1 haproxy\"\n";
+/// The same headers as [`FORWARDED_NGINX`], for HAProxy's frontend reached by `scheme`.
+fn forwarded_haproxy(scheme: &str) -> String {
+    format!(
+        "  option forwardfor\n  \
+         http-request set-header X-Forwarded-Proto {scheme}\n  \
+         http-request set-header X-Forwarded-Host %[req.hdr(host)]\n  \
+         http-request add-header Via \"1.1 haproxy\"\n  \
+         http-response add-header Via \"1.1 haproxy\"\n"
+    )
+}
 
 /// Size of the body of the `large` shape's response.
 pub const LARGE_BODY_BYTES: usize = 64 * 1024;
@@ -116,29 +125,133 @@ pub fn start_upstream(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<P
 /// nginx with a pool of kept-alive upstream connections that, like the gateway's and HAProxy's,
 /// is not recycled every 1,000 requests (the default of `keepalive_requests` in an upstream).
 pub fn start_nginx(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Proxy> {
-    let block = format!(
-        "  upstream backend {{ server 127.0.0.1:{}; keepalive 64; keepalive_requests 1000000; }}\n  server {{ listen 127.0.0.1:{}; location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";{FORWARDED_NGINX} }} }}",
-        ports.upstream, ports.nginx
+    let listen = format!("listen 127.0.0.1:{};", ports.nginx);
+    let base = format!("http://127.0.0.1:{}", ports.nginx);
+    nginx_proxy(dir, ports, "nginx", cpu, &listen, base)
+}
+
+/// [`start_nginx`] on a TLS port of its own, serving `cert` to every client, HTTP/2 and
+/// HTTP/1.1 by ALPN, with a session cache and tickets.
+pub fn start_nginx_tls(
+    dir: &Path,
+    ports: &Ports,
+    cpu: usize,
+    cert: &Certificate,
+) -> anyhow::Result<Proxy> {
+    let port = ports.take();
+    let listen = if nginx_has_http2_directive()? {
+        format!("listen 127.0.0.1:{port} ssl; http2 on;")
+    } else {
+        format!("listen 127.0.0.1:{port} ssl http2;")
+    };
+    let tls = format!(
+        "{listen} ssl_certificate {}; ssl_certificate_key {}; ssl_protocols TLSv1.2 TLSv1.3; \
+         ssl_session_cache shared:SSL:10m; ssl_session_tickets on;",
+        cert.chain_path.display(),
+        cert.key_path.display()
     );
-    let process = nginx(dir, "nginx", cpu, &block)?;
+    let base = format!("https://127.0.0.1:{port}");
+    nginx_proxy(dir, ports, &format!("nginx-tls-{port}"), cpu, &tls, base)
+}
+
+/// The proxying nginx: `listen` (its directives for the listening side) and the rest, which
+/// the plain and the TLS nginx share.
+fn nginx_proxy(
+    dir: &Path,
+    ports: &Ports,
+    name: &str,
+    cpu: usize,
+    listen: &str,
+    base: String,
+) -> anyhow::Result<Proxy> {
+    let block = format!(
+        "  upstream backend {{ server 127.0.0.1:{}; keepalive 64; keepalive_requests 1000000; }}\n  server {{ {listen} location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\";{FORWARDED_NGINX} }} }}",
+        ports.upstream
+    );
+    let process = nginx(dir, name, cpu, &block)?;
     let pid = process.pid();
     Ok(Proxy {
         name: "nginx (1 worker)".into(),
-        base: format!("http://127.0.0.1:{}", ports.nginx),
+        base,
         cpu_pids: vec![pid],
         pid,
         _processes: vec![process],
     })
 }
 
+/// nginx 1.25.1 turned HTTP/2 into a directive of its own (`http2 on;`) and deprecated the
+/// `http2` parameter of `listen`, which older versions (Debian 12 has 1.22) need instead.
+fn nginx_has_http2_directive() -> anyhow::Result<bool> {
+    let output = Command::new("/usr/sbin/nginx")
+        .arg("-v")
+        .output()
+        .context("run nginx -v")?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    let version = nginx_version(&text).with_context(|| format!("nginx -v said {text:?}"))?;
+    Ok(version >= (1, 25, 1))
+}
+
+/// `(1, 22, 1)` from `nginx version: nginx/1.22.1`.
+fn nginx_version(text: &str) -> Option<(u32, u32, u32)> {
+    let version = text.split("nginx/").nth(1)?.split_whitespace().next()?;
+    let mut parts = version.split('.').map(|part| part.parse::<u32>().ok());
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
 pub fn start_haproxy(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Proxy> {
-    let config = format!(
-        "global\n  nbthread 1\n  maxconn 8192\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n  http-reuse always\nfrontend bench\n  bind 127.0.0.1:{}\n{FORWARDED_HAPROXY}  default_backend upstream\nbackend upstream\n  server s1 127.0.0.1:{}\n",
-        ports.haproxy, ports.upstream
+    let bind = format!("127.0.0.1:{}", ports.haproxy);
+    let base = format!("http://127.0.0.1:{}", ports.haproxy);
+    haproxy_proxy(dir, ports, "haproxy", cpu, &bind, "http", base)
+}
+
+/// [`start_haproxy`] on a TLS port of its own, serving `cert` to every client, HTTP/2 and
+/// HTTP/1.1 by ALPN (HAProxy keeps sessions and issues tickets by default).
+pub fn start_haproxy_tls(
+    dir: &Path,
+    ports: &Ports,
+    cpu: usize,
+    cert: &Certificate,
+) -> anyhow::Result<Proxy> {
+    let port = ports.take();
+    let bind = format!(
+        "127.0.0.1:{port} ssl crt {} alpn h2,http/1.1 ssl-min-ver TLSv1.2",
+        cert.combined_path.display()
     );
-    let file = write(dir, "haproxy.cfg", &config)?;
+    let base = format!("https://127.0.0.1:{port}");
+    haproxy_proxy(
+        dir,
+        ports,
+        &format!("haproxy-tls-{port}"),
+        cpu,
+        &bind,
+        "https",
+        base,
+    )
+}
+
+/// HAProxy with `bind` as its frontend's listening side and `scheme` as what it tells the
+/// upstream the client used.
+fn haproxy_proxy(
+    dir: &Path,
+    ports: &Ports,
+    name: &str,
+    cpu: usize,
+    bind: &str,
+    scheme: &str,
+    base: String,
+) -> anyhow::Result<Proxy> {
+    let config = format!(
+        "global\n  nbthread 1\n  maxconn 8192\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  option http-keep-alive\n  http-reuse always\nfrontend bench\n  bind {bind}\n{}  default_backend upstream\nbackend upstream\n  server s1 127.0.0.1:{}\n",
+        forwarded_haproxy(scheme),
+        ports.upstream
+    );
+    let file = write(dir, &format!("{name}.cfg"), &config)?;
     let process = pinned(
-        "haproxy",
+        name,
         cpu,
         Path::new("/usr/sbin/haproxy"),
         &["-db".to_owned(), "-f".to_owned(), file],
@@ -146,7 +259,7 @@ pub fn start_haproxy(dir: &Path, ports: &Ports, cpu: usize) -> anyhow::Result<Pr
     let pid = process.pid();
     Ok(Proxy {
         name: "HAProxy (1 thread)".into(),
-        base: format!("http://127.0.0.1:{}", ports.haproxy),
+        base,
         cpu_pids: vec![pid],
         pid,
         _processes: vec![process],
@@ -165,15 +278,22 @@ pub enum Build<'a> {
     Baseline(&'a Path),
 }
 
-/// A control plane on SQLite (on the load core: it idles during the runs) and one worker thread.
+/// The name under which the TLS benchmark's certificate is stored and made the worker's default.
+const CERTIFICATE_NAME: &str = "bench";
+
+/// A control plane on SQLite (on the load core: it idles during the runs) and one worker thread;
+/// given a certificate, the worker also listens for TLS on a port of its own, serving it to
+/// every client (those sending no server name or another one too), and that port is the one
+/// measured.
 pub async fn start_gateway(
     dir: &Path,
     ports: &Ports,
     cpu: usize,
     routes: GatewayRoutes,
     build: Build<'_>,
+    tls: Option<&Certificate>,
 ) -> anyhow::Result<Proxy> {
-    let listen = ports.take_gateway();
+    let listen = ports.take();
     let label = match (&routes, &build) {
         (GatewayRoutes::One, Build::Current) => "gateway (1 thread)".to_owned(),
         (GatewayRoutes::Many(n), Build::Current) => format!("gateway, {n} routes"),
@@ -233,6 +353,18 @@ pub async fn start_gateway(
         "loading the config failed: {}",
         reply.text
     );
+    if let Some(cert) = tls {
+        // Before the worker starts, so that the first config it receives has the certificate.
+        let certificate =
+            json!({"name": CERTIFICATE_NAME, "cert": cert.chain_pem, "key": cert.key_pem});
+        let reply = admin.post("/v1/certificates", &certificate).await;
+        anyhow::ensure!(
+            matches!(reply.status, 200 | 201),
+            "creating the certificate failed ({}): {}",
+            reply.status,
+            reply.text
+        );
+    }
 
     let mut worker_args = vec![
         "--listen".to_owned(),
@@ -245,12 +377,38 @@ pub async fn start_gateway(
         "1".to_owned(),
         "--no-cache".to_owned(),
     ];
+    if tls.is_some() {
+        worker_args.extend([
+            "--tls-listen".to_owned(),
+            format!("127.0.0.1:{}", ports.take()),
+            "--tls-default-certificate".to_owned(),
+            CERTIFICATE_NAME.to_owned(),
+        ]);
+    }
     if matches!(build, Build::Current) {
         // Like nginx's raised `keepalive_requests`: wrk's connections are never recycled.
         worker_args.extend(["--max-requests-per-connection".to_owned(), "0".to_owned()]);
     }
-    let mut worker = pinned(&label, cpu, &worker_binary, &worker_args);
+    let mut worker = if tls.is_some() {
+        // wrk sends the address it connects to as its server name, which rustls warns about on
+        // every connection: lines that would bury the benchmark's output.
+        let mut args = vec![
+            "RUST_LOG=info,rustls=error".to_owned(),
+            worker_binary.display().to_string(),
+        ];
+        args.extend(worker_args);
+        pinned(&label, cpu, Path::new("env"), &args)
+    } else {
+        pinned(&label, cpu, &worker_binary, &worker_args)
+    };
     let status_addr = worker.wait_for("status listening on ", Duration::from_secs(30));
+    let base = match tls {
+        Some(_) => format!(
+            "https://{}",
+            worker.wait_for("proxy TLS listening on ", Duration::from_secs(30))
+        ),
+        None => format!("http://127.0.0.1:{listen}"),
+    };
     let client = gateway_tests::http::client();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -267,9 +425,28 @@ pub async fn start_gateway(
     let pid = worker.pid();
     Ok(Proxy {
         name: label,
-        base: format!("http://127.0.0.1:{listen}"),
+        base,
         cpu_pids: vec![pid],
         pid,
         _processes: vec![worker, control_plane],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nginx_version;
+
+    #[test]
+    fn reads_nginx_versions() {
+        assert_eq!(
+            nginx_version("nginx version: nginx/1.22.1\n"),
+            Some((1, 22, 1))
+        );
+        assert_eq!(
+            nginx_version("nginx version: nginx/1.26.3 (Debian)"),
+            Some((1, 26, 3))
+        );
+        assert_eq!(nginx_version("nginx version: nginx/1.25"), Some((1, 25, 0)));
+        assert_eq!(nginx_version("command not found"), None);
+    }
 }

@@ -50,6 +50,17 @@ impl Shape {
         std::fs::write(&path, script).with_context(|| format!("write {}", path.display()))?;
         Ok(Some(path))
     }
+
+    /// The request body of this shape in a file written into `dir`, for h2load's `-d`; `None`
+    /// when the shape is a GET.
+    pub fn body_file(self, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+        if self != Shape::Post {
+            return Ok(None);
+        }
+        let path = dir.join("post.json");
+        std::fs::write(&path, json_body()).with_context(|| format!("write {}", path.display()))?;
+        Ok(Some(path))
+    }
 }
 
 const JSON_BODY_BYTES: usize = 1024;

@@ -6,14 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-#[derive(Debug, Clone)]
-pub struct Run {
-    pub requests: u64,
-    pub requests_per_second: f64,
-    pub p50: Duration,
-    pub p99: Duration,
-    pub errors: u64,
-}
+use crate::report::{Run, Unit};
 
 pub fn check_reachable(url: &str, script: Option<&Path>) -> anyhow::Result<()> {
     let mut command = Command::new("wrk");
@@ -92,11 +85,13 @@ fn parse(text: &str) -> anyhow::Result<Run> {
         }
     }
     Ok(Run {
+        unit: Unit::Request,
         requests: requests.context("request count")?,
         requests_per_second: rps.context("Requests/sec")?,
         p50: p50.unwrap_or_default(),
         p99: p99.unwrap_or_default(),
         errors,
+        not_resumed: 0,
     })
 }
 
