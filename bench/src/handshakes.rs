@@ -114,7 +114,15 @@ pub fn run(
     mode: Mode,
     cpu_pids: &[u32],
 ) -> anyhow::Result<Measured> {
-    let exe = std::env::current_exe().context("this executable's path")?;
+    // This very executable, even if a build has replaced the file since it started (the
+    // harness builds the workspace's binaries first, which can relink this one); by its pid,
+    // since `/proc/self` would be taskset's.
+    let exe = std::path::PathBuf::from(format!("/proc/{}/exe", std::process::id()));
+    anyhow::ensure!(
+        exe.exists(),
+        "cannot find this executable at {}",
+        exe.display()
+    );
     let mode_arg = match mode {
         Mode::Full => "full",
         Mode::Resumed => "resumed",
