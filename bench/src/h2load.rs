@@ -48,13 +48,7 @@ fn body_args(command: &mut Command, body: Option<&Path>) {
 pub fn check(address: SocketAddr, path: &str, body: Option<&Path>) -> anyhow::Result<Agreed> {
     let mut command = Command::new("h2load");
     command.args(["-n", "20", "-c", "1", "-m", "10"]);
-    body_args(&mut command, body);
-    let output = command
-        .args(target(address, path))
-        .output()
-        .context("run h2load")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let report = parse(&text).with_context(|| format!("unexpected h2load output:\n{text}"))?;
+    let (report, text) = finish(&mut command, address, path, body)?;
     anyhow::ensure!(
         report.succeeded == 20 && report.failed == 0 && report.ok == 20,
         "no clean responses: {text}"
@@ -85,13 +79,7 @@ pub fn run(
         .arg(format!("-m{STREAMS}"))
         .arg(format!("-D{}", duration.as_secs()))
         .arg(format!("--log-file={}", log.display()));
-    body_args(&mut command, body);
-    let output = command
-        .args(target(address, path))
-        .output()
-        .context("run h2load")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let report = parse(&text).with_context(|| format!("unexpected h2load output:\n{text}"))?;
+    let (report, _) = finish(&mut command, address, path, body)?;
     let log_text =
         std::fs::read_to_string(log).with_context(|| format!("read {}", log.display()))?;
     let (p50, p99) = latencies(&log_text);
@@ -105,6 +93,24 @@ pub fn run(
         errors: report.failed + report.succeeded.saturating_sub(report.ok),
         not_resumed: 0,
     })
+}
+
+/// Adds the body and target to `command`, runs it and reads its summary; also returns what it
+/// printed.
+fn finish(
+    command: &mut Command,
+    address: SocketAddr,
+    path: &str,
+    body: Option<&Path>,
+) -> anyhow::Result<(Report, String)> {
+    body_args(command, body);
+    let output = command
+        .args(target(address, path))
+        .output()
+        .context("run h2load")?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let report = parse(&text).with_context(|| format!("unexpected h2load output:\n{text}"))?;
+    Ok((report, text))
 }
 
 #[derive(Debug, Default)]
