@@ -18,10 +18,9 @@ seconds="${1:-10}"
 
 # libFuzzer itself is C++, built by libfuzzer-sys: install Debian's compiler when none is there.
 if ! command -v c++ >/dev/null && ! command -v g++ >/dev/null; then
-  echo "fuzz: no C++ compiler; installing Debian's g++" >&2
-  sudo_or_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-  sudo_or_root apt-get update -qq
-  sudo_or_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null
+  echo "fuzz: no C++ compiler" >&2
+  source scripts/debian.sh
+  apt_install g++
 fi
 target_dir="$PWD/target/fuzz"
 host="$(rustc -vV | sed -n 's/^host: //p')"

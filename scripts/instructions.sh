@@ -33,9 +33,9 @@ for tool in valgrind wrk nginx; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || missing="$missing $tool"
 done
 if [ -n "$missing" ]; then
-  as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  source scripts/debian.sh
+  # shellcheck disable=SC2086 # one word per package
+  apt_install $missing
 fi
 control_plane=target/release/control-plane
 [ -x "$control_plane" ] || cargo build --release -p control-plane --bin control-plane

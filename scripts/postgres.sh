@@ -8,11 +8,7 @@ set -euo pipefail
 log() { echo "postgres: $*" >&2; }
 die() { echo "postgres: ERROR: $*" >&2; exit 1; }
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-    die "need root (or sudo) to run: $*"
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/debian.sh"
 
 as_postgres() {
   if [ "$(id -u)" -eq 0 ]; then su postgres -s /bin/sh -c "$*"; else sudo -u postgres sh -c "$*"; fi
@@ -37,10 +33,7 @@ start_installed_cluster() {
 }
 
 install_server() {
-  command -v apt-get >/dev/null || die "no PostgreSQL server and no apt-get to install one"
-  log "installing postgresql from Debian's packages"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  apt_install postgresql || die "no PostgreSQL server, and it could not be installed"
 }
 
 wait_until_ready() {
