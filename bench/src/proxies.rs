@@ -179,6 +179,19 @@ fn nginx_proxy(
     })
 }
 
+const MAX_REQUESTS_FLAG: &str = "--max-requests-per-connection";
+
+/// Whether `binary --help` lists `flag`.
+fn takes_flag(binary: &Path, flag: &str) -> anyhow::Result<bool> {
+    let output = Command::new(binary)
+        .arg("--help")
+        .output()
+        .with_context(|| format!("run {} --help", binary.display()))?;
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .any(|word| word == flag))
+}
+
 /// nginx 1.25.1 turned HTTP/2 into a directive of its own (`http2 on;`) and deprecated the
 /// `http2` parameter of `listen`, which older versions (Debian 12 has 1.22) need instead.
 fn nginx_has_http2_directive() -> anyhow::Result<bool> {
@@ -385,9 +398,11 @@ pub async fn start_gateway(
             CERTIFICATE_NAME.to_owned(),
         ]);
     }
-    if matches!(build, Build::Current) {
-        // Like nginx's raised `keepalive_requests`: wrk's connections are never recycled.
-        worker_args.extend(["--max-requests-per-connection".to_owned(), "0".to_owned()]);
+    // Like nginx's raised `keepalive_requests`: the load's connections are never recycled (h2load
+    // does not reconnect after a GOAWAY: it would count the streams cut short as failures). A
+    // baseline built before the flag existed recycles them, and its numbers show it.
+    if matches!(build, Build::Current) || takes_flag(&worker_binary, MAX_REQUESTS_FLAG)? {
+        worker_args.extend([MAX_REQUESTS_FLAG.to_owned(), "0".to_owned()]);
     }
     let mut worker = if tls.is_some() {
         // wrk sends the address it connects to as its server name, which rustls warns about on

@@ -10,8 +10,8 @@
 //! The modules form layers, each importing only the layers below it (checked by the workspace's
 //! layer test):
 //!
-//! - leaves: `body`, `error`, `keys`, `balance`, `retry` (and, outside the crate, the
-//!   `gateway-http1` codec);
+//! - leaves: `body`, `crypto` (the one rustls provider), `error`, `keys`, `balance`, `retry`
+//!   (and, outside the crate, the `gateway-http1` codec);
 //! - `filters` (a route's own filters, in their fixed order) and `observe` (metrics);
 //! - `routing`, `upstream` and `tls` (certificates by server name, handshakes), which never
 //!   import each other;
@@ -23,6 +23,7 @@
 
 mod balance;
 mod body;
+mod crypto;
 mod error;
 mod filters;
 mod front_door;

@@ -56,6 +56,7 @@ impl Exit {
 
 /// Runs the worker until SIGTERM or SIGINT, then drains and returns.
 pub async fn run(cli: Cli) -> Result<Exit, RunError> {
+    crate::crypto::install_process_default();
     let security = ClientSecurity::load(
         cli.control_plane_ca.as_deref(),
         cli.sync_client_cert.as_deref(),

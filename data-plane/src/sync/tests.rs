@@ -485,6 +485,8 @@ mod tls {
 
     #[tokio::test]
     async fn mutual_tls_with_a_throwaway_ca() {
+        // tonic's TLS server takes rustls's process default, as the worker's client does.
+        crate::crypto::install_process_default();
         let pki = pki();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://{}", listener.local_addr().unwrap());

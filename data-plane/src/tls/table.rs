@@ -52,8 +52,7 @@ impl Default for Sessions {
     fn default() -> Self {
         Sessions {
             cache: ServerSessionMemoryCache::new(SESSION_CACHE_SIZE),
-            // Rotates its key every 6 hours, keeping the previous one to decrypt.
-            tickets: rustls::crypto::ring::Ticketer::new().unwrap_or_else(|_| Arc::new(NoTickets)),
+            tickets: crate::crypto::ticketer().unwrap_or_else(|| Arc::new(NoTickets)),
         }
     }
 }
@@ -226,7 +225,7 @@ fn entry_for(certificate: &Certificate, sessions: &Sessions) -> Result<Entry, Ta
         .as_ref()
         .ok_or_else(|| error("key", "the push carries no private key".into()))?;
     let key = private_key_der(key_pem.pem()).map_err(|m| error("key", m))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::crypto::provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(VERSIONS)
         .map_err(|e| error("cert", e.to_string()))?;

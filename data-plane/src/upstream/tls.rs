@@ -1,6 +1,7 @@
-//! TLS towards upstream targets: a rustls client configuration (ring provider) per upstream,
-//! with its roots (the upstream's `ca`, or the system's, loaded once per registry), its SNI,
-//! its ALPN for the upstream's protocol, and `verify: false` that still checks signatures.
+//! TLS towards upstream targets: a rustls client configuration (with the worker's crypto
+//! provider) per upstream, with its roots (the upstream's `ca`, or the system's, loaded once per
+//! registry), its SNI, its ALPN for the upstream's protocol, and `verify: false` that still
+//! checks signatures.
 
 use std::sync::{Arc, OnceLock};
 
@@ -64,16 +65,12 @@ pub fn tls_setup(
     Ok(Some((TlsConnector::from(Arc::new(config)), sni)))
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 fn client_config(
     tls: &UpstreamTls,
     protocol: Protocol,
     system: &SystemRoots,
 ) -> Result<ClientConfig, TlsSetupError> {
-    let provider = provider();
+    let provider = crate::crypto::provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsSetupError::Config(e.to_string()))?;

@@ -52,7 +52,15 @@ pub const DATA_PLANE: LayerTable = LayerTable {
             rank: 0,
             name: "leaves",
             // `http1_fields` may move into the codec crate; until then it is a leaf.
-            modules: &["body", "error", "keys", "balance", "retry", "http1_fields"],
+            modules: &[
+                "body",
+                "crypto",
+                "error",
+                "keys",
+                "balance",
+                "retry",
+                "http1_fields",
+            ],
             same_rank_imports: true,
         },
         Layer {
