@@ -25,8 +25,9 @@ pub use model::{Certificate, ClientAuth, ClientAuthMode, Computed, PrivateKey};
 pub use model::{
     DirectResponse, HeaderMatch, HeaderTransform, Mirror, QueryMatch, Redirect, Rewrite, Sticky,
 };
+pub use model::{IpRestriction, Plugins, RequestId, RequestSizeLimit};
 pub use validate::limits;
 pub use validate::server_name_conflicts_with;
 pub use validate::{ErrorKind, FieldError, Kind, ValidationErrors, validate_name};
-pub use validate::{REGEX_SIZE_LIMIT, compile_full_match, expansion_budget_error};
+pub use validate::{REGEX_SIZE_LIMIT, compile_full_match, expansion_budget_error, parse_ip_rule};
 pub use wire::{WireError, config_from_resources, resources_from_config};

@@ -72,6 +72,8 @@ pub struct Activity {
     failed: std::sync::atomic::AtomicBool,
     /// The client sent nothing of its body for the body read timeout.
     stalled: std::sync::atomic::AtomicBool,
+    /// The client's body passed the route's size limit.
+    too_large: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -81,7 +83,13 @@ impl Activity {
             last_us: AtomicU64::new(0),
             failed: std::sync::atomic::AtomicBool::new(false),
             stalled: std::sync::atomic::AtomicBool::new(false),
+            too_large: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the client's body passed the route's size limit.
+    pub fn client_too_large(&self) -> bool {
+        self.too_large.load(Ordering::Relaxed)
     }
 
     /// Whether the client stopped sending its body for longer than the body read timeout.
@@ -116,6 +124,8 @@ pub enum BodyError {
     Stalled(Duration),
     #[error("the client's request body arrived slower than {0} bytes a second")]
     TooSlow(u64),
+    #[error("the client's request body is larger than the route's {0} bytes")]
+    TooLarge(u64),
 }
 
 /// How fast a client must send its body: nothing for `read_timeout` at any point, and, past
@@ -169,14 +179,22 @@ pub struct RequestBody {
     inner: ClientBody,
     activity: Option<Arc<Activity>>,
     pace: PaceKept,
+    /// The route's size limit, and the bytes the body has had so far.
+    limit: Option<u64>,
+    sent: u64,
     /// Armed while the body is waited for; `None` once it has ended (or for none at all).
     stall: Option<(Pin<Box<tokio::time::Sleep>>, Option<BodyError>)>,
 }
 
 impl RequestBody {
     /// Wraps `inner`, with the activity the wait for the answer watches when the body is not
-    /// already over (a request without a body needs none).
-    pub fn new(inner: ClientBody, pace: BodyPace) -> (Self, Option<Arc<Activity>>) {
+    /// already over (a request without a body needs none). A body longer than `limit` bytes
+    /// ends with [`BodyError::TooLarge`] as soon as it passes it.
+    pub fn new(
+        inner: ClientBody,
+        pace: BodyPace,
+        limit: Option<u64>,
+    ) -> (Self, Option<Arc<Activity>>) {
         let streaming = !inner.is_end_stream();
         let activity = streaming.then(|| Arc::new(Activity::new()));
         let body = RequestBody {
@@ -188,6 +206,8 @@ impl RequestBody {
                 waited: Duration::ZERO,
                 waiting_since: None,
             },
+            limit,
+            sent: 0,
             stall: streaming.then(|| (Box::pin(tokio::time::sleep(pace.read_timeout)), None)),
         };
         (body, activity)
@@ -238,6 +258,20 @@ impl Body for RequestBody {
                 }
                 if let Some(since) = this.pace.waiting_since.take() {
                     this.pace.waited += since.elapsed();
+                }
+                if let (Some(limit), Some(Ok(frame))) = (this.limit, &frame)
+                    && let Some(data) = frame.data_ref()
+                {
+                    this.sent += data.len() as u64;
+                    if this.sent > limit {
+                        this.stall = None;
+                        this.limit = None;
+                        if let Some(activity) = &this.activity {
+                            activity.too_large.store(true, Ordering::Relaxed);
+                            activity.failed.store(true, Ordering::Relaxed);
+                        }
+                        return Poll::Ready(Some(Err(BodyError::TooLarge(limit))));
+                    }
                 }
                 match &frame {
                     Some(Ok(frame)) if this.stall.is_some() => {
@@ -356,7 +390,8 @@ mod tests {
             .body(http_body_util::StreamBody::new(chunks))
             .unwrap();
         let noted = as_received(request, |incoming| async move {
-            let (mut body, activity) = RequestBody::new(ClientBody::Streaming(incoming), TEST_PACE);
+            let (mut body, activity) =
+                RequestBody::new(ClientBody::Streaming(incoming), TEST_PACE, None);
             let activity = activity.unwrap();
             let mut noted = Vec::new();
             loop {
@@ -386,7 +421,7 @@ mod tests {
     async fn a_request_without_a_body_is_not_watched() {
         let request = Request::get("/").body(Full::new(Bytes::new())).unwrap();
         let unwatched = as_received(request, |incoming| async move {
-            let (_, activity) = RequestBody::new(ClientBody::Streaming(incoming), TEST_PACE);
+            let (_, activity) = RequestBody::new(ClientBody::Streaming(incoming), TEST_PACE, None);
             activity.is_none()
         })
         .await;

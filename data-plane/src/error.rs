@@ -35,6 +35,10 @@ pub enum ProxyError {
     NoHealthyTarget,
     #[error("the upstream is at its connection or request limit")]
     CircuitOpen,
+    #[error("the client's address may not use this route")]
+    AddressRefused,
+    #[error("the request body is larger than this route takes")]
+    BodyTooLarge,
 }
 
 impl ProxyError {
@@ -53,6 +57,8 @@ impl ProxyError {
             ProxyError::NoHealthyTarget | ProxyError::CircuitOpen => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ProxyError::AddressRefused => StatusCode::FORBIDDEN,
+            ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -70,6 +76,8 @@ impl ProxyError {
             ProxyError::UpstreamTimeout => "upstream_timeout",
             ProxyError::NoHealthyTarget => "no_healthy_target",
             ProxyError::CircuitOpen => "circuit_open",
+            ProxyError::AddressRefused => "address_refused",
+            ProxyError::BodyTooLarge => "body_too_large",
         }
     }
 
@@ -111,6 +119,12 @@ impl ProxyError {
             ProxyError::CircuitOpen => {
                 r#"{"error":{"code":"circuit_open","message":"the upstream is at its connection or request limit"}}"#
             }
+            ProxyError::AddressRefused => {
+                r#"{"error":{"code":"address_refused","message":"the client's address may not use this route"}}"#
+            }
+            ProxyError::BodyTooLarge => {
+                r#"{"error":{"code":"body_too_large","message":"the request body is larger than this route takes"}}"#
+            }
         }
     }
 
@@ -123,6 +137,7 @@ impl ProxyError {
                 | ProxyError::UnsupportedCoding
                 | ProxyError::BadBody
                 | ProxyError::BodyTimeout
+                | ProxyError::BodyTooLarge
         )
     }
 
@@ -138,6 +153,8 @@ impl ProxyError {
             ProxyError::CircuitOpen => ("14", "the upstream is at its connection or request limit"),
             ProxyError::UpstreamTimeout => ("4", "the upstream did not answer in time"),
             ProxyError::BodyTimeout => ("4", "the client stopped sending its request"),
+            ProxyError::AddressRefused => ("7", "the client's address may not use this route"),
+            ProxyError::BodyTooLarge => ("8", "the request is larger than this route takes"),
             ProxyError::BadFraming
             | ProxyError::UnsupportedCoding
             | ProxyError::BadBody
@@ -172,7 +189,7 @@ impl ProxyError {
 #[cfg(test)]
 impl ProxyError {
     /// Every error.
-    pub const ALL: [ProxyError; 12] = [
+    pub const ALL: [ProxyError; 14] = [
         ProxyError::NoConfig,
         ProxyError::NoRoute,
         ProxyError::BadFraming,
@@ -185,6 +202,8 @@ impl ProxyError {
         ProxyError::UpstreamTimeout,
         ProxyError::NoHealthyTarget,
         ProxyError::CircuitOpen,
+        ProxyError::AddressRefused,
+        ProxyError::BodyTooLarge,
     ];
 }
 

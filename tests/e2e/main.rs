@@ -15,6 +15,7 @@ mod large_config;
 mod limits;
 mod nack;
 mod offline;
+mod policies;
 mod propagation;
 mod protocols;
 mod reload;

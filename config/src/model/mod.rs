@@ -4,6 +4,7 @@
 mod certificate;
 mod defaults;
 mod duration;
+mod plugins;
 mod policy;
 mod route;
 #[cfg(feature = "openapi")]
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use certificate::{Certificate, ClientAuth, ClientAuthMode, Computed, PrivateKey};
 pub use duration::Duration;
+pub use plugins::{IpRestriction, Plugins, RequestId, RequestSizeLimit};
 pub use policy::{
     ActiveHealthCheck, CircuitBreaker, HealthCheck, PassiveHealthCheck, UpstreamTimeouts,
 };

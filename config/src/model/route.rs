@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::defaults::default_weight;
 use super::duration::Duration;
+use super::plugins::Plugins;
 use super::policy::Retries;
 
 /// Which requests a route takes and where it sends them.
@@ -93,6 +94,9 @@ pub struct Route {
     pub timeout: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<Retries>,
+    /// Policies applied at the edge: request ids, client address rules, a body size limit.
+    #[serde(default, skip_serializing_if = "Plugins::is_empty")]
+    pub plugins: Plugins,
     /// Creation time in Unix milliseconds, set by the control plane; an older route wins a
     /// precedence tie. Not part of the user-facing document.
     #[serde(skip)]

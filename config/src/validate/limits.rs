@@ -89,6 +89,16 @@ pub const MAX_WEIGHT: u32 = 10_000;
 /// More tries than this only multiply the load on a failing upstream.
 pub const MAX_RETRY_ATTEMPTS: u32 = 10;
 
+// Route policies.
+
+/// Addresses and CIDR blocks in one list of an `ip_restriction` (`allow` or `deny`): a worker
+/// checks a request against each, so the list bounds that work; larger sets belong in a
+/// firewall.
+pub const MAX_IP_RULES: usize = 1_000;
+/// Largest `request_size_limit.max_bytes`: 2^53, the largest integer every JSON reader keeps
+/// exact.
+pub const MAX_REQUEST_SIZE_LIMIT: u64 = 1 << 53;
+
 // Upstreams.
 
 /// Targets of one upstream. A consistent-hash upstream's lookup table has 100 slots per target

@@ -13,6 +13,7 @@ mod fields;
 #[cfg(test)]
 mod limit_tests;
 pub mod limits;
+mod plugins;
 mod policy;
 mod route;
 mod upstream;
@@ -21,6 +22,7 @@ pub use certificate::server_name_conflicts_with;
 pub use error::{ErrorKind, FieldError, Kind, ValidationErrors};
 pub use fields::validate_name;
 pub use limits::REGEX_SIZE_LIMIT;
+pub use plugins::parse_ip_rule;
 pub use route::compile_full_match;
 
 use limits::MAX_CONFIG_EXPANSION;

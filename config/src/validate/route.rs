@@ -109,6 +109,7 @@ impl Route {
         if let Some(retries) = &self.retries {
             retries.collect_errors(&mut report);
         }
+        self.plugins.collect_errors(&mut report);
     }
 
     /// Hosts, paths, methods, header and query conditions, and the route table entries that
@@ -524,7 +525,7 @@ fn check_direct_response(direct: &DirectResponse, report: &mut Report<'_>) {
     }
 }
 
-fn check_editable_header(name: &str) -> Result<(), String> {
+pub(super) fn check_editable_header(name: &str) -> Result<(), String> {
     check_token(name, "header name")?;
     if RESERVED_HEADERS
         .iter()

@@ -5,8 +5,9 @@ use gateway_proto::v1;
 use super::WireError;
 use crate::Kind;
 use crate::model::{
-    Backend, DirectResponse, Duration, HeaderMatch, HeaderTransform, Mirror, PathMatch, QueryMatch,
-    Redirect, Retries, Rewrite, Route, Sticky,
+    Backend, DirectResponse, Duration, HeaderMatch, HeaderTransform, IpRestriction, Mirror,
+    PathMatch, Plugins, QueryMatch, Redirect, RequestId, RequestSizeLimit, Retries, Rewrite, Route,
+    Sticky,
 };
 
 impl From<&Route> for v1::Route {
@@ -95,7 +96,45 @@ impl From<&Route> for v1::Route {
                 upstream: m.upstream.clone(),
                 percent: m.percent,
             }),
+            plugins: plugins_to_wire(&r.plugins),
         }
+    }
+}
+
+fn plugins_to_wire(p: &Plugins) -> Option<v1::Plugins> {
+    (!p.is_empty()).then(|| v1::Plugins {
+        request_id: p.request_id.as_ref().map(|r| v1::RequestId {
+            header: r.header.clone(),
+            keep_incoming: r.keep_incoming,
+            echo: r.echo,
+        }),
+        ip_restriction: p.ip_restriction.as_ref().map(|r| v1::IpRestriction {
+            allow: r.allow.clone(),
+            deny: r.deny.clone(),
+        }),
+        request_size_limit: p.request_size_limit.as_ref().map(|l| v1::RequestSizeLimit {
+            max_bytes: l.max_bytes,
+        }),
+    })
+}
+
+fn plugins_from_wire(p: Option<v1::Plugins>) -> Plugins {
+    let Some(p) = p else {
+        return Plugins::default();
+    };
+    Plugins {
+        request_id: p.request_id.map(|r| RequestId {
+            header: r.header,
+            keep_incoming: r.keep_incoming,
+            echo: r.echo,
+        }),
+        ip_restriction: p.ip_restriction.map(|r| IpRestriction {
+            allow: r.allow,
+            deny: r.deny,
+        }),
+        request_size_limit: p.request_size_limit.map(|l| RequestSizeLimit {
+            max_bytes: l.max_bytes,
+        }),
     }
 }
 
@@ -253,6 +292,7 @@ impl TryFrom<v1::Route> for Route {
             created_at_unix_ms: r.created_at_unix_ms,
             timeout: r.timeout_ms.map(Duration::from_millis),
             retries,
+            plugins: plugins_from_wire(r.plugins),
         })
     }
 }
@@ -284,7 +324,12 @@ mod tests {
             "request_headers": {"add": {"x-add": "1"}, "set": {"x-set": "2"}, "remove": ["x-rm"]},
             "response_headers": {"set": {"x-route": "full"}},
             "mirror": {"upstream": "shadow", "percent": 25},
-            "priority": 3
+            "priority": 3,
+            "plugins": {
+                "request_id": {"header": "x-trace-id", "keep_incoming": false, "echo": false},
+                "ip_restriction": {"allow": ["10.0.0.0/8"], "deny": ["10.1.0.0/16", "::1"]},
+                "request_size_limit": {"max_bytes": 4096}
+            }
         }))
         .unwrap();
         assert_eq!(through_the_wire(&full), full);

@@ -4,10 +4,13 @@
 //! pays one branch for them.
 //!
 //! They run in one fixed order, and each request-side filter either lets the request go on or
-//! answers it ([`Flow`]):
+//! answers it ([`Flow`], or the proxy's error for a refusal):
 //!
-//! 1. [`answer`]: a redirect or a fixed response, right after routing; the request goes no
-//!    further.
+//! 0. The route's policies ([`RouteFilters::admit`]), right after routing: [`request_id`] gives
+//!    the request its id (echoed in whatever answers it, refusals included), [`ip_restriction`]
+//!    refuses a client address (403), and `request_size_limit` a body whose declared length is
+//!    over the limit (413; a streamed body is cut, and answered 413, as soon as it passes it).
+//! 1. [`answer`]: a redirect or a fixed response; the request goes no further.
 //! 2. [`rewrite`]: the path the upstream gets (`strip_prefix`, then `rewrite`; a path that cannot
 //!    be rewritten is a 400 before anything is sent) and its `Host` (`preserve_host`, then
 //!    `host_rewrite`).
@@ -18,22 +21,29 @@
 //! 5. [`headers`] on the request: the route's header edits, last, so they may override step 4.
 //!
 //! On the way back, after the proxy's own rules, [`headers`] edits the response (also the
-//! answers of step 1). Policies (authentication, rate limits, CORS, request ids) are filters of
-//! the same shape and take their place in this list.
+//! answers of step 1). Later policies (authentication, rate limits, CORS) are filters of the
+//! same shape and take their place in step 0.
 
 pub mod answer;
 pub mod headers;
+pub mod ip_restriction;
 pub mod mirror;
+pub mod request_id;
 pub mod rewrite;
 mod values;
+
+use std::net::IpAddr;
 
 use gateway_config::{Rewrite, Route};
 use http::{HeaderMap, HeaderValue, Response, request};
 
 use crate::body::LocalBody;
+use crate::error::ProxyError;
 use answer::Answer;
 use headers::HeaderEdits;
+use ip_restriction::IpRules;
 use mirror::MirrorAction;
+use request_id::{Echo, RequestIdPolicy};
 use rewrite::PathRewrite;
 use values::header_value;
 
@@ -49,6 +59,10 @@ pub enum Flow {
 /// Everything a route does besides picking a backend.
 #[derive(Debug, Default)]
 pub struct RouteFilters {
+    pub request_id: Option<RequestIdPolicy>,
+    pub ip_restriction: Option<IpRules>,
+    /// `request_size_limit`: the most bytes of body a request may have.
+    pub body_limit: Option<u64>,
     pub answer: Option<Answer>,
     pub mirror: Option<MirrorAction>,
     pub rewrite: Option<PathRewrite>,
@@ -61,7 +75,17 @@ impl RouteFilters {
     /// `None` when the route has no filters, which is what keeps the request path free of them.
     pub fn compile(route: &Route, upstream_index: &impl Fn(&str) -> Option<usize>) -> Option<Self> {
         let name = route.name.as_str();
+        let plugins = &route.plugins;
         let filters = RouteFilters {
+            request_id: plugins
+                .request_id
+                .as_ref()
+                .and_then(|config| RequestIdPolicy::compile(name, config)),
+            ip_restriction: plugins
+                .ip_restriction
+                .as_ref()
+                .map(|config| IpRules::compile(name, config)),
+            body_limit: plugins.request_size_limit.as_ref().map(|l| l.max_bytes),
             answer: Answer::compile(route),
             mirror: route.mirror.as_ref().and_then(|mirror| {
                 let upstream = upstream_index(&mirror.upstream);
@@ -84,13 +108,41 @@ impl RouteFilters {
             request_headers: HeaderEdits::compile(name, &route.request_headers),
             response_headers: HeaderEdits::compile(name, &route.response_headers),
         };
-        let empty = filters.answer.is_none()
+        let empty = filters.request_id.is_none()
+            && filters.ip_restriction.is_none()
+            && filters.body_limit.is_none()
+            && filters.answer.is_none()
             && filters.mirror.is_none()
             && filters.rewrite.is_none()
             && filters.host_rewrite.is_none()
             && filters.request_headers.is_none()
             && filters.response_headers.is_none();
         (!empty).then_some(filters)
+    }
+
+    /// Step 0: the route's policies. Sets the request's id in `headers` and puts what the
+    /// response is to echo in `echo` (first, so that a refusal carries it too); then refuses
+    /// the client's address, which `client` works out (only for a route that checks it), or
+    /// a body whose declared length (`declared_len`, a lower bound) is over the limit.
+    pub fn admit(
+        &self,
+        headers: &mut HeaderMap,
+        declared_len: u64,
+        client: impl FnOnce(&HeaderMap) -> IpAddr,
+        echo: &mut Option<Echo>,
+    ) -> Result<(), ProxyError> {
+        if let Some(policy) = &self.request_id {
+            *echo = policy.apply(headers);
+        }
+        if let Some(rules) = &self.ip_restriction
+            && !rules.admits(client(headers))
+        {
+            return Err(ProxyError::AddressRefused);
+        }
+        if self.body_limit.is_some_and(|limit| declared_len > limit) {
+            return Err(ProxyError::BodyTooLarge);
+        }
+        Ok(())
     }
 
     /// Step 1: the route's own answer, with its response header edits applied. `host` is the
@@ -240,6 +292,36 @@ mod tests {
             Flow::Continue
         ));
         assert!(filters.mirror().is_none());
+    }
+
+    #[test]
+    fn policies_run_first_and_a_refusal_still_carries_the_request_id() {
+        let r = route(
+            serde_json::json!({"name": "r", "backends": [{"upstream": "u"}],
+            "plugins": {"request_id": {}, "ip_restriction": {"deny": ["10.0.0.0/8"]},
+                        "request_size_limit": {"max_bytes": 10}}}),
+        );
+        let filters = RouteFilters::compile(&r, &|_| Some(0)).unwrap();
+        let client = |ip: &'static str| move |_: &HeaderMap| ip.parse::<IpAddr>().unwrap();
+
+        let mut echo = None;
+        let mut headers = HeaderMap::new();
+        assert!(
+            filters
+                .admit(&mut headers, 10, client("192.0.2.1"), &mut echo)
+                .is_ok()
+        );
+        let (name, id) = echo.unwrap();
+        assert_eq!(headers[&name], id);
+
+        let mut echo = None;
+        let refused = filters.admit(&mut HeaderMap::new(), 0, client("10.1.1.1"), &mut echo);
+        assert_eq!(refused, Err(ProxyError::AddressRefused));
+        assert!(echo.is_some());
+
+        let mut echo = None;
+        let refused = filters.admit(&mut HeaderMap::new(), 11, client("192.0.2.1"), &mut echo);
+        assert_eq!(refused, Err(ProxyError::BodyTooLarge));
     }
 
     #[test]

@@ -29,10 +29,12 @@ pub enum Outcome {
     BadRequest,
     UnsupportedCoding,
     RequestTimeout,
+    AddressRefused,
+    BodyTooLarge,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Ok,
         Outcome::NoRoute,
         Outcome::NoConfig,
@@ -43,6 +45,8 @@ impl Outcome {
         Outcome::BadRequest,
         Outcome::UnsupportedCoding,
         Outcome::RequestTimeout,
+        Outcome::AddressRefused,
+        Outcome::BodyTooLarge,
     ];
 
     /// The `code` label value.
@@ -58,6 +62,8 @@ impl Outcome {
             Outcome::BadRequest => "bad_request",
             Outcome::UnsupportedCoding => "unsupported_transfer_coding",
             Outcome::RequestTimeout => "request_timeout",
+            Outcome::AddressRefused => "address_refused",
+            Outcome::BodyTooLarge => "body_too_large",
         }
     }
 }
@@ -77,6 +83,8 @@ impl From<ProxyError> for Outcome {
             ProxyError::BodyTimeout => Outcome::RequestTimeout,
             ProxyError::UpstreamUnavailable => Outcome::UpstreamUnavailable,
             ProxyError::UpstreamTimeout => Outcome::UpstreamTimeout,
+            ProxyError::AddressRefused => Outcome::AddressRefused,
+            ProxyError::BodyTooLarge => Outcome::BodyTooLarge,
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Outgoing {
     pub upgrade: Option<OnUpgrade>,
     /// The protocol of that upgrade.
     pub upgrade_protocol: Option<HeaderValue>,
+    /// The route's limit on the body's bytes.
+    pub body_limit: Option<u64>,
 }
 
 /// Waits for `answer` until `deadline`, or, while the client's body is on its way, until
@@ -121,7 +123,7 @@ pub async fn forward(
         .retries
         .filter(|r| request.upgrade.is_none() && r.allows(&request.method, body.is_end_stream()));
     let tries = 1 + retries.map_or(0, |r| r.attempts);
-    let (body, activity) = RequestBody::new(body, timeouts.body);
+    let (body, activity) = RequestBody::new(body, timeouts.body, request.body_limit);
     let mut body = Some(body);
     let mut tried: u64 = 0;
     let mut last_error = ProxyError::UpstreamUnavailable;
@@ -226,7 +228,9 @@ pub async fn forward(
                     // The client's body broke the exchange: its error, not the target's.
                     tracing::debug!(upstream = %upstream.name, target = %target.authority,
                         error = %DisplayChain(&error), "the client's request body failed");
-                    return Err(if activity.client_stalled() {
+                    return Err(if activity.client_too_large() {
+                        ProxyError::BodyTooLarge
+                    } else if activity.client_stalled() {
                         ProxyError::BodyTimeout
                     } else {
                         ProxyError::BadBody

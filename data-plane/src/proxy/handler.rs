@@ -7,17 +7,19 @@
 //! The config guard is released before anything is awaited, so a request never holds a revision
 //! longer than it takes to route it, and a new revision never affects a request in flight.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{CONNECTION, HeaderValue, STRICT_TRANSPORT_SECURITY, UPGRADE};
 use http::{Request, Response, StatusCode, Version};
+use http_body::Body as _;
 use http_body_util::Either;
 use ipnet::IpNet;
 
 use super::attempts::{Outgoing, Timeouts, forward};
 use super::body::ProxyBody;
+use super::client_address::client_address;
 use super::forwarding::{
     append_via, check_framing, check_host, check_target, drop_underscored, join_cookies,
     remove_hop_by_hop, remove_hop_by_hop_request, set_forwarded,
@@ -25,6 +27,7 @@ use super::forwarding::{
 use super::mirror::Mirrors;
 use crate::body::{BodyPace, ClientBody};
 use crate::error::ProxyError;
+use crate::filters::request_id::Echo;
 use crate::filters::{Flow, RouteFilters, answer, rewrite};
 use crate::keys::request_key;
 use crate::observe::metrics::Outcome;
@@ -83,6 +86,7 @@ pub struct Proxy {
 /// What the proxy knows about a client connection, worked out once per connection.
 #[derive(Debug, Clone)]
 pub struct Peer {
+    ip: IpAddr,
     ip_value: HeaderValue,
     trusted: bool,
     /// Set on a TLS connection.
@@ -122,6 +126,7 @@ impl Proxy {
         let ip_value = HeaderValue::try_from(ip.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         Peer {
+            ip,
             ip_value,
             trusted,
             tls,
@@ -184,7 +189,8 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let version = request.version();
         let grpc = is_grpc(request.headers());
-        match self.forward(request, peer, interim).await {
+        let mut echo = None;
+        let mut response = match self.forward(request, peer, interim, &mut echo).await {
             Ok(response) => {
                 self.state.metrics().request(Outcome::Ok);
                 response
@@ -205,7 +211,11 @@ impl Proxy {
                 }
                 response
             }
+        };
+        if let Some((name, id)) = echo {
+            response.headers_mut().insert(name, id);
         }
+        response
     }
 
     async fn forward(
@@ -213,6 +223,7 @@ impl Proxy {
         mut request: Request<ClientBody>,
         peer: &Peer,
         interim: Option<&Interim>,
+        echo: &mut Option<Echo>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         check_framing(request.headers())?;
         check_target(request.method(), request.uri())?;
@@ -240,11 +251,18 @@ impl Proxy {
                 .lookup(&RequestInfo::new(host, &parts))
                 .ok_or(ProxyError::NoRoute)?;
             let route = matched.route;
-            if let Some(filters) = &route.filters
-                && let Flow::Respond(response) =
+            if let Some(filters) = &route.filters {
+                filters.admit(
+                    &mut parts.headers,
+                    body.size_hint().lower(),
+                    |headers| client_address(peer.ip, peer.trusted, headers, &self.trusted_proxies),
+                    echo,
+                )?;
+                if let Flow::Respond(response) =
                     filters.answer(&parts, original_host.as_ref(), matched.matched_len)
-            {
-                return Ok(response.map(Either::Right));
+                {
+                    return Ok(response.map(Either::Right));
+                }
             }
             let path = rewrite::upstream_path(
                 &parts.uri,
@@ -332,6 +350,7 @@ impl Proxy {
             host,
             upgrade,
             upgrade_protocol,
+            body_limit: filters.as_ref().and_then(|f| f.body_limit),
         };
         let response = forward(
             &upstream,

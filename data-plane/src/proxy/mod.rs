@@ -6,6 +6,7 @@
 
 pub mod attempts;
 pub mod body;
+pub mod client_address;
 pub mod forwarding;
 pub mod handler;
 pub mod mirror;
