@@ -170,12 +170,11 @@ where
         let interim = Interim::default();
         let to_pass_on = (version == Version::HTTP_11).then_some(&interim);
         let response = {
-            let handled = proxy.handle_with_interim(request, peer, to_pass_on);
-            tokio::pin!(handled);
+            let mut handled = std::pin::pin!(proxy.handle_with_interim(request, peer, to_pass_on));
             loop {
                 tokio::select! {
                     biased;
-                    response = &mut handled => break response,
+                    response = handled.as_mut() => break response,
                     // Filled only while `handled` is polled, just before this is.
                     () = std::future::poll_fn(|_| {
                         if interim.is_waiting() { Poll::Ready(()) } else { Poll::Pending }

@@ -4,7 +4,7 @@
 //! hyper's sender after each poll of the request.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::Pin;
 
 use http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderMap, StatusCode, Version};
@@ -44,14 +44,14 @@ impl Relayed {
 
 /// Runs `handled`, the request's answer, handing what it leaves in `interim` to `sender` after
 /// each of its polls, so that the informational responses go out as they come and before the
-/// final one.
+/// final one. `handled` comes pinned by the caller, so that it is stored once (see
+/// `proxy::attempts`' `wait_for_answer`).
 pub async fn relay<F: Future>(
-    handled: F,
+    mut handled: Pin<&mut F>,
     interim: &Interim,
     sender: &InformationalSender,
     relayed: Relayed,
 ) -> F::Output {
-    let mut handled = pin!(handled);
     std::future::poll_fn(|cx| {
         let polled = handled.as_mut().poll(cx);
         if interim.is_waiting() {

@@ -366,7 +366,8 @@ async fn serve_with_hyper<S>(
             let response = match &sender {
                 Some(sender) => {
                     let interim = Interim::default();
-                    let handled = proxy.handle_with_interim(request, &peer, Some(&interim));
+                    let handled =
+                        std::pin::pin!(proxy.handle_with_interim(request, &peer, Some(&interim)));
                     informational::relay(handled, &interim, sender, relayed).await
                 }
                 None => proxy.handle(request, &peer).await,

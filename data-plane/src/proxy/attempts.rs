@@ -9,6 +9,7 @@
 //! are in, the response streams for as long as it takes.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,16 +56,19 @@ pub struct Outgoing {
 /// Waits for `answer` until `deadline`, or, while the client's body is on its way, until
 /// `timeout` after the last part of it the client sent, whichever is later. `None` once the
 /// time is up.
+///
+/// `answer` comes pinned by the caller: a future taken by value and pinned here would be stored
+/// twice in this one's state (the argument and the pinned copy), which doubles the size of every
+/// request's future above it.
 async fn wait_for_answer<F: Future>(
-    answer: F,
+    mut answer: Pin<&mut F>,
     deadline: Instant,
     timeout: Duration,
     activity: Option<&Activity>,
 ) -> Option<F::Output> {
-    tokio::pin!(answer);
     let mut deadline = deadline;
     loop {
-        if let Ok(output) = tokio::time::timeout_at(deadline, &mut answer).await {
+        if let Ok(output) = tokio::time::timeout_at(deadline, answer.as_mut()).await {
             return Some(output);
         }
         let moved = activity?.last() + timeout;
@@ -175,9 +179,12 @@ pub async fn forward(
         let try_deadline = retries
             .and_then(|r| r.per_try_timeout)
             .map_or(deadline, |t| (Instant::now() + t).min(deadline));
-        let answer = upstream
-            .transport
-            .send(index, &target.authority, outgoing, interim);
+        let answer = std::pin::pin!(upstream.transport.send(
+            index,
+            &target.authority,
+            outgoing,
+            interim
+        ));
         let failure = match wait_for_answer(answer, try_deadline, timeout, activity.as_deref())
             .await
         {
@@ -273,18 +280,40 @@ pub async fn forward(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::pin::pin;
+
     use super::*;
 
     #[tokio::test]
     async fn an_answer_in_time_is_returned_and_a_late_one_times_out() {
         let soon = Instant::now() + Duration::from_secs(5);
-        let answer = wait_for_answer(async { 7 }, soon, Duration::from_secs(5), None).await;
+        let answer = wait_for_answer(pin!(async { 7 }), soon, Duration::from_secs(5), None).await;
         assert_eq!(answer, Some(7));
         let now = Instant::now();
         let never = std::future::pending::<()>();
         assert_eq!(
-            wait_for_answer(never, now, Duration::ZERO, None).await,
+            wait_for_answer(pin!(never), now, Duration::ZERO, None).await,
             None
+        );
+    }
+
+    /// The future a request waits on is held by reference: a by-value copy would put it in
+    /// every request's state twice.
+    #[test]
+    fn waiting_for_an_answer_does_not_hold_a_copy_of_it() {
+        let large = async {
+            let buffer = [0u8; 4096];
+            std::future::ready(()).await;
+            buffer.len()
+        };
+        let answer = pin!(large);
+        let answer_size = std::mem::size_of_val(&*answer);
+        assert!(answer_size >= 4096);
+        let waiting = wait_for_answer(answer, Instant::now(), Duration::ZERO, None);
+        assert!(
+            std::mem::size_of_val(&waiting) < 1024,
+            "{} bytes around a {answer_size}-byte answer",
+            std::mem::size_of_val(&waiting)
         );
     }
 
@@ -293,7 +322,7 @@ mod tests {
         let activity = Activity::new();
         activity.touch();
         let timeout = Duration::from_millis(20);
-        let never = std::future::pending::<()>();
+        let never = pin!(std::future::pending::<()>());
         let waited = wait_for_answer(never, Instant::now() + timeout, timeout, Some(&activity));
         assert_eq!(waited.await, None);
     }
@@ -315,7 +344,7 @@ mod tests {
             let _ = answered.send("done");
         });
         let deadline = Instant::now() + timeout;
-        let waited = wait_for_answer(answer, deadline, timeout, Some(&activity)).await;
+        let waited = wait_for_answer(pin!(answer), deadline, timeout, Some(&activity)).await;
         assert_eq!(waited.map(Result::ok), Some(Some("done")));
     }
 }

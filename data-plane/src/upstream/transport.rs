@@ -3,6 +3,7 @@
 //! (`pool::http2`). Both pools close connections left unused for the upstream's idle timeout.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
@@ -113,16 +114,16 @@ fn passing_on(
 
 /// Awaits `sending`, whose request [`passing_on`] made, moving the informational responses
 /// queued meanwhile to `interim` on the request's own task, as they come and before the answer
-/// (hyper's client reads them before it hands the answer over).
+/// (hyper's client reads them before it hands the answer over). `sending` comes pinned by the
+/// caller, so that this future does not hold a second copy of it.
 async fn relayed<F: Future>(
-    sending: F,
+    mut sending: Pin<&mut F>,
     queued: Option<Arc<Queued>>,
     interim: Option<&Interim>,
 ) -> F::Output {
     let (Some(queued), Some(interim)) = (queued, interim) else {
         return sending.await;
     };
-    let mut sending = std::pin::pin!(sending);
     std::future::poll_fn(|cx| {
         let polled = sending.as_mut().poll(cx);
         // Taken and waited for under one lock, so that none comes unseen in between.
@@ -174,13 +175,13 @@ impl Transport {
             }
             Transport::Http1(pool) => {
                 let (request, queued) = passing_on(request, interim);
-                let sending = pool.send(index, authority, request);
+                let sending = std::pin::pin!(pool.send(index, authority, request));
                 let (response, pooled) = relayed(sending, queued, interim).await?;
                 Answer::Hyper(response, Some(pooled))
             }
             Transport::Http2(pool) => {
                 let (request, queued) = passing_on(request, interim);
-                let sending = pool.send(index, authority, request);
+                let sending = std::pin::pin!(pool.send(index, authority, request));
                 let response = relayed(sending, queued, interim).await?;
                 Answer::Hyper(response, None)
             }
