@@ -5,8 +5,10 @@
 # few per cent whatever else the machine does, unlike req/s, so it is the number to compare two
 # builds by.
 #
-#   scripts/instructions.sh [--seconds N] [--shapes get,post,large] WORKER_BINARY...
+#   scripts/instructions.sh [--seconds N] [--shapes get,post,large] [--tls] WORKER_BINARY...
 #
+# With --tls, wrk speaks TLS 1.3 to the worker's TLS listener, which serves a self-signed ECDSA
+# P-256 certificate made for the run (openssl).
 # Shapes: `get` (3-byte answer), `post` (a JSON body of about 1 KiB, 3-byte answer), `large`
 # (GET of a 64 KiB answer).
 #
@@ -19,14 +21,16 @@ cd "$(dirname "$0")/.."
 
 seconds=15
 shapes=get,post,large
+tls=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
     --shapes) shapes="$2"; shift 2 ;;
+    --tls) tls=true; shift ;;
     *) break ;;
   esac
 done
-[ $# -gt 0 ] || { echo "usage: $0 [--seconds N] [--shapes get,post,large] WORKER_BINARY..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 [--seconds N] [--shapes get,post,large] [--tls] WORKER_BINARY..." >&2; exit 2; }
 
 missing=""
 for tool in valgrind wrk nginx; do
@@ -72,6 +76,14 @@ curl -sf -X PUT "http://$admin/v1/config" -H 'content-type: application/json' --
 {"upstreams": [{"name": "backend", "targets": [{"address": "127.0.0.1:$upstream_port"}]}],
  "routes": [{"name": "bench", "paths": [{"prefix": "/bench"}], "backends": [{"upstream": "backend"}]}]}
 JSON
+if $tls; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=bench.example.test -addext subjectAltName=DNS:bench.example.test \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+  python3 -c 'import json, sys; print(json.dumps({"name": "bench", "cert": open(sys.argv[1]).read(), "key": open(sys.argv[2]).read()}))' \
+    "$work/cert.pem" "$work/key.pem" |
+    curl -sf -X POST "http://$admin/v1/certificates" -H 'content-type: application/json' --data-binary @- >/dev/null
+fi
 
 body=$(python3 -c 'print("{\"items\":[" + ",".join("{\"sku\":\"sku-%04d\",\"qty\":%d}" % (i, i % 7 + 1) for i in range(36)) + "]}")')
 printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[%s]]\n' "$body" > "$work/post.lua"
@@ -82,8 +94,17 @@ for worker in "$@"; do
     port=$(free_port)
     status=$(free_port)
     out="$work/callgrind.out"
+    scheme=http
+    listen=(--listen "127.0.0.1:$port")
+    if $tls; then
+      scheme=https
+      # Connections are never recycled, so that no handshake falls in the counted seconds.
+      listen+=(--tls-listen "127.0.0.1:$(free_port)" --tls-default-certificate bench
+        --max-requests-per-connection 0)
+      port=${listen[3]##*:}
+    fi
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
-      "$worker" --listen "127.0.0.1:$port" --status-listen "127.0.0.1:$status" \
+      "$worker" "${listen[@]}" --status-listen "127.0.0.1:$status" \
       --control-plane "http://$sync" --worker-threads 1 --no-cache >"$work/worker.log" 2>&1 &
     pid=$!
     pids+=($pid)
@@ -95,9 +116,9 @@ for worker in "$@"; do
     [ "$shape" = post ] && script=(-s "$work/post.lua")
     path=/bench/hello
     [ "$shape" = large ] && path=/bench/large
-    wrk -t1 -c50 -d3s "${script[@]}" "http://127.0.0.1:$port$path" >/dev/null
+    wrk -t1 -c50 -d3s "${script[@]}" "$scheme://127.0.0.1:$port$path" >/dev/null
     callgrind_control -i on "$pid" >/dev/null 2>&1
-    report=$(wrk -t1 -c50 -d"${seconds}s" "${script[@]}" "http://127.0.0.1:$port$path")
+    report=$(wrk -t1 -c50 -d"${seconds}s" "${script[@]}" "$scheme://127.0.0.1:$port$path")
     callgrind_control -i off "$pid" >/dev/null 2>&1
     kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     requests=$(echo "$report" | awk '/requests in/ {print $1}')
