@@ -179,9 +179,8 @@ pub struct RequestBody {
     inner: ClientBody,
     activity: Option<Arc<Activity>>,
     pace: PaceKept,
-    /// The route's size limit, and the bytes the body has had so far.
+    /// The route's size limit, against the bytes `pace` counts.
     limit: Option<u64>,
-    sent: u64,
     /// Armed while the body is waited for; `None` once it has ended (or for none at all).
     stall: Option<(Pin<Box<tokio::time::Sleep>>, Option<BodyError>)>,
 }
@@ -207,7 +206,6 @@ impl RequestBody {
                 waiting_since: None,
             },
             limit,
-            sent: 0,
             stall: streaming.then(|| (Box::pin(tokio::time::sleep(pace.read_timeout)), None)),
         };
         (body, activity)
@@ -259,24 +257,20 @@ impl Body for RequestBody {
                 if let Some(since) = this.pace.waiting_since.take() {
                     this.pace.waited += since.elapsed();
                 }
-                if let (Some(limit), Some(Ok(frame))) = (this.limit, &frame)
-                    && let Some(data) = frame.data_ref()
-                {
-                    this.sent += data.len() as u64;
-                    if this.sent > limit {
-                        this.stall = None;
-                        this.limit = None;
-                        if let Some(activity) = &this.activity {
-                            activity.too_large.store(true, Ordering::Relaxed);
-                            activity.failed.store(true, Ordering::Relaxed);
-                        }
-                        return Poll::Ready(Some(Err(BodyError::TooLarge(limit))));
-                    }
-                }
                 match &frame {
                     Some(Ok(frame)) if this.stall.is_some() => {
                         if let Some(data) = frame.data_ref() {
                             this.pace.received += data.len() as u64;
+                            if let Some(limit) = this.limit
+                                && this.pace.received > limit
+                            {
+                                this.stall = None;
+                                if let Some(activity) = &this.activity {
+                                    activity.too_large.store(true, Ordering::Relaxed);
+                                    activity.failed.store(true, Ordering::Relaxed);
+                                }
+                                return Poll::Ready(Some(Err(BodyError::TooLarge(limit))));
+                            }
                         }
                     }
                     _ => this.stall = None,
